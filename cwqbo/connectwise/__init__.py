@@ -1,0 +1,1 @@
+"""ConnectWise PSA (Manage) REST API v3 client, models and permission probes."""

@@ -1,0 +1,151 @@
+"""Domain records shared by the ConnectWise client, the local cache, mapping and the sync engine.
+
+A CWInvoice is what we know of one ConnectWise invoice, with its line detail, in exact Decimal.
+It round-trips through JSON (for the SQLite cache) without losing a digit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from cwqbo import money
+
+LineKind = Literal["product", "time", "expense", "agreement", "adjustment", "total"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyRef:
+    id: int
+    identifier: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    """One billable line. `amount` is the extended amount with CW's sign (negative on credits)."""
+
+    kind: LineKind
+    source_id: int | None
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    taxable: bool
+    item_key: str  # product identifier, work type / role name, expense type name, or "" for agreement/adjustment
+    service_date: date | None = None
+    # time-entry detail (kind == "time")
+    member: str | None = None
+    work_type: str | None = None
+    work_role: str | None = None
+    ticket: str | None = None  # e.g. "ServiceTicket #1234"
+    notes: str | None = None
+    hours: Decimal | None = None
+    # expense detail (kind == "expense")
+    expense_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CWInvoice:
+    id: int
+    number: str
+    type: str  # Standard, Agreement, CreditMemo, DownPayment, Miscellaneous, Progress
+    status_id: int
+    status_name: str
+    company: CompanyRef
+    date: date
+    due_date: date | None
+    subtotal: Decimal
+    sales_tax: Decimal
+    total: Decimal
+    lines: tuple[InvoiceLine, ...]
+    bill_to: CompanyRef | None = None
+    terms: str | None = None
+    customer_po: str | None = None
+    reference: str | None = None
+    location_id: int | None = None
+    department_id: int | None = None
+    tax_code: str | None = None
+    taxable: bool = True
+    currency: str | None = None
+    billing_address: Address | None = None
+    shipping_address: Address | None = None
+    top_comment: str | None = None
+    bottom_comment: str | None = None
+    site_name: str | None = None
+    last_updated: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # ticket/project numbers etc. for custom-field mapping
+
+    @property
+    def is_credit(self) -> bool:
+        return self.type == "CreditMemo" or self.total < 0
+
+    def content_hash(self) -> str:
+        """Stable hash of everything that would change the QBO document; detects re-opened invoices."""
+        return hashlib.sha256(money.dumps(invoice_to_json(self)).encode()).hexdigest()[:32]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def invoice_to_json(inv: CWInvoice) -> dict[str, Any]:
+    """Plain JSON-safe dict: Decimals and dates as strings."""
+    return _encode(asdict(inv))
+
+
+def _line_from_json(d: dict[str, Any]) -> InvoiceLine:
+    dec = {"quantity", "unit_price", "amount", "hours"}
+    kw = {}
+    for f in fields(InvoiceLine):
+        v = d.get(f.name)
+        if v is not None and f.name in dec:
+            v = Decimal(v)
+        elif v is not None and f.name == "service_date":
+            v = date.fromisoformat(v)
+        kw[f.name] = v
+    return InvoiceLine(**kw)
+
+
+def invoice_from_json(d: dict[str, Any]) -> CWInvoice:
+    kw: dict[str, Any] = {}
+    for f in fields(CWInvoice):
+        if f.name not in d:
+            continue
+        v = d[f.name]
+        if v is None:
+            kw[f.name] = None
+        elif f.name in ("subtotal", "sales_tax", "total"):
+            kw[f.name] = Decimal(v)
+        elif f.name in ("date", "due_date"):
+            kw[f.name] = date.fromisoformat(v)
+        elif f.name in ("company", "bill_to"):
+            kw[f.name] = CompanyRef(**v)
+        elif f.name in ("billing_address", "shipping_address"):
+            kw[f.name] = Address(**v)
+        elif f.name == "lines":
+            kw[f.name] = tuple(_line_from_json(x) for x in v)
+        else:
+            kw[f.name] = v
+    return CWInvoice(**kw)
