@@ -1,0 +1,6 @@
+"""`python -m cwqbo` is the same as the `cwqbo` command."""
+
+from cwqbo.cli.main import run
+
+if __name__ == "__main__":
+    run()

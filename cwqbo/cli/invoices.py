@@ -1,0 +1,340 @@
+"""`cwqbo list-unsynced` and `cwqbo refilter`: what is waiting to sync, and which invoices are in scope.
+
+Thin: parse options, call cache / discover, render. Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from cwqbo.errors import ConfigError, NotConnectedError, UsageError
+
+if TYPE_CHECKING:
+    from cwqbo.cache import CachedInvoice
+    from cwqbo.discover import DiscoverResult
+    from cwqbo.prefs import Filters, Prefs
+
+EMPTY_MESSAGE = "No unsynced invoices — everything Closed in scope is in QuickBooks."
+INVOICE_TYPES = ("Standard", "Agreement", "CreditMemo", "DownPayment", "Miscellaneous", "Progress")
+CSV_COLUMNS = ("cw_id", "number", "company_identifier", "company_name", "date", "type", "total", "lines",
+               "mapping_status", "reason")
+
+
+# -- pure helpers -------------------------------------------------------------------------------------
+def parse_date_option(value: str | None, option: str) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} must be a date like 2026-01-31 (got {value!r})") from None
+
+
+def normalize_type(name: str) -> str:
+    """'credit memo' → 'CreditMemo'; unknown names are a ConfigError listing the valid ones."""
+    key = name.replace(" ", "").replace("-", "").casefold()
+    for t in INVOICE_TYPES:
+        if t.casefold() == key:
+            return t
+    raise ConfigError(f"unknown invoice type {name!r}: use one of {', '.join(INVOICE_TYPES)}")
+
+
+def apply_filter_options(current: Filters, *, clear: bool = False, imported: Filters | None = None,
+                         from_date: str | None = None, locations: list[int] | None = None,
+                         departments: list[int] | None = None, statuses: list[str] | None = None,
+                         types: list[str] | None = None, exclude: list[str] | None = None) -> Filters:
+    """New filters from the current ones: --clear, then --import, then each given option replaces its field."""
+    from cwqbo.prefs import Filters
+
+    f = Filters() if clear else replace(current)
+    if imported is not None:
+        f = imported
+    changes: dict[str, Any] = {}
+    if from_date is not None:
+        changes["from_date"] = parse_date_option(from_date, "--from-date")
+    if locations:
+        changes["location_ids"] = _positive(locations, "--location")
+    if departments:
+        changes["department_ids"] = _positive(departments, "--department")
+    if statuses:
+        changes["billing_statuses"] = _names(statuses, "--status")
+    if types:
+        changes["invoice_types"] = list(dict.fromkeys(normalize_type(t) for t in types))
+    if exclude:
+        changes["exclude_companies"] = _names(exclude, "--exclude-company")
+    f = replace(f, **changes)
+    f.invoice_types = [normalize_type(t) for t in f.invoice_types]
+    return f
+
+
+def _positive(values: list[int], option: str) -> list[int]:
+    bad = [v for v in values if v <= 0]
+    if bad:
+        raise ConfigError(f"{option} takes positive ConnectWise ids (got {bad[0]})")
+    return sorted(set(values))
+
+
+def _names(values: list[str], option: str) -> list[str]:
+    names = [v.strip() for v in values]
+    if any(not n for n in names):
+        raise ConfigError(f"{option} cannot be empty")
+    return list(dict.fromkeys(names))
+
+
+def load_filters_file(path: Path) -> Filters:
+    """A TOML file of filters: either top-level keys or a [filters] table."""
+    import tomllib
+
+    from cwqbo.prefs import filters_from_dict
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--import: {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"--import: cannot read {path} ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--import: {path} is not valid TOML ({exc})") from None
+    if isinstance(data.get("filters"), dict):
+        data = data["filters"]
+    return filters_from_dict(data, where=f"{path.name}")
+
+
+def describe_filters(f: Filters) -> list[tuple[str, str]]:
+    def joined(values: list[Any]) -> str:
+        return ", ".join(str(v) for v in values) if values else "any"
+
+    return [
+        ("from date", f.from_date.isoformat() if f.from_date else "any"),
+        ("locations", joined(f.location_ids)),
+        ("departments", joined(f.department_ids)),
+        ("billing statuses", joined(f.billing_statuses) if f.billing_statuses else "every closed status"),
+        ("invoice types", joined(f.invoice_types)),
+        ("excluded companies", ", ".join(f.exclude_companies) if f.exclude_companies else "none"),
+    ]
+
+
+def invoice_rows(rows: list[CachedInvoice], prefs: Prefs) -> list[dict[str, Any]]:
+    """Unsynced invoices with their mapping readiness, as plain dicts (money as exact strings)."""
+    from cwqbo.mapping import readiness
+
+    out = []
+    for c in rows:
+        try:
+            status, reason = readiness(c.invoice(), prefs)
+        except Exception as exc:  # a record the mapper cannot even read is itself a reason to show
+            status, reason = "invalid", f"cannot map: {exc}"
+        out.append({
+            "cw_id": c.cw_id, "number": c.number,
+            "company": {"id": c.company_id, "identifier": c.company_identifier, "name": c.company_name},
+            "date": c.date.isoformat() if c.date else None, "type": c.type, "total": str(c.total),
+            "subtotal": str(c.subtotal), "sales_tax": str(c.sales_tax), "lines": c.line_count,
+            "mapping_status": status, "reason": reason,
+        })
+    return out
+
+
+def csv_text(items: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for it in items:
+        w.writerow([it["cw_id"], it["number"], it["company"]["identifier"], it["company"]["name"], it["date"] or "",
+                    it["type"], it["total"], it["lines"], it["mapping_status"], it["reason"]])
+    return buf.getvalue()
+
+
+# -- progress -----------------------------------------------------------------------------------------
+@contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A rich progress bar on stderr when it is a terminal (never in pipes, cron or --json)."""
+    from cwqbo.cli import render
+
+    if not enabled or not render.err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=render.err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _refresh(app_ctx: Any, store: Any, filters: Filters, *, full: bool, show_progress: bool) -> DiscoverResult:
+    from cwqbo import discover
+
+    cw = app_ctx.cw_client()
+    try:
+        with _progress("Reading ConnectWise invoices", show_progress) as progress:
+            return discover.refresh(cw, store, filters, full=full, clock=app_ctx.clock, progress=progress)
+    finally:
+        close = getattr(cw, "close", None)
+        if callable(close):
+            close()
+
+
+# -- commands -----------------------------------------------------------------------------------------
+def list_unsynced(
+    ctx: typer.Context,
+    refresh: Optional[bool] = typer.Option(None, "--refresh/--no-refresh",
+                                           help="Read changes from ConnectWise first (default: when connected)."),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Only invoices dated on/after DATE."),
+    company: Optional[str] = typer.Option(None, "--company", help="CW company identifier, or part of its name."),
+    sort: str = typer.Option("date", "--sort", help="date, number, company or total."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON envelope instead of a table."),
+    csv_file: Optional[str] = typer.Option(None, "--csv", metavar="FILE|-", help="Write CSV to FILE (- for stdout)."),
+) -> None:
+    """Closed invoices in scope that are not in QuickBooks yet, with what each still needs."""
+    from cwqbo import cache
+    from cwqbo.cli import render
+    from cwqbo.cli.main import get_app_context, use_json
+
+    use_json(ctx, "list-unsynced", as_json)
+    since_date = parse_date_option(since, "--since")
+    if sort not in cache.SORT_KEYS:
+        raise UsageError(f"--sort must be one of {', '.join(cache.SORT_KEYS)} (got {sort!r})")
+    app_ctx = get_app_context(ctx)
+    profile = app_ctx.profile
+    connected = profile.connectwise.configured
+    if refresh and not connected:
+        raise NotConnectedError(f"ConnectWise is not connected for profile {app_ctx.profile_name!r}",
+                                hint="run `cwqbo connect connectwise`, or use --no-refresh to list the cache")
+    store = app_ctx.open_store()
+    try:
+        result = None
+        if refresh or (refresh is None and connected):
+            result = _refresh(app_ctx, store, profile.filters, full=False,
+                              show_progress=not as_json and csv_file != "-")
+        elif not as_json and csv_file != "-":
+            note = "showing the local cache" + ("" if connected else " (ConnectWise is not connected)")
+            render.info(note)
+        rows = cache.unsynced(store, since=since_date, company=company, sort=sort)
+        items = invoice_rows(rows, profile.prefs)
+    finally:
+        store.close()
+
+    from decimal import Decimal
+
+    total = sum((c.total for c in rows), Decimal(0))
+    if csv_file is not None:
+        text = csv_text(items)
+        if csv_file == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        try:
+            Path(csv_file).write_text(text, encoding="utf-8", newline="")
+        except OSError as exc:
+            raise UsageError(f"cannot write {csv_file}: {exc.strerror or exc}") from None
+        if not as_json:
+            render.info(f"wrote {len(items)} invoice(s) to {csv_file}")
+    if as_json:
+        data = {"count": len(items), "total": str(total), "invoices": items,
+                "refresh": None if result is None else {
+                    "fetched": result.fetched, "in_scope": result.in_scope, "removed": result.removed,
+                    "full": result.full, "cw_calls": result.cw_calls}}
+        render.emit_json("list-unsynced", "ok", 0, data)
+        return
+    if csv_file is not None:
+        return
+    if not items:
+        render.out.print(EMPTY_MESSAGE, markup=False)
+        return
+    table_rows = []
+    for it, c in zip(items, rows, strict=True):
+        status = it["mapping_status"] if not it["reason"] else f"{it['mapping_status']}: {it['reason']}"
+        table_rows.append([c.number, c.company_name or c.company_identifier, it["date"] or "", c.type, c.total,
+                           c.line_count, status])
+    render.out.print(render.table(["Number", "Company", "Date", "Type", "Total", "Lines", "Mapping"], table_rows,
+                                  title=f"{len(items)} unsynced invoice(s)"))
+    ready = sum(1 for it in items if it["mapping_status"] == "ready")
+    render.out.print(f"{len(items)} unsynced, {ready} ready to sync, total {render.money(total)}", markup=False)
+
+
+def refilter(
+    ctx: typer.Context,
+    from_date: Optional[str] = typer.Option(None, "--from-date", metavar="DATE",
+                                            help="Only invoices dated on/after DATE ('' clears)."),
+    location: Optional[list[int]] = typer.Option(None, "--location", metavar="ID", help="CW location id (repeat)."),
+    department: Optional[list[int]] = typer.Option(None, "--department", metavar="ID",
+                                                   help="CW department / business unit id (repeat)."),
+    status: Optional[list[str]] = typer.Option(None, "--status", metavar="NAME",
+                                               help="Closed billing status name (repeat; default every closed one)."),
+    invoice_type: Optional[list[str]] = typer.Option(None, "--type", metavar="NAME", help="Invoice type (repeat)."),
+    exclude_company: Optional[list[str]] = typer.Option(None, "--exclude-company", metavar="ID",
+                                                        help="CW company identifier to leave out (repeat)."),
+    import_file: Optional[Path] = typer.Option(None, "--import", metavar="FILE.toml",
+                                               help="Read filters from a TOML file."),
+    clear: bool = typer.Option(False, "--clear", help="Start from no filters (every Closed invoice)."),
+    show: bool = typer.Option(False, "--show", help="Show the current filters and change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON envelope."),
+) -> None:
+    """Change which Closed invoices are in scope, save the filters, and re-read ConnectWise in full."""
+    from cwqbo.cli import render
+    from cwqbo.cli.main import get_app_context, use_json
+    from cwqbo.prefs import filters_to_dict
+
+    use_json(ctx, "refilter", as_json)
+    app_ctx = get_app_context(ctx)
+    profile = app_ctx.profile
+    if show:
+        if as_json:
+            render.emit_json("refilter", "ok", 0, {"filters": filters_to_dict(profile.filters)})
+        else:
+            render.out.print(render.table(["Filter", "Value"], describe_filters(profile.filters)))
+        return
+    imported = load_filters_file(import_file) if import_file is not None else None
+    new = apply_filter_options(profile.filters, clear=clear, imported=imported, from_date=from_date,
+                               locations=location, departments=department, statuses=status,
+                               types=invoice_type, exclude=exclude_company)
+    if not profile.connectwise.configured:
+        raise NotConnectedError(f"ConnectWise is not connected for profile {app_ctx.profile_name!r}",
+                                hint="run `cwqbo connect connectwise` first; nothing was saved")
+    from cwqbo import discover
+
+    cw = app_ctx.cw_client()
+    try:
+        discover.resolve_scope(new, cw.billing_statuses())  # bad status names fail before anything is saved
+        profile.filters = new
+        app_ctx.save_config()
+        store = app_ctx.open_store()
+        try:
+            with _progress("Re-reading ConnectWise invoices", not as_json) as progress:
+                result = discover.refresh(cw, store, new, full=True, clock=app_ctx.clock, progress=progress)
+            from cwqbo import cache
+
+            counts = cache.counts(store)
+        finally:
+            store.close()
+    finally:
+        close = getattr(cw, "close", None)
+        if callable(close):
+            close()
+    if as_json:
+        render.emit_json("refilter", "ok", 0, {
+            "filters": filters_to_dict(new), "fetched": result.fetched, "in_scope": result.in_scope,
+            "left_scope": result.removed, "unsynced": counts["unsynced"], "cw_calls": result.cw_calls})
+        return
+    render.out.print(render.table(["Filter", "Value"], describe_filters(new), title="Filters saved"))
+    render.out.print(f"Fetched {result.fetched} invoice(s) from ConnectWise: {result.in_scope} in scope, "
+                     f"{result.removed} left scope, {counts['unsynced']} unsynced.", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list-unsynced")(list_unsynced)
+    app.command("refilter")(refilter)

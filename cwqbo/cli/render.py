@@ -1,0 +1,84 @@
+"""Output for humans (rich) and machines (`--json` envelope). Only cli/ prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+RESULT_VERSION = "1"
+
+# Rich resolves sys.stdout/sys.stderr lazily, so these work under CliRunner too.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def money(value: Decimal | None, currency: str = "") -> str:
+    """`1,234.50` (two places, thousands separators); exact, never via float."""
+    if value is None:
+        return ""
+    from cwqbo.money import round_cents
+
+    text = f"{round_cents(value):,}"
+    return f"{text} {currency}".strip()
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        t.add_column(column, justify="right" if column.lower() in ("amount", "total", "qbo total", "cw total") else "left")
+    for row in rows:
+        t.add_row(*("" if v is None else money(v) if isinstance(v, Decimal) else str(v) for v in row))
+    return t
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def envelope(command: str, status: str, exit_code: int, data: Any = None,
+             errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"cwqbo_result_version": RESULT_VERSION, "command": command, "status": status,
+            "exit_code": exit_code, "data": _jsonable(data if data is not None else {}),
+            "errors": _jsonable(errors or [])}
+
+
+def emit_json(command: str, status: str, exit_code: int, data: Any = None,
+              errors: list[dict[str, Any]] | None = None) -> None:
+    """Exactly one JSON document on stdout; money as strings."""
+    out.file.write(json.dumps(envelope(command, status, exit_code, data, errors), indent=2) + "\n")
+    out.file.flush()
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False)
+    if hint:
+        err.print(f"hint: {hint}", markup=False, highlight=False)
+
+
+def warn(message: str) -> None:
+    err.print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False)
+
+
+def info(message: str) -> None:
+    err.print(message, markup=False, highlight=False)

@@ -1,0 +1,202 @@
+"""`cwqbo sync`: send Closed invoices to QuickBooks exactly once and batch them in ConnectWise.
+
+Thin: parse options, take the per-profile sync lock, call `sync.run_sync`, render its report.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from cwqbo.cli import render
+from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from cwqbo.sync import ItemResult, SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync
+
+
+def _is_tty() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sync")(sync_command)
+
+
+def sync_command(
+    ctx: typer.Context,
+    select: bool = typer.Option(False, "--select", help="Pick invoices from a checklist (interactive terminals)."),
+    all_: bool = typer.Option(False, "--all", help="Every unsynced invoice (quiet unless something fails; for cron)."),
+    invoice: list[str] = typer.Option([], "--invoice", "-i", help="A ConnectWise invoice number (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be created; write nothing anywhere."),
+    update: bool = typer.Option(False, "--update", help="Also update QBO documents of invoices changed since sync."),
+    no_refresh: bool = typer.Option(False, "--no-refresh", help="Use the local cache; don't read ConnectWise first."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Sync Closed invoices to QuickBooks Online and batch them in ConnectWise."""
+    from cwqbo.cli.main import get_app_context, use_json
+
+    as_json = use_json(ctx, "sync", json_out)
+    if sum([select, all_, bool(invoice)]) != 1:
+        raise UsageError("choose exactly one of --select, --all or --invoice N",
+                         hint="e.g. `cwqbo sync --all`, or `cwqbo sync --invoice 1042 --invoice 1043`")
+    if select and (as_json or not _is_tty()):
+        raise UsageError("--select needs an interactive terminal",
+                         hint="use `--invoice N` (repeatable) or `--all` in scripts and cron")
+    app_ctx = get_app_context(ctx)
+    scheduled = os.environ.get("CWQBO_SCHEDULED") == "1"
+    trigger = "scheduled" if scheduled else "select" if select else "all" if all_ else "invoice"
+    with app_ctx.sync_lock():
+        store = app_ctx.open_store()
+        try:
+            profile = app_ctx.profile
+            deps = SyncDeps(store=store, cw=app_ctx.cw_client(), qbo=make_qbo_client(app_ctx), prefs=profile.prefs,
+                            filters=profile.filters, realm=str(profile.quickbooks.realm_id), clock=app_ctx.clock)
+            refresh = not no_refresh
+            numbers: tuple[str, ...] = tuple(invoice)
+            if select:
+                numbers = _choose(deps, refresh)
+                refresh = False
+                if not numbers:
+                    render.info("nothing selected")
+                    raise typer.Exit(EXIT_OK)
+            options = SyncOptions(selection="all" if all_ else "invoices", invoice_numbers=numbers,
+                                  dry_run=dry_run, update_changed=update, refresh=refresh, trigger=trigger)
+            with _progress(enabled=_is_tty() and not as_json) as progress:
+                report = run_sync(deps, options, progress)
+        finally:
+            store.close()
+    code = EXIT_OK if report.ok else EXIT_SOME_FAILED
+    if as_json:
+        render.emit_json("sync", report.status, code, report_data(report),
+                         [{"code": "invoice_failed", "message": f"{i.number}: {i.error}"}
+                          for i in report.items if i.outcome == "failed"]
+                         + ([{"code": "batch_failed", "message": report.batch_error}] if report.batch_error else []))
+    else:
+        show_report(report, quiet=all_ and not _is_tty())
+    raise typer.Exit(code)
+
+
+def make_qbo_client(app_ctx: Any) -> Any:
+    """The profile's QBOClient (built here when AppContext.qbo_client's signature lags the client's)."""
+    try:
+        return app_ctx.qbo_client()
+    except TypeError:
+        from cwqbo.quickbooks.client import QBOClient
+        from cwqbo.quickbooks.oauth import Endpoints
+
+        settings = app_ctx.profile.quickbooks
+        return QBOClient(Endpoints.for_settings(settings).api_base, settings.realm_id, app_ctx.token_manager(),
+                         clock=app_ctx.clock)
+
+
+def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
+    """Refresh, then let the user tick invoices (questionary checkbox)."""
+    import questionary
+
+    from cwqbo import cache
+
+    if refresh:
+        from cwqbo import discover
+
+        render.info("reading Closed invoices from ConnectWise…")
+        discover.refresh(deps.cw, deps.store, deps.filters, clock=deps.clock)
+    rows = cache.unsynced(deps.store)
+    if not rows:
+        render.info("no unsynced invoices")
+        return ()
+    choices = [questionary.Choice(f"{r.number:<12} {r.date or '':<10} {r.company_name[:30]:<30} "
+                                  f"{render.money(r.total):>12}", value=r.number) for r in rows]
+    picked = questionary.checkbox("Invoices to sync (space to tick, enter to go):", choices=choices).ask()
+    return tuple(picked or ())
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[SyncEvent], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=render.err,
+                  transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def on_event(event: SyncEvent) -> None:
+            bar.update(task, description=event.message[:60] or event.phase,
+                       total=event.total or None, completed=event.done)
+        yield on_event
+
+
+# -- rendering -----------------------------------------------------------------------------------------
+
+def _item_json(i: ItemResult) -> dict[str, Any]:
+    return {"cw_id": i.cw_id, "number": i.number, "company": i.company, "total": i.total, "outcome": i.outcome,
+            "qbo_id": i.qbo_id, "entity": i.entity, "qbo_total": i.qbo_total, "intuit_tid": i.tid,
+            "reason": i.error}
+
+
+def report_data(report: SyncReport) -> dict[str, Any]:
+    return {"run_id": report.run_id, "dry_run": report.dry_run, "status": report.status,
+            "created": report.created, "failed": report.failed, "skipped": report.skipped,
+            "batch_identifier": report.batch_identifier, "batch_error": report.batch_error,
+            "qbo_calls": report.qbo_calls, "cw_calls": report.cw_calls, "duration_seconds": round(report.duration, 3),
+            "message": report.message, "items": [_item_json(i) for i in report.items],
+            "plan": [{"cw_id": p.cw_id, "number": p.number, "company": p.company, "entity": p.entity,
+                      "doc_number": p.doc_number, "total": p.total,
+                      "lines": [{"description": ln.description, "item": ln.item, "amount": ln.amount}
+                                for ln in p.lines]} for p in report.plan],
+            "would_create": [{"kind": getattr(w, "kind", ""), "name": getattr(w, "name", str(w))}
+                             for w in report.would_create]}
+
+
+def items_table(items: list[ItemResult], title: str | None = None) -> Any:
+    return render.table(["Number", "Company", "Total", "Outcome", "QBO id", "Reason"],
+                        [(i.number, i.company, i.total, i.outcome, i.qbo_id or "", i.error or "") for i in items],
+                        title=title)
+
+
+def show_report(report: SyncReport, *, quiet: bool = False) -> None:
+    out = render.out
+    if report.status == "noop":
+        render.info(report.message or "nothing to do")
+        return
+    if report.dry_run:
+        show_plan(report)
+        return
+    failed = [i for i in report.items if i.outcome == "failed"]
+    if not quiet:
+        if report.items:
+            out.print(items_table(report.items))
+        else:
+            out.print("Nothing to sync: every Closed invoice in scope is already in QuickBooks.")
+    elif failed:
+        out.print(items_table(failed, title="Failed invoices"))
+    summary = f"{report.created} sent to QuickBooks, {report.failed} failed, {report.skipped} skipped"
+    if report.batch_identifier:
+        summary += f"; ConnectWise batch {report.batch_identifier} ({len(report.batched_ids)} invoices)"
+    if not quiet or failed or report.batch_error:
+        out.print(summary)
+    if report.batch_error:
+        render.warn(report.batch_error)
+    if failed:
+        render.info("see `cwqbo history` for details; fix the reasons above and run sync again")
+
+
+def show_plan(report: SyncReport) -> None:
+    out = render.out
+    out.print("[bold]Dry run[/bold]: nothing was written to QuickBooks, ConnectWise or the ledger.")
+    if report.would_create:
+        out.print("Would create in QuickBooks: " + ", ".join(
+            f"{getattr(w, 'kind', '')} '{getattr(w, 'name', w)}'" for w in report.would_create))
+    for p in report.plan:
+        rows = [(ln.item or "", ln.description[:60], ln.amount) for ln in p.lines]
+        out.print(render.table(["Item", "Description", "Amount"], rows,
+                               title=f"{p.entity} {p.doc_number} — {p.company} — total {render.money(p.total)}"))
+    failed = [i for i in report.items if i.outcome == "failed"]
+    if failed:
+        out.print(items_table(failed, title="Would fail"))
+    out.print(f"{len(report.plan)} document(s) would be created, {len(failed)} would fail.")

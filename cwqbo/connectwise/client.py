@@ -1,0 +1,491 @@
+"""ConnectWise PSA REST v3 client: auth, paging, retries and error mapping, plus the calls the sync needs.
+
+Every response is parsed with `money.loads` so amounts stay exact Decimal. Waits between retries go
+through the injected Clock, so tests (ManualClock) and benchmarks (ScaledClock) never really sleep.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import stamina
+
+from cwqbo import http, money
+from cwqbo.clock import Clock
+from cwqbo.connectwise import conditions as cond
+from cwqbo.errors import AuthError, ConfigError, PermissionDenied, RemoteError
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_ATTEMPTS = 6
+MAX_WAIT = 120.0  # never honour a Retry-After longer than this (seconds)
+MAX_CONDITION_CHARS = 5000  # encoded `conditions` budget per request; keeps URLs < ~6 KB
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+# path prefix → (module, security area) for 403 messages and permission probes
+SECURITY_AREAS: tuple[tuple[str, str, str], ...] = (
+    ("/time/", "Time & Expense", "Time Entry"),
+    ("/expense/", "Time & Expense", "Expense Report Entry"),
+    ("/finance/accounting", "Finance", "Accounting Interface"),
+    ("/finance/", "Finance", "Invoicing"),
+    ("/procurement/", "Procurement", "Product"),
+    ("/company/", "Companies", "Company Maintenance"),
+    ("/system/", "System", "Member Maintenance"),
+)
+
+REAUTH_HINT = "check the company id and API keys, or re-run `cwqbo connect connectwise`"
+
+
+class CWSettingsLike(Protocol):
+    site: str
+    company_id: str
+    public_key: str
+    client_id: str
+    scheme: str
+
+
+def security_area(path: str) -> tuple[str, str]:
+    """(module, area) of the ConnectWise security role right an endpoint needs."""
+    p = "/" + path.lstrip("/")
+    for prefix, module, area in SECURITY_AREAS:
+        if p.startswith(prefix):
+            return module, area
+    return "System", "API access"
+
+
+def normalize_site(site: str) -> str:
+    """`https://na.myconnectwise.net/` → `na.myconnectwise.net`; reject anything that is not a host."""
+    s = (site or "").strip()
+    if "://" in s:
+        s = urlsplit(s).netloc
+    s = s.rstrip("/").lower()
+    if not s or not _HOST_RE.match(s):
+        raise ConfigError(f"not a ConnectWise site host name: {site!r}",
+                          hint="use the host only, e.g. na.myconnectwise.net")
+    return s
+
+
+def _hostname(site: str) -> str:
+    return urlsplit("//" + site).hostname or ""
+
+
+def _check_scheme(site: str, scheme: str) -> None:
+    if scheme == "https":
+        return
+    if scheme == "http" and _hostname(site) in LOOPBACK_HOSTS:
+        return
+    raise ConfigError(f"refusing scheme {scheme!r} for ConnectWise site {site}",
+                      hint="only https is allowed, except http for a loopback sandbox")
+
+
+def api_base(site: str, codebase: str, scheme: str = "https") -> str:
+    """API root, e.g. https://api-na.myconnectwise.net/v2026_1/apis/3.0 (cloud sites use the api- host)."""
+    host = normalize_site(site)
+    _check_scheme(host, scheme)
+    name = _hostname(host)
+    if name.endswith(".myconnectwise.net") and not name.startswith("api-"):
+        host = "api-" + host
+    code = codebase.strip().strip("/")
+    prefix = f"/{code}/" if code else "/"
+    return f"{scheme}://{host}{prefix}apis/3.0"
+
+
+def fetch_company_info(site: str, company_id: str, scheme: str = "https", *,
+                       client: httpx.Client | None = None) -> dict[str, Any]:
+    """The public companyinfo document (holds `Codebase`); proves the site and company id exist."""
+    host = normalize_site(site)
+    _check_scheme(host, scheme)
+    if not company_id or "/" in company_id:
+        raise ConfigError(f"not a ConnectWise company id: {company_id!r}")
+    url = f"{scheme}://{host}/login/companyinfo/{company_id}"
+    own = client is None
+    c = client or http.new_client()
+    try:
+        resp = c.get(url)
+    except httpx.TransportError as exc:
+        raise ConfigError(f"cannot reach ConnectWise site {host}: {type(exc).__name__}",
+                          hint="check the site name and your network") from exc
+    finally:
+        if own:
+            c.close()
+    not_found = ConfigError(f"ConnectWise company {company_id!r} not found on site {host}",
+                            hint="the company id is the one you type at the ConnectWise login screen")
+    if resp.status_code == 404:
+        raise not_found
+    if resp.status_code >= 400:
+        raise ConfigError(f"ConnectWise site {host} answered HTTP {resp.status_code} for companyinfo")
+    try:
+        data = money.loads(resp.content) if resp.content.strip() else None
+    except ValueError as exc:
+        raise ConfigError(f"ConnectWise site {host} did not return company info (not JSON)") from exc
+    if not isinstance(data, dict) or not data.get("Codebase"):
+        raise not_found
+    return data
+
+
+class _Retry(Exception):
+    """A response or transport failure worth another attempt; `wait` is the server's Retry-After."""
+
+    def __init__(self, message: str, status: int | None, wait: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.wait = wait
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    raw = resp.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, min(float(raw), MAX_WAIT))
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff
+
+
+def _error_message(resp: httpx.Response) -> str:
+    try:
+        data = money.loads(resp.content)
+    except ValueError:
+        return resp.text.strip()[:200]
+    if isinstance(data, dict):
+        msg = str(data.get("message") or "")
+        details = [str(e.get("message")) for e in data.get("errors") or [] if isinstance(e, dict) and e.get("message")]
+        return "; ".join([m for m in [msg, *details] if m])[:300]
+    return str(data)[:200]
+
+
+class CWClient:
+    """Authenticated ConnectWise client. `calls` counts HTTP requests (benchmarks read it).
+
+    Build with keywords (site, company_id, public_key, private_key, client_id, codebase) or, as
+    context.py does, `CWClient(settings, private_key, codebase)` with a `config.CWSettings`.
+    """
+
+    def __init__(self, site: str | CWSettingsLike, company_id: str | None = None,
+                 public_key: str | None = None, private_key: str | None = None,
+                 client_id: str | None = None, codebase: str | None = None, *,
+                 scheme: str | None = None, client: httpx.Client | None = None,
+                 clock: Clock | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+        if not isinstance(site, str):
+            settings = site
+            # positional form CWClient(settings, private_key, codebase)
+            private_key = private_key or company_id
+            codebase = codebase or public_key
+            site, company_id = settings.site, str(settings.company_id)
+            public_key, client_id = settings.public_key, settings.client_id
+            scheme = scheme or getattr(settings, "scheme", "https")
+        scheme = scheme or "https"
+        missing = [n for n, v in (("company id", company_id), ("public key", public_key),
+                                  ("private key", private_key), ("client id", client_id)) if not v]
+        if missing:
+            raise ConfigError(f"ConnectWise {', '.join(missing)} not set",
+                              hint="run `cwqbo connect connectwise`")
+        if codebase is None:
+            raise ConfigError("ConnectWise codebase unknown", hint="run `cwqbo connect connectwise`")
+        self.site = normalize_site(site)
+        self.base_url = api_base(self.site, codebase, scheme)
+        self.clock = clock or Clock()
+        self.max_attempts = max_attempts
+        self.calls = 0
+        auth = (f"{company_id}+{public_key}", str(private_key))
+        headers = {"clientId": str(client_id)}
+        if client is None:
+            self._http = http.new_client(base_url=self.base_url, auth=auth, headers=headers)
+        else:
+            self._http = client
+            client.base_url = httpx.URL(self.base_url + "/")
+            client.auth = auth  # type: ignore[assignment]
+            client.headers.update(headers)
+        self._host = urlsplit(self.base_url).netloc
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CWClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.base_url + "/" + path.lstrip("/")
+
+    def _backoff(self, attempt: int, wait: float | None) -> float:
+        if wait is not None:
+            return wait
+        return min(MAX_WAIT, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                 json_body: Any = None, idempotent: bool = True) -> httpx.Response:
+        """Send with retries; a non-idempotent request is retried only when it cannot have committed."""
+        content = money.dumps(json_body).encode() if json_body is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempt = 0
+        last: _Retry | None = None
+
+        def hook(exc: Exception) -> bool | float:
+            # all waiting happens on self.clock below; stamina only drives the attempt loop
+            return 0.0 if isinstance(exc, _Retry) else False
+
+        try:
+            for att in stamina.retry_context(on=hook, attempts=self.max_attempts, timeout=None,
+                                             wait_initial=0.0, wait_max=0.0, wait_jitter=0.0):
+                with att:
+                    attempt += 1
+                    if last is not None:
+                        self.clock.sleep(self._backoff(attempt - 1, last.wait))
+                    last = None
+                    try:
+                        return self._send_once(method, path, params, content, headers, idempotent)
+                    except _Retry as exc:
+                        last = exc
+                        raise
+        except _Retry as exc:
+            status = f"HTTP {exc.status}" if exc.status else str(exc)
+            raise RemoteError(f"ConnectWise kept failing on {method} {self._path_of(path)} "
+                              f"after {attempt} attempt(s): {status}", status=exc.status,
+                              hint="ConnectWise may be throttling or down; try again later") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _path_of(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            full = urlsplit(path).path
+            base = urlsplit(self.base_url).path
+            return full[len(base):] if full.startswith(base) else full
+        return "/" + path.lstrip("/")
+
+    def _send_once(self, method: str, path: str, params: dict[str, Any] | None, content: bytes | None,
+                   headers: dict[str, str] | None, idempotent: bool) -> httpx.Response:
+        self.calls += 1
+        try:
+            resp = self._http.request(method, self._url(path), params=params, content=content,
+                                      headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # never reached the server: always safe to retry
+            raise _Retry(f"cannot connect to {self.site}: {type(exc).__name__}", None, None) from exc
+        except httpx.TransportError as exc:
+            if idempotent:
+                raise _Retry(f"{type(exc).__name__} talking to {self.site}", None, None) from exc
+            raise RemoteError(f"lost the connection during {method} {self._path_of(path)}; "
+                              "the change may or may not have been applied",
+                              hint="re-run: cwqbo checks what ConnectWise recorded before retrying") from exc
+        if resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429):
+            raise _Retry(f"HTTP {resp.status_code}", resp.status_code, _retry_after(resp))
+        self._raise_for_status(method, path, resp)
+        return resp
+
+    def _raise_for_status(self, method: str, path: str, resp: httpx.Response) -> None:
+        code = resp.status_code
+        if code < 400:
+            return
+        where = self._path_of(path).split("?")[0]
+        if code == 401:
+            raise AuthError("ConnectWise rejected the API keys (HTTP 401)", hint=REAUTH_HINT)
+        if code == 403:
+            module, area = security_area(where)
+            raise PermissionDenied(
+                f"ConnectWise denied {method} {where}: the API member's security role lacks "
+                f"{module} › {area}",
+                hint=f"grant Security Roles › {module} › {area} (Inquire Level: All), "
+                     "then run `cwqbo check-permissions`")
+        msg = _error_message(resp)
+        if code == 400:
+            raise RemoteError(f"ConnectWise rejected {method} {where}: {msg or 'bad request'}", status=400)
+        raise RemoteError(f"ConnectWise answered HTTP {code} on {method} {where}" + (f": {msg}" if msg else ""),
+                          status=code)
+
+    # -- generic calls --------------------------------------------------------------------------
+    def _parse(self, resp: httpx.Response) -> Any:
+        if not resp.content.strip():
+            return None
+        try:
+            return money.loads(resp.content)
+        except ValueError as exc:
+            raise RemoteError(f"ConnectWise sent something that is not JSON for {resp.request.url.path}",
+                              status=resp.status_code) from exc
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._parse(self._request("GET", path, params=params))
+
+    def post_json(self, path: str, body: Any, *, idempotent: bool = False) -> Any:
+        return self._parse(self._request("POST", path, json_body=body, idempotent=idempotent))
+
+    def delete(self, path: str) -> None:
+        self._request("DELETE", path)
+
+    @staticmethod
+    def _list_params(conditions: str | None, fields: Iterable[str] | None, order_by: str | None,
+                     page_size: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"pageSize": page_size}
+        if conditions:
+            params["conditions"] = conditions
+        if fields:
+            params["fields"] = ",".join(cond.check_field(f) for f in fields)
+        if order_by:
+            params["orderBy"] = order_by
+        return params
+
+    def iter_page_lists(self, path: str, conditions: str | None = None, fields: Iterable[str] | None = None,
+                        order_by: str | None = None, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Pages as lists, following `Link: rel="next"`; without Link headers, page numbers until a short page."""
+        if not 1 <= page_size <= 1000:
+            raise ValueError("page_size must be 1..1000")
+        params = self._list_params(conditions, fields, order_by, page_size)
+        page = 1
+        url: str = path
+        query: dict[str, Any] | None = {**params, "page": page}
+        while True:
+            resp = self._request("GET", url, params=query)
+            items = self._parse(resp) or []
+            if not isinstance(items, list):
+                raise RemoteError(f"ConnectWise returned a non-list for {self._path_of(path)}")
+            if items:
+                yield items
+            if "link" in resp.headers:
+                nxt = resp.links.get("next", {}).get("url")
+                if not nxt or not items:
+                    return
+                if urlsplit(nxt).netloc not in ("", self._host):
+                    raise RemoteError(f"ConnectWise sent a next-page link to another host ({urlsplit(nxt).netloc})")
+                url, query = nxt, None
+            else:
+                if len(items) < page_size:
+                    return
+                page += 1
+                url, query = path, {**params, "page": page}
+
+    def iter_pages(self, path: str, conditions: str | None = None, fields: Iterable[str] | None = None,
+                   order_by: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every record of a list endpoint, streamed page by page."""
+        for items in self.iter_page_lists(path, conditions, fields, order_by, page_size):
+            yield from items
+
+    def count(self, path: str, conditions: str | None = None) -> int:
+        params = {"conditions": conditions} if conditions else None
+        data = self.get_json(path.rstrip("/") + "/count", params)
+        return int(data["count"]) if isinstance(data, dict) and "count" in data else 0
+
+    # -- domain calls ---------------------------------------------------------------------------
+    def system_info(self) -> dict[str, Any]:
+        return self.get_json("/system/info") or {}
+
+    def current_member(self, identifier: str | None = None) -> dict[str, Any] | None:
+        """The member behind the API keys: /system/myAccount when offered, else a members lookup.
+
+        Without `identifier` the members list is used only when it holds exactly one member (an API
+        member restricted to itself); None when the API does not tell.
+        """
+        if identifier is None:
+            try:
+                data = self.get_json("/system/myAccount")
+                if isinstance(data, dict):
+                    return data
+            except RemoteError as exc:
+                if exc.status != 404:
+                    raise
+        condition = cond.eq("identifier", identifier) if identifier else None
+        rows = self.get_json("/system/members", {"pageSize": 2, **({"conditions": condition} if condition else {})})
+        if isinstance(rows, list) and len(rows) == 1 and isinstance(rows[0], dict):
+            return rows[0]
+        return None
+
+    def billing_statuses(self) -> list[dict[str, Any]]:
+        return list(self.iter_pages("/finance/billingStatuses", order_by="id asc"))
+
+    def closed_status_ids(self) -> list[int]:
+        """Ids of billing statuses flagged closed: filter invoices by id, not by (renameable) name."""
+        return [int(s["id"]) for s in self.billing_statuses() if s.get("closedFlag")]
+
+    def iter_invoices(self, conditions: str | None = None,
+                      fields: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        return self.iter_pages("/finance/invoices", conditions, fields, order_by="id asc")
+
+    def _by_invoice(self, path: str, invoice_ids: Iterable[int],
+                    fields: Iterable[str] | None = None) -> dict[int, list[dict[str, Any]]]:
+        ids = sorted({int(i) for i in invoice_ids})
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        for condition in cond.in_chunks("invoice/id", ids, max_chars=MAX_CONDITION_CHARS):
+            for rec in self.iter_pages(path, condition, fields, order_by="id asc"):
+                inv = rec.get("invoice") or {}
+                inv_id = inv.get("id") if isinstance(inv, dict) else None
+                if inv_id is not None and int(inv_id) in out:
+                    out[int(inv_id)].append(rec)
+        return out
+
+    def products_for(self, invoice_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """Product lines grouped by invoice id (every asked id present, possibly empty)."""
+        return self._by_invoice("/procurement/products", invoice_ids)
+
+    def time_entries_for(self, invoice_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        return self._by_invoice("/time/entries", invoice_ids)
+
+    def expenses_for(self, invoice_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        return self._by_invoice("/expense/entries", invoice_ids)
+
+    def unposted_invoices(self, invoice_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        path = "/finance/accounting/unpostedinvoices"
+        if invoice_ids is None:
+            return list(self.iter_pages(path, order_by="id asc"))
+        out: list[dict[str, Any]] = []
+        for condition in cond.in_chunks("id", sorted({int(i) for i in invoice_ids}),
+                                        max_chars=MAX_CONDITION_CHARS):
+            out.extend(self.iter_pages(path, condition, order_by="id asc"))
+        return out
+
+    def unposted_invoice_ids(self, invoice_ids: Iterable[int] | None = None) -> set[int]:
+        """Invoices closed and not yet in any accounting batch (optionally only among `invoice_ids`)."""
+        return {int(r["id"]) for r in self.unposted_invoices(invoice_ids)}
+
+    def list_batches(self, conditions: str | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_pages("/finance/accounting/batches", conditions, order_by="id asc"))
+
+    def find_batch(self, identifier: str) -> dict[str, Any] | None:
+        found = self.list_batches(cond.eq("batchIdentifier", identifier))
+        return found[0] if found else None
+
+    def batched_invoice_ids(self, batches: Iterable[dict[str, Any]] | None = None) -> set[int]:
+        """Invoice ids the given (default: all) batches include, where the API reports them."""
+        ids: set[int] = set()
+        for b in self.list_batches() if batches is None else batches:
+            for key in ("includedInvoiceIds", "processedRecordIds"):
+                ids.update(int(i) for i in b.get(key) or [])
+        return ids
+
+    def create_batch(self, identifier: str, invoice_ids: Iterable[int]) -> dict[str, Any]:
+        """Create an accounting batch of exactly these invoices; safe to call again with the same identifier.
+
+        Returns the batch record (`id`, `batchIdentifier`, ...; plus `glExport`, the POST's answer, when
+        this call created it). A lost response is resolved by looking the batch up by identifier, never by
+        a blind re-POST.
+        """
+        ids = sorted({int(i) for i in invoice_ids})
+        if not ids:
+            raise ValueError("create_batch needs at least one invoice id")
+        if not identifier or len(identifier) > 50:
+            raise ValueError("batch identifier must be 1..50 characters")
+        existing = self.find_batch(identifier)
+        if existing is not None:
+            return existing
+        body = {"batchIdentifier": identifier, "exportInvoicesFlag": True, "exportExpensesFlag": False,
+                "exportProductsFlag": False, "processedRecordIds": ids}
+        try:
+            export = self.post_json("/finance/accounting/batches", body) or {}
+        except RemoteError as exc:
+            if exc.status is not None and exc.status < 500:
+                raise
+            found = self.find_batch(identifier)
+            if found is not None:
+                return found
+            raise
+        # the POST answers with the GL export, which lacks the batch id: read the batch record back
+        created = self.find_batch(identifier)
+        if created is None:
+            return export if isinstance(export, dict) else {}
+        return {**created, "glExport": export}
+

@@ -1,0 +1,115 @@
+"""Everything a command needs for one profile, built lazily so `--help` and simple commands stay fast."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cwqbo.clock import Clock
+from cwqbo.config import Config, Paths, Profile, load_config, save_config
+from cwqbo.errors import LockedError, NotConnectedError
+
+if TYPE_CHECKING:
+    from cwqbo.quickbooks.oauth import TokenManager
+    from cwqbo.secrets import SecretStore
+
+
+@dataclass
+class AppContext:
+    paths: Paths
+    config: Config
+    profile_name: str
+    clock: Clock = field(default_factory=Clock)
+    _secret_store: Any = None
+
+    @classmethod
+    def load(cls, paths: Paths, profile_name: str | None = None, clock: Clock | None = None) -> "AppContext":
+        config = load_config(paths.config_file)
+        return cls(paths, config, profile_name or config.default_profile, clock or Clock())
+
+    @property
+    def profile(self) -> Profile:
+        return self.config.profile(self.profile_name)
+
+    def ensure_profile(self) -> Profile:
+        """The profile, created if missing (connect uses this to set up a new profile)."""
+        return self.config.ensure_profile(self.profile_name)
+
+    def save_config(self) -> None:
+        save_config(self.config, self.paths.config_file)
+
+    def open_store(self) -> Any:
+        from cwqbo.store import Store  # type: ignore[import-not-found]
+
+        self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        return Store.open(self.paths.db_file(self.profile_name))
+
+    def secret_store(self, kind: str | None = None) -> "SecretStore":
+        from cwqbo.secrets import open_secret_store
+
+        if kind is not None:
+            return open_secret_store(kind, self.paths)
+        if self._secret_store is None:
+            self._secret_store = open_secret_store(self.profile.secret_store, self.paths)
+        return self._secret_store  # type: ignore[no-any-return]
+
+    def cw_client(self) -> Any:
+        from cwqbo.connectwise.client import CWClient, fetch_company_info  # type: ignore[import-not-found]
+        from cwqbo.secrets import CW_PRIVATE_KEY, secret_name
+
+        settings = self.profile.connectwise
+        if not settings.configured:
+            raise NotConnectedError(f"ConnectWise is not connected for profile {self.profile_name!r}",
+                                    hint="run `cwqbo connect connectwise`")
+        private_key = self.secret_store().get(secret_name(self.profile_name, CW_PRIVATE_KEY))
+        if not private_key:
+            raise NotConnectedError("the ConnectWise private key is missing from the secret store",
+                                    hint="run `cwqbo connect connectwise`")
+        info = fetch_company_info(settings.site, settings.company_id, scheme=settings.scheme)
+        return CWClient(settings, private_key, info["Codebase"])
+
+    def token_manager(self) -> "TokenManager":
+        from cwqbo.quickbooks.oauth import TokenManager
+
+        qbo = self.profile.quickbooks
+        if not qbo.configured:
+            raise NotConnectedError(f"QuickBooks is not connected for profile {self.profile_name!r}",
+                                    hint="run `cwqbo connect quickbooks`")
+        return TokenManager(qbo, self.secret_store(), self.profile_name,
+                            self.paths.lock_dir / f"{self.profile_name}.oauth.lock", self.clock)
+
+    def qbo_client(self) -> Any:
+        from cwqbo.quickbooks.client import QBOClient  # type: ignore[import-not-found]
+        from cwqbo.quickbooks.oauth import Endpoints
+
+        manager = self.token_manager()
+        qbo = self.profile.quickbooks
+        return QBOClient(Endpoints.for_settings(qbo).api_base, qbo.realm_id, manager, self.clock)
+
+    @contextmanager
+    def sync_lock(self) -> Iterator[None]:
+        """One sync per profile; a second one fails at once (exit 75) instead of queueing behind cron."""
+        from filelock import FileLock, Timeout
+
+        self.paths.lock_dir.mkdir(parents=True, exist_ok=True)
+        path = self.paths.lock_dir / f"{self.profile_name}.sync.lock"
+        pid_file = path.with_suffix(".pid")
+        lock = FileLock(str(path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            try:
+                pid = pid_file.read_text().strip() or "?"
+            except OSError:
+                pid = "?"
+            raise LockedError(f"another cwqbo sync is running for profile {self.profile_name} (pid {pid})",
+                              hint="wait for it to finish; cron can simply try again later") from None
+        try:
+            pid_file.write_text(str(os.getpid()))
+            yield
+        finally:
+            pid_file.unlink(missing_ok=True)
+            lock.release()

@@ -1,0 +1,488 @@
+"""QuickBooks Online Accounting API v3 client: reads, idempotent writes, batch, retries, throttling.
+
+Exactly-once rests on Intuit's `requestid`: a write retried with the same requestid returns the first
+response instead of creating a second object. So every write carries a caller-chosen requestid and every
+transient failure of a write (5xx, timeout, dropped connection) is retried with that same id.
+Each result and error carries Intuit's transaction id (`intuit_tid`) so support cases can be traced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from cwqbo import http, money
+from cwqbo.clock import Clock
+from cwqbo.crashpoints import crashpoint
+from cwqbo.errors import AuthError, RemoteError
+from cwqbo.quickbooks import query as qbo_query
+from cwqbo.quickbooks.query import escape
+from cwqbo.quickbooks.throttle import Throttle
+
+__all__ = ["BatchItemResult", "BatchOp", "QBOClient", "QBOError", "QBOFault", "QBOResult", "TokenSource", "escape"]
+
+DEFAULT_MINOR_VERSION = 75
+MAX_BATCH_ITEMS = 30
+REQUEST_ID_MAX = 50
+BATCH_REQUEST_ID_MAX = 36
+PAGE_SIZE = 1000
+GET_QUERY_MAX = 1500  # longer statements go as a POST body (URL length limits)
+CRASH_AFTER_WRITE = "qbo.after_write_response"
+
+log = logging.getLogger(__name__)
+
+
+class TokenSource(Protocol):
+    """What the client needs from oauth.TokenManager."""
+
+    def access_token(self) -> str: ...
+
+    def force_refresh(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class QBOFault:
+    """One error from a QBO `Fault` (or lower-case `fault`) envelope."""
+
+    code: str
+    message: str
+    detail: str = ""
+    element: str | None = None
+    tid: str | None = None
+
+    def __str__(self) -> str:
+        text = f"QBO error {self.code}: {self.message}"
+        if self.detail and self.detail != self.message:
+            text += f" ({self.detail})"
+        return text
+
+
+class QBOError(RemoteError):
+    """QBO refused a request; `faults` lists every error it gave, `code` is the first one's code."""
+
+    def __init__(self, message: str, *, faults: list[QBOFault] | None = None, status: int | None = None,
+                 tid: str | None = None, hint: str | None = None) -> None:
+        self.faults = list(faults or [])
+        code = self.faults[0].code if self.faults else None
+        super().__init__(message, hint=hint, status=status, code=code, tid=tid)
+
+    @property
+    def fault(self) -> QBOFault | None:
+        return self.faults[0] if self.faults else None
+
+    def has_code(self, *codes: str) -> bool:
+        return any(f.code in codes for f in self.faults)
+
+
+@dataclass(frozen=True)
+class QBOResult:
+    """An object QBO returned, with the transaction id of the response that carried it."""
+
+    obj: dict[str, Any]
+    tid: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchOp:
+    """One item of a batch request; build with the classmethods."""
+
+    bid: str
+    operation: Literal["create", "update", "delete", "query"]
+    entity: str | None = None
+    payload: dict[str, Any] | None = None
+    query: str | None = None
+    options: str | None = None
+
+    @classmethod
+    def create(cls, bid: str, entity: str, payload: dict[str, Any]) -> "BatchOp":
+        return cls(bid, "create", entity, payload)
+
+    @classmethod
+    def update(cls, bid: str, entity: str, payload: dict[str, Any], *, sparse: bool = True) -> "BatchOp":
+        return cls(bid, "update", entity, {**payload, "sparse": True} if sparse else payload)
+
+    @classmethod
+    def void(cls, bid: str, entity: str, id_: str, sync_token: str) -> "BatchOp":
+        return cls(bid, "update", entity, {"Id": str(id_), "SyncToken": str(sync_token)}, options="void")
+
+    @classmethod
+    def delete(cls, bid: str, entity: str, id_: str, sync_token: str) -> "BatchOp":
+        return cls(bid, "delete", entity, {"Id": str(id_), "SyncToken": str(sync_token)})
+
+    @classmethod
+    def select(cls, bid: str, statement: str) -> "BatchOp":
+        return cls(bid, "query", query=statement)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.operation == "query":
+            return {"bId": self.bid, "Query": self.query}
+        if not self.entity or self.payload is None:
+            raise ValueError(f"batch item {self.bid!r}: {self.operation} needs an entity and a payload")
+        item: dict[str, Any] = {"bId": self.bid, "operation": self.operation, self.entity: self.payload}
+        if self.options:
+            item["optionsData"] = self.options
+        return item
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """One batch item's outcome: `obj` on success (or `rows` for a query), else `faults`."""
+
+    bid: str
+    entity: str | None = None
+    obj: dict[str, Any] | None = None
+    rows: list[dict[str, Any]] | None = None
+    faults: list[QBOFault] = field(default_factory=list)
+    tid: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    def raise_for_fault(self) -> None:
+        if self.faults:
+            raise QBOError(f"batch item {self.bid}: {self.faults[0]}", faults=self.faults, status=200, tid=self.tid)
+
+
+# --- pure helpers ------------------------------------------------------------------------------------
+
+
+def response_tid(response: httpx.Response) -> str | None:
+    """Intuit's transaction id; real responses say `Intuit-Tid`, older ones `intuit_tid`."""
+    return response.headers.get("intuit_tid") or response.headers.get("intuit-tid")
+
+
+def parse_faults(body: Any, tid: str | None = None) -> list[QBOFault]:
+    """Faults from either JSON envelope: `{"Fault": {"Error": [...]}}` or `{"fault": {"error": [...]}}`."""
+    if not isinstance(body, dict):
+        return []
+    envelope = body.get("Fault") or body.get("fault")
+    if not isinstance(envelope, dict):
+        return []
+    errors = envelope.get("Error") or envelope.get("error") or []
+    out = []
+    for err in errors if isinstance(errors, list) else [errors]:
+        if not isinstance(err, dict):
+            continue
+        out.append(QBOFault(code=str(err.get("code") or err.get("Code") or ""),
+                            message=str(err.get("Message") or err.get("message") or ""),
+                            detail=str(err.get("Detail") or err.get("detail") or ""),
+                            element=err.get("element") or err.get("Element") or None, tid=tid))
+    return out
+
+
+def parse_xml_faults(text: str, tid: str | None = None) -> list[QBOFault]:
+    """Faults from an XML IntuitResponse (QBO answers 429s in XML whatever Accept says)."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return []
+    out = []
+    for err in root.iter():
+        if err.tag.rsplit("}", 1)[-1] != "Error":
+            continue
+        parts = {child.tag.rsplit("}", 1)[-1]: (child.text or "") for child in err}
+        out.append(QBOFault(code=err.get("code", ""), message=parts.get("Message", ""), detail=parts.get("Detail", ""),
+                            element=err.get("element") or None, tid=tid))
+    return out
+
+
+def faults_from_response(response: httpx.Response) -> list[QBOFault]:
+    tid = response_tid(response)
+    ctype = response.headers.get("content-type", "")
+    text = response.content.decode("utf-8", "replace")
+    if "xml" in ctype or text.lstrip().startswith("<?xml") or text.lstrip().startswith("<IntuitResponse"):
+        return parse_xml_faults(text, tid)
+    try:
+        return parse_faults(money.loads(text), tid)
+    except ValueError:
+        return []
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds (it may be a number or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def query_rows(query_response: Any) -> list[dict[str, Any]]:
+    """The entity rows of a QueryResponse (it names the entity; empty results omit the key)."""
+    if not isinstance(query_response, dict):
+        return []
+    for value in query_response.values():
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def parse_batch(body: Any, tid: str | None) -> dict[str, BatchItemResult]:
+    """BatchItemResponse items keyed by bId."""
+    out: dict[str, BatchItemResult] = {}
+    items = body.get("BatchItemResponse", []) if isinstance(body, dict) else []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        bid = str(item.get("bId", ""))
+        faults = parse_faults(item, tid)
+        if faults:
+            out[bid] = BatchItemResult(bid, faults=faults, tid=tid)
+        elif "QueryResponse" in item:
+            out[bid] = BatchItemResult(bid, rows=query_rows(item["QueryResponse"]), tid=tid)
+        else:
+            entity = next((k for k, v in item.items() if k != "bId" and isinstance(v, dict)), None)
+            out[bid] = BatchItemResult(bid, entity=entity, obj=item.get(entity) if entity else None, tid=tid)
+    return out
+
+
+def _describe(faults: list[QBOFault], status: int) -> str:
+    if faults:
+        return str(faults[0])
+    return f"QuickBooks Online answered HTTP {status}"
+
+
+def _check_request_id(request_id: str, limit: int) -> str:
+    if not request_id or len(request_id) > limit:
+        raise ValueError(f"requestid must be 1..{limit} characters, got {len(request_id or '')}")
+    return request_id
+
+
+# --- the client --------------------------------------------------------------------------------------
+
+
+class QBOClient:
+    """One realm's Accounting API. Thread-safe; share one instance (and its throttle) per realm."""
+
+    def __init__(self, base_url: str, realm_id: str, tokens: TokenSource, clock: Clock | None = None, *,
+                 throttle: Throttle | None = None, client: httpx.Client | None = None,
+                 minor_version: int = DEFAULT_MINOR_VERSION, max_attempts: int = 6,
+                 max_throttle_wait: float = 600.0) -> None:
+        base = base_url.rstrip("/")
+        if not base.endswith("/v3"):
+            base += "/v3"
+        self.base_url = base
+        self.realm_id = str(realm_id)
+        self.tokens = tokens
+        self.clock = clock or Clock()
+        self.throttle = throttle or Throttle(self.clock)
+        self.http = client or http.new_client()
+        self.minor_version = minor_version
+        self.max_attempts = max_attempts
+        self.max_throttle_wait = max_throttle_wait
+        self._lock = threading.Lock()
+        self.calls = 0  # HTTP requests sent, retries included
+        self.batch_calls = 0
+        self.retries = 0
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/company/{self.realm_id}/{path.lstrip('/')}"
+
+    def _count(self, batch: bool) -> None:
+        with self._lock:
+            self.calls += 1
+            if batch:
+                self.batch_calls += 1
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(2 ** (attempt - 1), 30))
+
+    def _send(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
+              content: str | None = None, content_type: str = "application/json", write: bool = False,
+              batch: bool = False) -> tuple[Any, str | None]:
+        """Send with auth, throttle and retries; return (parsed JSON body, tid) or raise."""
+        query = {"minorversion": str(self.minor_version), **(params or {})}
+        data = money.dumps(body).encode("utf-8") if body is not None else (
+            content.encode("utf-8") if content is not None else None)
+        refreshed = False
+        failures = 0
+        throttled_for = 0.0
+        token = self.tokens.access_token()
+        while True:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            if data is not None:
+                headers["Content-Type"] = content_type
+            self._count(batch)
+            try:
+                with self.throttle.slot(batch=batch):
+                    response = self.http.request(method, self._url(path), params=query, content=data, headers=headers)
+                    response.read()
+            except httpx.TransportError as exc:
+                # Reads are always safe to repeat; writes are, because they carry the same requestid.
+                failures += 1
+                log.info("QBO %s %s: %s (attempt %d)", method, path, type(exc).__name__, failures)
+                if failures >= self.max_attempts:
+                    raise RemoteError(f"QuickBooks Online could not be reached ({type(exc).__name__}) after "
+                                      f"{failures} attempts", hint="check the network and run again") from exc
+                self._retry_sleep(failures)
+                continue
+            if write:
+                crashpoint(CRASH_AFTER_WRITE)
+            status = response.status_code
+            tid = response_tid(response)
+            if status == 401:
+                if refreshed:
+                    raise AuthError("QuickBooks Online rejected the access token even after a refresh",
+                                    hint="run `cwqbo connect quickbooks` to reconnect")
+                refreshed = True
+                log.info("QBO %s %s: 401 (tid %s); refreshing the access token", method, path, tid)
+                token = self.tokens.force_refresh()
+                continue
+            if status == 429:
+                wait = self.throttle.on_429(parse_retry_after(response.headers.get("retry-after"), self.clock.now()))
+                throttled_for += wait
+                log.info("QBO %s %s throttled (429, tid %s); holding requests %.1fs", method, path, tid, wait)
+                if throttled_for > self.max_throttle_wait:
+                    raise QBOError("QuickBooks Online kept throttling requests (HTTP 429)",
+                                   faults=faults_from_response(response), status=429, tid=tid,
+                                   hint="another app may be using the same company's API quota; try later")
+                with self._lock:
+                    self.retries += 1
+                continue
+            if status >= 500:
+                failures += 1
+                log.info("QBO %s %s: HTTP %d (tid %s, attempt %d)", method, path, status, tid, failures)
+                if failures >= self.max_attempts:
+                    faults = faults_from_response(response)
+                    raise QBOError(f"{_describe(faults, status)} after {failures} attempts", faults=faults,
+                                   status=status, tid=tid, hint="QuickBooks Online is having trouble; run again later")
+                self._retry_sleep(failures)
+                continue
+            if status == 403:
+                faults = faults_from_response(response)
+                raise AuthError(f"QuickBooks Online refused access to company {self.realm_id}: "
+                                f"{_describe(faults, status)}", hint="reconnect with an admin of that company")
+            try:
+                parsed = money.loads(response.content) if response.content else {}
+            except ValueError:
+                parsed = None
+            if parsed is None and status < 400:
+                raise QBOError(f"QuickBooks Online sent an unreadable response (HTTP {status}, "
+                               f"{response.headers.get('content-type', 'no content type')})", status=status, tid=tid)
+            if status >= 400:
+                faults = parse_faults(parsed, tid) if parsed is not None else faults_from_response(response)
+                raise QBOError(_describe(faults, status), faults=faults, status=status, tid=tid)
+            faults = parse_faults(parsed, tid)
+            if faults:  # a 200 carrying a Fault envelope
+                raise QBOError(_describe(faults, status), faults=faults, status=status, tid=tid)
+            self.throttle.on_success()
+            return parsed, tid
+
+    def _retry_sleep(self, failures: int) -> None:
+        with self._lock:
+            self.retries += 1
+        self.clock.sleep(self._backoff(failures))
+
+    def _entity_result(self, body: Any, entity: str, tid: str | None) -> QBOResult:
+        obj = body.get(entity) if isinstance(body, dict) else None
+        if not isinstance(obj, dict):
+            raise QBOError(f"QuickBooks Online answered without a {entity} object", status=200, tid=tid)
+        return QBOResult(obj, tid)
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def query_response(self, statement: str) -> tuple[dict[str, Any], str | None]:
+        """The raw QueryResponse of one statement, with its tid."""
+        if len(statement) <= GET_QUERY_MAX:
+            body, tid = self._send("GET", "query", params={"query": statement})
+        else:
+            body, tid = self._send("POST", "query", content=statement, content_type="application/text")
+        qr = body.get("QueryResponse", {}) if isinstance(body, dict) else {}
+        return (qr if isinstance(qr, dict) else {}), tid
+
+    def query(self, statement: str) -> list[dict[str, Any]]:
+        """Rows of one query statement (one page: include STARTPOSITION/MAXRESULTS yourself, or use query_all)."""
+        return query_rows(self.query_response(statement)[0])
+
+    def count(self, entity: str, where: str | list[str] | None = None) -> int:
+        """How many rows match (one request, no paging)."""
+        qr, _ = self.query_response(qbo_query.count(entity, where))
+        return int(qr.get("totalCount", 0))
+
+    def iter_all(self, entity: str, where: str | list[str] | None = None,
+                 page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        start = 1
+        while True:
+            page = self.query(qbo_query.select(entity, where, start, page_size, order_by="Id"))
+            yield from page
+            if len(page) < page_size:
+                return
+            start += len(page)
+
+    def query_all(self, entity: str, where: str | list[str] | None = None,
+                  page_size: int = PAGE_SIZE) -> list[dict[str, Any]]:
+        """Every matching row, paging STARTPOSITION/MAXRESULTS in Id order."""
+        return list(self.iter_all(entity, where, page_size))
+
+    def read(self, entity: str, id_: str) -> QBOResult:
+        body, tid = self._send("GET", f"{entity.lower()}/{id_}")
+        return self._entity_result(body, entity, tid)
+
+    def preferences(self) -> QBOResult:
+        body, tid = self._send("GET", "preferences")
+        return self._entity_result(body, "Preferences", tid)
+
+    def company_info(self) -> QBOResult:
+        body, tid = self._send("GET", f"companyinfo/{self.realm_id}")
+        return self._entity_result(body, "CompanyInfo", tid)
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def create(self, entity: str, payload: dict[str, Any], request_id: str) -> QBOResult:
+        """Create once: a retry (or a later call) with the same request_id returns the first result."""
+        body, tid = self._send("POST", entity.lower(), body=payload, write=True,
+                               params={"requestid": _check_request_id(request_id, REQUEST_ID_MAX)})
+        return self._entity_result(body, entity, tid)
+
+    def update(self, entity: str, payload: dict[str, Any], request_id: str) -> QBOResult:
+        """Sparse update: payload needs Id and SyncToken plus only the fields to change."""
+        if not payload.get("Id") or payload.get("SyncToken") in (None, ""):
+            raise ValueError("an update needs Id and SyncToken")
+        body, tid = self._send("POST", entity.lower(), body={**payload, "sparse": True}, write=True,
+                               params={"requestid": _check_request_id(request_id, REQUEST_ID_MAX)})
+        return self._entity_result(body, entity, tid)
+
+    def void(self, entity: str, id_: str, sync_token: str, request_id: str) -> QBOResult:
+        body, tid = self._send("POST", entity.lower(), body={"Id": str(id_), "SyncToken": str(sync_token)},
+                               write=True, params={"operation": "void",
+                                                   "requestid": _check_request_id(request_id, REQUEST_ID_MAX)})
+        return self._entity_result(body, entity, tid)
+
+    def batch(self, items: list[BatchOp], request_id: str | None = None) -> dict[str, BatchItemResult]:
+        """Up to 30 operations in one call (one request against the 40/min batch limit); results by bId."""
+        if not items:
+            return {}
+        if len(items) > MAX_BATCH_ITEMS:
+            raise ValueError(f"a QBO batch holds at most {MAX_BATCH_ITEMS} items, got {len(items)}")
+        bids = [op.bid for op in items]
+        if len(set(bids)) != len(bids) or not all(bids):
+            raise ValueError("batch bIds must be unique and non-empty")
+        rid = _check_request_id(request_id or str(uuid.uuid4()), BATCH_REQUEST_ID_MAX)
+        body, tid = self._send("POST", "batch", body={"BatchItemRequest": [op.to_json() for op in items]},
+                               params={"requestid": rid}, write=True, batch=True)
+        return parse_batch(body, tid)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "QBOClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,113 @@
+"""Client-side throttle for QBO's per-realm limits (500 requests/min, 40 batch/min, 10 in flight).
+
+Staying just under the limits is cheaper than eating 429s: each throttled request costs a round trip
+and Intuit may escalate. Time comes from a `Clock`, so tests (ManualClock) and benchmarks (ScaledClock)
+run a minute of traffic without really waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cwqbo.clock import Clock
+
+WINDOW = 60.0
+MAX_BACKOFF = 60.0
+
+
+class Throttle:
+    """A thread-safe sliding-window limiter; `with throttle.slot(batch=...)` waits for a free slot."""
+
+    def __init__(self, clock: Clock | None = None, per_minute: int = 500, batch_per_minute: int = 40,
+                 concurrency: int = 10, headroom: float = 0.95) -> None:
+        if per_minute < 1 or batch_per_minute < 1 or concurrency < 1 or not 0 < headroom <= 1:
+            raise ValueError("throttle limits must be positive and headroom in (0, 1]")
+        self.clock = clock or Clock()
+        self.per_minute = max(1, int(per_minute * headroom))
+        self.batch_per_minute = max(1, int(batch_per_minute * headroom))
+        self.concurrency = concurrency
+        self._cond = threading.Condition()
+        self._requests: deque[float] = deque()
+        self._batches: deque[float] = deque()
+        self._in_flight = 0
+        self._blocked_until = 0.0
+        self._strikes = 0  # consecutive 429s, for exponential backoff without Retry-After
+        self.waited = 0.0  # total clock-seconds spent waiting (for the benchmark report)
+        self.throttled = 0  # 429s reported
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def _prune(self, now: float) -> None:
+        for window in (self._requests, self._batches):
+            while window and window[0] <= now - WINDOW:
+                window.popleft()
+
+    def _wait_needed(self, now: float, batch: bool) -> float:
+        """Seconds until a request may start (0 = now); concurrency is handled separately."""
+        waits = [self._blocked_until - now]
+        if len(self._requests) >= self.per_minute:
+            waits.append(self._requests[len(self._requests) - self.per_minute] + WINDOW - now)
+        if batch and len(self._batches) >= self.batch_per_minute:
+            waits.append(self._batches[len(self._batches) - self.batch_per_minute] + WINDOW - now)
+        return max(0.0, *waits)
+
+    def acquire(self, batch: bool = False) -> None:
+        """Block until the request may be sent, then count it."""
+        while True:
+            with self._cond:
+                while self._in_flight >= self.concurrency:
+                    self._cond.wait(0.05)
+                now = self.clock.monotonic()
+                self._prune(now)
+                wait = self._wait_needed(now, batch)
+                if wait <= 0:
+                    self._requests.append(now)
+                    if batch:
+                        self._batches.append(now)
+                    self._in_flight += 1
+                    return
+            # Sleep outside the lock so other threads can finish and release their slots.
+            self.waited += wait
+            self.clock.sleep(wait + 0.001)
+
+    def release(self) -> None:
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._cond.notify()
+
+    @contextmanager
+    def slot(self, batch: bool = False) -> Iterator[None]:
+        self.acquire(batch)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def on_429(self, retry_after: float | None = None) -> float:
+        """The server throttled us: hold every request for Retry-After (or an escalating backoff).
+
+        Returns the number of seconds the window is now held for.
+        """
+        with self._cond:
+            self.throttled += 1
+            now = self.clock.monotonic()
+            if retry_after is None and now < self._blocked_until:
+                # Requests already in flight when the first 429 arrived: the hold is in place, don't escalate.
+                return self._blocked_until - now
+            self._strikes += 1
+            if retry_after is not None and retry_after >= 0:
+                delay = min(float(retry_after), MAX_BACKOFF)
+            else:
+                delay = min(2.0 ** (self._strikes - 1), MAX_BACKOFF)
+            self._blocked_until = max(self._blocked_until, now + delay)
+            return delay
+
+    def on_success(self) -> None:
+        """A request got through: reset the 429 backoff ladder."""
+        with self._cond:
+            self._strikes = 0

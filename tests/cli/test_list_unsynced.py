@@ -1,0 +1,130 @@
+"""`cwqbo list-unsynced`: the table, --json, --csv, the empty state, and working from the cache offline."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cwqbo import http
+from cwqbo.cli.main import app
+
+CW_ARGS = ["connect", "connectwise", "--site", "127.0.0.1:8999", "--scheme", "http", "--company", "cwqbo_demo",
+           "--public-key", "sandbox-public", "--client-id", "00000000-0000-4000-8000-00000000c1d0",
+           "--private-key", "sandbox-private"]
+
+
+@pytest.fixture
+def sandbox(home: Path, runner: CliRunner) -> Iterator[Any]:
+    """A connected profile talking to an in-process sandbox with a few dozen invoices."""
+    from cwqbo.sandbox.server import Sandbox
+
+    sb = Sandbox(seed=5, invoices=30)
+    http.set_transport_override(sb.transport())
+    result = runner.invoke(app, CW_ARGS)
+    assert result.exit_code == 0, result.output
+    yield sb
+
+
+def expected_unsynced(sb: Any) -> dict[int, dict[str, Any]]:
+    closed = {s["id"] for s in sb.cw.to_state()["billing_statuses"] if s["closedFlag"]}
+    unposted = set(sb.cw.unposted_ids())
+    return {r["id"]: r for r in sb.cw.invoices() if r["status"]["id"] in closed and r["id"] in unposted}
+
+
+def test_table_lists_every_unsynced_invoice(sandbox: Any, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["list-unsynced"])
+    assert result.exit_code == 0, result.output
+    expected = expected_unsynced(sandbox)
+    assert expected
+    for raw in expected.values():
+        assert raw["invoiceNumber"] in result.stdout
+    assert f"{len(expected)} unsynced" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_json_envelope_has_exact_totals_as_strings(sandbox: Any, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["list-unsynced", "--json", "--sort", "total"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["cwqbo_result_version"] == "1" and doc["command"] == "list-unsynced" and doc["status"] == "ok"
+    expected = expected_unsynced(sandbox)
+    got = {i["cw_id"]: i for i in doc["data"]["invoices"]}
+    assert set(got) == set(expected)
+    for cw_id, item in got.items():
+        assert isinstance(item["total"], str)
+        assert Decimal(item["total"]) == Decimal(str(expected[cw_id]["total"]))
+        assert item["mapping_status"]
+    totals = [Decimal(i["total"]) for i in doc["data"]["invoices"]]
+    assert totals == sorted(totals, reverse=True)
+    assert Decimal(doc["data"]["total"]) == sum(totals, Decimal(0))
+    assert doc["data"]["refresh"]["fetched"] >= len(expected)
+
+
+def test_csv_to_stdout_and_file(sandbox: Any, runner: CliRunner, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(app, ["list-unsynced", "--csv", "-"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    expected = expected_unsynced(sandbox)
+    assert {int(r["cw_id"]) for r in rows} == set(expected)
+    assert all(Decimal(r["total"]) == Decimal(str(expected[int(r["cw_id"])]["total"])) for r in rows)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["list-unsynced", "--no-refresh", "--csv", "out.csv"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.csv").read_text().splitlines()[0].startswith("cw_id,number,")
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == len(expected) + 1
+
+
+def test_filters_and_sorting_options(sandbox: Any, runner: CliRunner) -> None:
+    runner.invoke(app, ["list-unsynced", "--json"])
+    some = next(iter(expected_unsynced(sandbox).values()))
+    ident = some["company"]["identifier"]
+    doc = json.loads(runner.invoke(app, ["list-unsynced", "--no-refresh", "--json", "--company", ident]).stdout)
+    assert doc["data"]["invoices"] and all(i["company"]["identifier"] == ident for i in doc["data"]["invoices"])
+    doc = json.loads(runner.invoke(app, ["list-unsynced", "--no-refresh", "--json", "--since", "2999-01-01"]).stdout)
+    assert doc["data"]["invoices"] == []
+
+
+def test_empty_state_is_plain(sandbox: Any, runner: CliRunner) -> None:
+    for cw_id in list(expected_unsynced(sandbox)):
+        sandbox.cw.reopen_invoice(cw_id)
+    result = runner.invoke(app, ["list-unsynced"])
+    assert result.exit_code == 0, result.output
+    assert "No unsynced invoices — everything Closed in scope is in QuickBooks." in result.stdout
+
+
+def test_synced_invoices_drop_off_the_list(sandbox: Any, runner: CliRunner, home: Path) -> None:
+    from cwqbo.store import Store
+
+    doc = json.loads(runner.invoke(app, ["list-unsynced", "--json"]).stdout)
+    first = doc["data"]["invoices"][0]["cw_id"]
+    store = Store.open(home / "cwqbo-default.db")
+    store.db["ledger"].insert({"cw_id": first, "state": "created", "qbo_id": "1"})
+    store.close()
+    doc = json.loads(runner.invoke(app, ["list-unsynced", "--no-refresh", "--json"]).stdout)
+    assert first not in {i["cw_id"] for i in doc["data"]["invoices"]}
+
+
+def test_bad_options_are_one_line_errors(sandbox: Any, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["list-unsynced", "--since", "yesterday"])
+    assert result.exit_code == 2
+    assert "--since must be a date" in result.stderr and "Traceback" not in result.output
+    result = runner.invoke(app, ["list-unsynced", "--sort", "colour"])
+    assert result.exit_code == 2 and "--sort must be one of" in result.stderr
+
+
+def test_not_connected_lists_the_cache_or_refuses_refresh(home: Path, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["list-unsynced"])
+    assert result.exit_code == 0, result.output
+    assert "No unsynced invoices" in result.stdout
+    assert "not connected" in result.stderr
+    result = runner.invoke(app, ["list-unsynced", "--refresh"])
+    assert result.exit_code == 3 and "connect connectwise" in result.stderr

@@ -1,0 +1,69 @@
+"""Shared fixtures: an isolated CWQBO_HOME, an in-memory keyring, a CliRunner. Keep this small."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")  # read by Typer at import: no ANSI in asserted output
+os.environ.setdefault("COLUMNS", "200")
+
+import keyring  # noqa: E402
+import pytest  # noqa: E402
+from keyring.backend import KeyringBackend  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring that works on headless CI and never touches the user's real one."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        from keyring.errors import PasswordDeleteError
+
+        if self.passwords.pop((service, username), None) is None:
+            raise PasswordDeleteError(username)
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def _no_transport_override() -> Iterator[None]:
+    yield
+    from cwqbo import http
+
+    http.set_transport_override(None)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """CWQBO_HOME in tmp_path: config, secrets, db, locks and logs all land there."""
+    monkeypatch.setenv("CWQBO_HOME", str(tmp_path))
+    for var in ("CWQBO_CONFIG", "CWQBO_PROFILE", "CWQBO_CW_PRIVATE_KEY", "CWQBO_CW_CLIENT_ID",
+                "CWQBO_QBO_CLIENT_ID", "CWQBO_QBO_CLIENT_SECRET", "CWQBO_CRASH_AT"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()

@@ -1,0 +1,489 @@
+"""CWClient against fake ConnectWise handlers shaped like the v3 API (../shared/reference/connectwise.md)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import stamina
+
+from cwqbo import http
+from cwqbo.clock import ManualClock
+from cwqbo.connectwise import client as cwc
+from cwqbo.connectwise import permissions
+from cwqbo.connectwise.client import CWClient, api_base, fetch_company_info
+from cwqbo.errors import AuthError, ConfigError, PermissionDenied, RemoteError
+
+BASE = "https://api-na.myconnectwise.net/v2026_1/apis/3.0"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture(autouse=True)
+def _real_retries() -> Any:
+    """Other suites may put stamina in testing mode (1 attempt); these tests exercise real retry counts."""
+    was_active = stamina.is_active()
+    with stamina.set_testing(False):
+        stamina.set_active(True)
+        yield
+    stamina.set_active(was_active)
+
+
+def make(handler: Handler, clock: ManualClock | None = None) -> CWClient:
+    return CWClient("na.myconnectwise.net", "acme", "pub", "priv", "client-guid", "v2026_1/",
+                    client=httpx.Client(transport=httpx.MockTransport(handler)), clock=clock or ManualClock())
+
+
+def jresp(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, content=json.dumps(body).encode(), headers=headers)
+
+
+def q(request: httpx.Request) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(request.url.query.decode()).items()}
+
+
+# -- base URL and company info ---------------------------------------------------------------------
+
+def test_api_base_cloud_onprem_and_loopback() -> None:
+    assert api_base("na.myconnectwise.net", "v2026_1/") == BASE
+    assert api_base("https://eu.myconnectwise.net/", "/v4_6_release/") == \
+        "https://api-eu.myconnectwise.net/v4_6_release/apis/3.0"
+    assert api_base("cw.example.com", "v2026_1/") == "https://cw.example.com/v2026_1/apis/3.0"
+    assert api_base("127.0.0.1:8765", "v2026_1/", "http") == "http://127.0.0.1:8765/v2026_1/apis/3.0"
+    with pytest.raises(ConfigError, match="refusing scheme"):
+        api_base("cw.example.com", "v2026_1/", "http")
+    with pytest.raises(ConfigError):
+        api_base("bad host/with path", "v1/")
+
+
+def test_fetch_company_info_ok_not_found_and_unreachable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.host == "na.myconnectwise.net"
+        if request.url.path.endswith("/acme"):
+            return jresp(200, {"CompanyName": "Acme", "Codebase": "v2026_1/", "CompanyID": "acme"})
+        return httpx.Response(200, content=b"null")
+
+    c = httpx.Client(transport=httpx.MockTransport(handler))
+    assert fetch_company_info("na.myconnectwise.net", "acme", client=c)["Codebase"] == "v2026_1/"
+    with pytest.raises(ConfigError, match="ConnectWise company 'nope' not found on site na.myconnectwise.net"):
+        fetch_company_info("na.myconnectwise.net", "nope", client=c)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("name resolution failed", request=request)
+
+    with pytest.raises(ConfigError, match="cannot reach ConnectWise site typo.example"):
+        fetch_company_info("typo.example", "acme", client=httpx.Client(transport=httpx.MockTransport(down)))
+
+
+def test_fetch_company_info_uses_transport_override() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(404)
+
+    http.set_transport_override(httpx.MockTransport(handler))
+    try:
+        with pytest.raises(ConfigError, match="not found"):
+            fetch_company_info("127.0.0.1:9", "acme", scheme="http")
+    finally:
+        http.set_transport_override(None)
+    assert seen == ["http://127.0.0.1:9/login/companyinfo/acme"]
+
+
+# -- auth, headers, settings form -------------------------------------------------------------------
+
+def test_basic_auth_and_client_id_header_and_settings_form() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return jresp(200, {"version": "v2026.1"})
+
+    class Settings:
+        site, company_id, public_key, client_id, scheme = "na.myconnectwise.net", "acme", "pub", "cid", "https"
+
+    cl = CWClient(Settings(), "priv", "v2026_1/", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    assert cl.system_info() == {"version": "v2026.1"}
+    req = seen[0]
+    assert str(req.url) == BASE + "/system/info"
+    assert req.headers["clientId"] == "cid"
+    assert base64.b64decode(req.headers["Authorization"].split()[1]) == b"acme+pub:priv"
+    assert cl.calls == 1
+
+
+def test_missing_credentials_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="private key"):
+        CWClient("na.myconnectwise.net", "acme", "pub", "", "cid", "v1/")
+
+
+# -- paging ---------------------------------------------------------------------------------------
+
+def test_iter_pages_follows_link_headers_and_keeps_decimals() -> None:
+    pages = {1: [{"id": 1, "total": 10.10}, {"id": 2, "total": 0.3}], 2: [{"id": 3, "total": 1e2}], 3: []}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        p = int(q(request).get("page", "1"))
+        assert q(request)["conditions"] == "status/id in (3, 4)"
+        links = []
+        if p < 2:
+            links.append(f'<{BASE}/finance/invoices?conditions=status%2Fid%20in%20%283%2C%204%29'
+                         f'&page={p + 1}&pageSize=2>; rel="next"')
+        links.append(f'<{BASE}/finance/invoices?page=2&pageSize=2>; rel="last"')
+        return jresp(200, pages[p], {"Link": ", ".join(links)})
+
+    cl = make(handler)
+    got = list(cl.iter_pages("/finance/invoices", "status/id in (3, 4)", page_size=2))
+    assert [r["id"] for r in got] == [1, 2, 3]
+    assert got[0]["total"] == Decimal("10.10") and isinstance(got[1]["total"], Decimal)
+    assert cl.calls == 2  # stopped when Link had no next, without fetching the empty page
+
+
+def test_iter_pages_without_link_uses_page_numbers_until_short_page() -> None:
+    data = [{"id": i} for i in range(1, 8)]
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(q(request))
+        p, size = int(q(request)["page"]), int(q(request)["pageSize"])
+        return jresp(200, data[(p - 1) * size: p * size])
+
+    cl = make(handler)
+    assert [r["id"] for r in cl.iter_pages("/time/entries", fields=["id", "invoice/id"], order_by="id asc",
+                                           page_size=3)] == list(range(1, 8))
+    assert [s["page"] for s in seen] == ["1", "2", "3"]
+    assert seen[0]["fields"] == "id,invoice/id" and seen[0]["orderBy"] == "id asc"
+
+
+def test_next_link_to_another_host_is_refused() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return jresp(200, [{"id": 1}], {"Link": '<https://evil.example/steal?page=2>; rel="next"'})
+
+    with pytest.raises(RemoteError, match="another host"):
+        list(make(handler).iter_pages("/finance/invoices"))
+
+
+def test_count() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/finance/invoices/count")
+        assert q(request)["conditions"] == "id>5"
+        return jresp(200, {"count": 12})
+
+    assert make(handler).count("/finance/invoices", "id>5") == 12
+
+
+# -- retries --------------------------------------------------------------------------------------
+
+def test_429_retry_after_is_honoured_on_the_clock() -> None:
+    clock = ManualClock(start=1000.0)
+    n = {"calls": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        n["calls"] += 1
+        if n["calls"] <= 2:
+            return jresp(429, {"code": "TooManyRequests", "message": "slow down"}, {"Retry-After": "7"})
+        return jresp(200, [{"id": 1}])
+
+    cl = make(handler, clock)
+    assert list(cl.iter_pages("/finance/invoices")) == [{"id": 1}]
+    assert n["calls"] == 3 and cl.calls == 3
+    assert clock.now() == pytest.approx(1014.0)  # two waits of exactly Retry-After
+
+
+def test_503_and_timeouts_retry_then_give_up_as_remote_error() -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] % 2:
+            raise httpx.ReadTimeout("slow", request=request)
+        return jresp(503, {"message": "maintenance"})
+
+    cl = make(handler)
+    with pytest.raises(RemoteError, match="kept failing") as ei:
+        cl.get_json("/system/info")
+    assert calls["n"] == cwc.MAX_ATTEMPTS
+    assert ei.value.status == 503
+
+
+def test_post_is_not_retried_after_possible_commit_but_is_after_429() -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        return jresp(503, {"message": "oops"})
+
+    with pytest.raises(RemoteError):
+        make(handler).post_json("/finance/accounting/batches", {"batchIdentifier": "x"})
+    assert calls["n"] == 1
+
+    calls["n"] = 0
+
+    def throttled(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        return jresp(429, {}) if calls["n"] == 1 else jresp(201, {"id": 9})
+
+    assert make(throttled).post_json("/finance/accounting/batches", {"a": 1}) == {"id": 9}
+    assert calls["n"] == 2
+
+
+# -- error mapping --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, area", [
+    ("/time/entries", "Time Entry"),
+    ("/expense/entries", "Expense Report Entry"),
+    ("/finance/invoices", "Invoicing"),
+    ("/finance/accounting/unpostedinvoices", "Accounting Interface"),
+])
+def test_403_names_the_security_area(path: str, area: str) -> None:
+    cl = make(lambda r: jresp(403, {"code": "Forbidden", "message": "nope"}))
+    with pytest.raises(PermissionDenied, match=area) as ei:
+        cl.get_json(path)
+    assert "cwqbo check-permissions" in (ei.value.hint or "")
+    assert ei.value.exit_code == 3
+
+
+def test_401_400_and_500_mapping() -> None:
+    with pytest.raises(AuthError) as ei:
+        make(lambda r: jresp(401, {"message": "bad"})).get_json("/system/info")
+    assert "cwqbo connect connectwise" in (ei.value.hint or "")
+
+    body = {"code": "InvalidObject", "message": "conditions is invalid",
+            "errors": [{"code": "InvalidField", "message": "Unknown field 'nme'", "field": "conditions"}]}
+    with pytest.raises(RemoteError, match="conditions is invalid; Unknown field 'nme'") as e400:
+        make(lambda r: jresp(400, body)).get_json("/finance/invoices")
+    assert e400.value.status == 400
+
+    with pytest.raises(RemoteError, match="not JSON"):
+        make(lambda r: httpx.Response(200, content=b"<html>login</html>")).get_json("/system/info")
+
+    with pytest.raises(RemoteError, match="HTTP 500") as e500:
+        make(lambda r: jresp(500, {"message": "boom"})).get_json("/finance/invoices")
+    assert e500.value.status == 500
+
+
+# -- domain calls -----------------------------------------------------------------------------------
+
+def test_detail_calls_chunk_ids_and_group_by_invoice() -> None:
+    seen_urls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen_urls.append(str(request.url))
+        cond = q(request)["conditions"]
+        ids = [int(x) for x in cond.split("(", 1)[1].rstrip(")").split(",")]
+        return jresp(200, [{"id": i * 10, "invoice": {"id": i}, "hoursBilled": 1.5} for i in ids])
+
+    cl = make(handler)
+    wanted = list(range(1_000_000, 1_003_000))
+    got = cl.time_entries_for(wanted + [wanted[0]])
+    assert sorted(got) == wanted
+    assert all(len(v) == 1 and v[0]["hoursBilled"] == Decimal("1.5") for v in got.values())
+    assert len(seen_urls) > 1
+    assert max(len(u) for u in seen_urls) < 6144
+
+
+def test_unposted_ids_billing_statuses_and_batches() -> None:
+    posted: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v2026_1/apis/3.0")
+        if path == "/finance/billingStatuses":
+            return jresp(200, [{"id": 1, "name": "New", "closedFlag": False},
+                               {"id": 5, "name": "Closed", "closedFlag": True}])
+        if path == "/finance/accounting/unpostedinvoices":
+            assert q(request)["conditions"] == "id in (10, 11, 12)"
+            return jresp(200, [{"id": 10}, {"id": 12}])
+        if path == "/finance/accounting/batches" and request.method == "GET":
+            assert q(request)["conditions"] == 'batchIdentifier="cwqbo-1"'
+            return jresp(200, [])
+        if path == "/finance/accounting/batches" and request.method == "POST":
+            posted.append(json.loads(request.content))
+            return jresp(201, {"id": 77, "batchIdentifier": "cwqbo-1"})
+        return jresp(404, {"message": "no route"})
+
+    cl = make(handler)
+    assert cl.closed_status_ids() == [5]
+    assert cl.unposted_invoice_ids([12, 10, 11]) == {10, 12}
+    assert cl.create_batch("cwqbo-1", [12, 10]) == {"id": 77, "batchIdentifier": "cwqbo-1"}
+    assert posted == [{"batchIdentifier": "cwqbo-1", "exportInvoicesFlag": True, "exportExpensesFlag": False,
+                       "exportProductsFlag": False, "processedRecordIds": [10, 12]}]
+
+
+def test_create_batch_recovers_from_lost_response_by_identifier() -> None:
+    state: dict[str, Any] = {"batches": [], "posts": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            state["posts"] += 1
+            state["batches"].append({"id": 5, "batchIdentifier": "cwqbo-2"})
+            raise httpx.ReadError("connection dropped after commit", request=request)
+        return jresp(200, state["batches"])
+
+    cl = make(handler)
+    assert cl.create_batch("cwqbo-2", [1]) == {"id": 5, "batchIdentifier": "cwqbo-2"}
+    assert cl.create_batch("cwqbo-2", [1])["id"] == 5  # a re-run finds it rather than re-posting
+    assert state["posts"] == 1
+
+
+# -- permissions --------------------------------------------------------------------------------------
+
+def test_permission_probes_report_missing_rights_without_creating_anything() -> None:
+    methods: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        methods.add(request.method)
+        path = request.url.path.removeprefix("/v2026_1/apis/3.0")
+        if path == "/expense/entries":
+            return jresp(403, {"message": "denied"})
+        if path == "/system/myAccount":
+            return jresp(200, {"id": 3, "identifier": "api", "securityRole": {"id": 9, "name": "API"}})
+        if path == "/system/securityroles/9/settings":
+            return jresp(200, [{"moduleFunctionName": "Accounting Interface", "addLevel": "None",
+                                "inquireLevel": "All"}])
+        assert q(request)["pageSize"] == "1"
+        return jresp(200, [{"id": 1}])
+
+    results = {p.area: p for p in permissions.probe(make(handler))}
+    assert methods == {"GET"}
+    assert results["Time & Expense › Time Entry"].ok is True
+    exp = results["Time & Expense › Expense Report Entry"]
+    assert exp.ok is False
+    assert exp.fix == "Security Roles › Time & Expense › Expense Report Entry › Inquire Level: All"
+    batch = results["Finance › Accounting Interface (create batches)"]
+    assert batch.ok is False and "Add Level: All" in batch.fix
+
+
+def test_permission_probe_explains_when_role_is_unreadable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/system/myAccount"):
+            return jresp(403, {"message": "denied"})
+        return jresp(200, [])
+
+    results = permissions.probe(make(handler))
+    assert all(p.ok for p in results[:-1])
+    assert results[-1].ok is None and "never creates a test batch" in results[-1].detail
+
+
+def test_permission_probe_stops_on_bad_keys() -> None:
+    with pytest.raises(AuthError):
+        permissions.probe(make(lambda r: jresp(401, {})))
+
+
+# -- against the ConnectWise simulator --------------------------------------------------------------------
+
+sandbox_server = pytest.importorskip("cwqbo.sandbox.server")
+
+
+@pytest.fixture
+def sandbox() -> Any:
+    return sandbox_server.Sandbox(seed=3, invoices=60)
+
+
+def sim_transport(sb: Any) -> httpx.MockTransport:
+    """The sandbox in-process, with a dropped connection surfacing as the ReadError a socket would give."""
+    from cwqbo.sandbox.faults import DropConnection
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            return sb.handle(request)
+        except DropConnection as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
+
+    return httpx.MockTransport(handler)
+
+
+def sim_client(sb: Any, private_key: str = "sandbox-private", **kw: Any) -> CWClient:
+    site = "127.0.0.1:8765"
+    info = fetch_company_info(site, "cwqbo_demo", "http", client=httpx.Client(transport=sim_transport(sb)))
+    return CWClient(site, "cwqbo_demo", "sandbox-public", private_key, "00000000-0000-4000-8000-00000000c1d0",
+                    info["Codebase"], scheme="http", client=httpx.Client(transport=sim_transport(sb)),
+                    clock=ManualClock(), **kw)
+
+
+def test_sandbox_read_path_builds_invoices_that_match_cw_totals(sandbox: Any) -> None:
+    from cwqbo.connectwise import conditions as c
+    from cwqbo.connectwise.records import build_invoice
+
+    cl = sim_client(sandbox)
+    closed = cl.closed_status_ids()
+    assert closed
+    condition = c.in_("status/id", closed)
+    raws = list(cl.iter_pages("/finance/invoices", condition, order_by="id asc", page_size=7))
+    assert len(raws) == cl.count("/finance/invoices", condition) > 7
+    ids = [r["id"] for r in raws]
+    prods, times, exps = cl.products_for(ids), cl.time_entries_for(ids), cl.expenses_for(ids)
+    for raw in raws:
+        inv = build_invoice(raw, prods[raw["id"]], times[raw["id"]], exps[raw["id"]])
+        assert sum((ln.amount for ln in inv.lines), Decimal(0)) == inv.subtotal
+        # the generator itemises everything, so no balancing line should be needed
+        assert not [ln for ln in inv.lines if ln.kind == "adjustment"], inv.number
+        assert inv.total == inv.subtotal + inv.sales_tax
+
+
+def test_sandbox_quoted_company_name_is_a_literal(sandbox: Any) -> None:
+    from cwqbo.connectwise import conditions as c
+
+    cl = sim_client(sandbox)
+    name = 'Smith "Quoted" Co'
+    got = list(cl.iter_invoices(c.eq("company/name", name)))
+    assert got and all(r["company"]["name"] == name for r in got)
+    assert list(cl.iter_invoices(c.eq("company/name", 'x" or id>0 or name="y'))) == []
+
+
+def test_sandbox_throttling_and_errors_are_retried(sandbox: Any) -> None:
+    cl = sim_client(sandbox)
+    sandbox.faults.update({"throttle_next": 2, "error_next": 1, "timeout_next": 1})
+    assert cl.billing_statuses()
+    assert cl.calls == 5
+
+
+def test_sandbox_bad_key_and_missing_right(sandbox: Any) -> None:
+    with pytest.raises(AuthError):
+        sim_client(sandbox, private_key="wrong").billing_statuses()
+    sandbox.cw.set_permission("Expense Report Entry", "None")
+    cl = sim_client(sandbox)
+    with pytest.raises(PermissionDenied, match="Expense Report Entry"):
+        cl.expenses_for([1001])
+    by_area = {p.area: p for p in permissions.probe(cl)}
+    assert by_area["Time & Expense › Expense Report Entry"].ok is False
+    assert by_area["Time & Expense › Time Entry"].ok is True
+    assert by_area["Finance › Accounting Interface (create batches)"].ok is True
+
+
+def test_sandbox_batch_survives_dropped_response(sandbox: Any) -> None:
+    cl = sim_client(sandbox)
+    unposted = sorted(cl.unposted_invoice_ids())
+    assert len(unposted) >= 2
+    pick = unposted[:2]
+    sandbox.faults.update({"drop_after_commit_next": 1})
+    batch = cl.create_batch("cwqbo-test-1", pick)
+    assert batch["batchIdentifier"] == "cwqbo-test-1" and isinstance(batch["id"], int)
+    again = cl.create_batch("cwqbo-test-2", unposted[2:3])
+    assert again["id"] != batch["id"] and again["glExport"]["transactions"][0]["id"] == str(unposted[2])
+    assert cl.unposted_invoice_ids(pick) == set()
+    assert set(pick) <= cl.batched_invoice_ids()
+    assert len(cl.list_batches()) == len({b["batchIdentifier"] for b in cl.list_batches()})
+
+
+def test_sandbox_over_loopback_with_default_http_client(sandbox: Any) -> None:
+    url, stop = sandbox.start_in_thread()
+    try:
+        site = url.split("://", 1)[1].rstrip("/")
+        info = fetch_company_info(site, "cwqbo_demo", "http")
+        with CWClient(site, "cwqbo_demo", "sandbox-public", "sandbox-private",
+                      "00000000-0000-4000-8000-00000000c1d0", info["Codebase"], scheme="http",
+                      clock=ManualClock()) as cl:
+            sandbox.faults.update({"throttle_next": 1})
+            assert cl.count("/finance/invoices") == 60
+            assert cl.calls == 2
+            pick = sorted(cl.unposted_invoice_ids())[:1]
+            sandbox.faults.update({"drop_after_commit_next": 1})
+            assert cl.create_batch("cwqbo-loop-1", pick)["batchIdentifier"] == "cwqbo-loop-1"
+            assert cl.unposted_invoice_ids(pick) == set()
+    finally:
+        stop()

