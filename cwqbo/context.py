@@ -50,10 +50,9 @@ class AppContext:
     def secret_store(self, kind: str | None = None) -> "SecretStore":
         from cwqbo.secrets import open_secret_store
 
-        if kind is not None:
-            return open_secret_store(kind, self.paths)
-        if self._secret_store is None:
-            self._secret_store = open_secret_store(self.profile.secret_store, self.paths)
+        kind = kind or self.profile.secret_store
+        if self._secret_store is None or self._secret_store.kind != kind:  # connect may switch the kind
+            self._secret_store = open_secret_store(kind, self.paths)
         return self._secret_store  # type: ignore[no-any-return]
 
     def cw_client(self) -> Any:

@@ -181,12 +181,20 @@ def mark_created(store: Store, cw_id: int, *, qbo_id: str, sync_token: str | Non
 
 
 def mark_failed(store: Store, cw_id: int, *, error: str, tid: str | None, qbo_id: str | None = None,
-                sync_token: str | None = None, qbo_total: Decimal | None = None, now: str | None = None,
-                commit: bool = True) -> None:
+                sync_token: str | None = None, qbo_total: Decimal | None = None, number: str | None = None,
+                entity: str | None = None, cw_total: Decimal | None = None, run_id: int | None = None,
+                now: str | None = None, commit: bool = True) -> None:
     """Failed; a document QBO did create (e.g. a total mismatch) keeps its qbo_id so it is never lost."""
-    values: dict[str, Any] = {"state": "failed", "error": error, "intuit_tid": tid, "updated_at": now or iso()}
+    at = now or iso()
+    values: dict[str, Any] = {"state": "failed", "error": error, "intuit_tid": tid, "updated_at": at}
     if qbo_id is not None:
         values.update(qbo_id=qbo_id, qbo_sync_token=sync_token, qbo_total=_money(qbo_total))
+    for key, value in (("invoice_number", number), ("entity", entity), ("cw_total", _money(cw_total)),
+                       ("run_id", run_id)):
+        if value is not None:
+            values[key] = value
+    if get(store, cw_id) is None:
+        values.setdefault("created_at", at)
     if commit:
         with _tx(store):
             _upsert(store, cw_id, values)

@@ -7,9 +7,17 @@ Validation of values lives here (pure); validation against QBO objects lives in 
 
 from __future__ import annotations
 
+import dataclasses as _dc
+import string as _string
+import types as _types
+import typing as _t
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal as _Decimal
+from decimal import InvalidOperation as _InvalidOperation
 from typing import Literal
+
+from cwqbo.errors import ConfigError
 
 SyncMode = Literal["manual", "automatic"]
 CustomerMatch = Literal["name", "identifier"]
@@ -95,14 +103,6 @@ class Filters:
 # ---------------------------------------------------------------------------------------------------------------
 # serialisation and validation (pure). TOML has no null, so None is omitted on the way out and means "default"
 # on the way in. Every refusal names the dotted key: ConfigError("<where>.<key>: …").
-
-import dataclasses as _dc
-import string as _string
-import typing as _t
-from decimal import Decimal as _Decimal
-from decimal import InvalidOperation as _InvalidOperation
-
-from cwqbo.errors import ConfigError
 
 CUSTOM_FIELD_SOURCES = ("customer_po", "reference", "site", "ticket", "project")
 NOTE_PLACEHOLDERS = ("number", "id", "company", "identifier", "type", "reference", "customer_po", "site", "date")
@@ -218,7 +218,7 @@ def _convert(tp: _t.Any, value: _t.Any, path: str) -> _t.Any:
             raise ConfigError(f"{path}: must be {_describe(tp)} (got {value!r})")
         (inner,) = _t.get_args(tp)
         return [_convert(inner, v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin in (_t.Union, getattr(__import__("types"), "UnionType", None)) and date in _t.get_args(tp):
+    if origin in (_t.Union, _types.UnionType) and date in _t.get_args(tp):
         if isinstance(value, date) and not hasattr(value, "hour"):
             return value
         if isinstance(value, str):

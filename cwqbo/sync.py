@@ -26,7 +26,7 @@ from cwqbo import cache, ledger, mapping, money
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cw_cond
 from cwqbo.crashpoints import crashpoint
-from cwqbo.errors import CwqboError, UsageError
+from cwqbo.errors import AuthError, CwqboError, UsageError
 from cwqbo.models import CWInvoice
 from cwqbo.prefs import Filters, Prefs
 from cwqbo.quickbooks import query as qbo_query
@@ -202,6 +202,7 @@ class _Work:
 
     inv: CWInvoice
     doc: Any = None  # mapping.QBODocument
+    refs: Any = None  # mapping.Refs
     payload: dict[str, Any] | None = None
     payload_hash: str = ""
     request_id: str = ""
@@ -375,6 +376,10 @@ class _Engine:
                 skipped.append(self._result(inv, "skipped", qbo_id=row.qbo_id, entity=row.entity,
                                             error=f"already in QuickBooks ({row.entity} {row.qbo_id})"))
                 continue
+            if not _unposted:
+                skipped.append(self._result(inv, "skipped", error="already exported in a ConnectWise accounting "
+                                                                  "batch (not by cwqbo); not sent again"))
+                continue
             invoices.append(inv)
         return invoices, skipped
 
@@ -430,6 +435,7 @@ class _Engine:
             if refs is None:
                 self.fail(w, "QuickBooks references could not be resolved")
                 continue
+            w.refs = refs
             try:
                 w.doc = mapping.build_document(w.inv, d.prefs, refs)
             except mapping.MappingError as exc:
@@ -446,6 +452,7 @@ class _Engine:
         res = self._result(w.inv, "failed", error=error, tid=tid, entity=entity, qbo_id=qbo_id, qbo_total=qbo_total)
         if write and not self.o.dry_run:
             ledger.mark_failed(self.d.store, w.inv.id, error=error, tid=tid, qbo_id=qbo_id, qbo_total=qbo_total,
+                               number=w.inv.number, entity=entity, cw_total=w.inv.total, run_id=self.run_id,
                                now=self.now())
         self.finish_item(w, res)
         return res
@@ -492,14 +499,14 @@ class _Engine:
 
     def send_chunk(self, chunk: list[_Work]) -> None:
         d = self.d
-        ledger.record_intents(d.store, [
-            ledger.Intent(w.inv.id, w.inv.number, w.doc.entity, w.request_id, w.payload_hash, w.inv.content_hash(),
-                          w.doc.expected_total) for w in chunk], self.run_id, now=self.now())
+        ledger.record_intents(d.store, [self._intent(w) for w in chunk], self.run_id, now=self.now())
         crashpoint("sync.after_intent")
         ops = [BatchOp.create(str(i), w.doc.entity, w.payload or {}) for i, w in enumerate(chunk)]
         self.emit("create", f"sending {len(chunk)} document(s) to QuickBooks")
         try:
             results = d.qbo.batch(ops, request_id=ledger.batch_request_id(w.request_id for w in chunk))
+        except AuthError:
+            raise  # nothing more can be done this run; the intents are settled by the next one
         except CwqboError as exc:
             # The outcome is unknown (or the batch was refused whole): find out what QBO has.
             self.after_lost_batch(chunk, exc)
@@ -554,42 +561,63 @@ class _Engine:
 
     def confirm(self, w: _Work, obj: dict[str, Any], tid: str | None, *, adopted: bool,
                 commit: bool = True) -> Callable[[], None]:
-        """Reconcile the QBO total with CW's; a mismatch never loses the document id."""
+        """Reconcile the QBO total with CW's; a mismatch never loses the document id.
+
+        With commit=False the ledger write is returned (the caller writes a chunk's results together);
+        with commit=True (a document adopted before any intent of this run) it is written now.
+        """
         d = self.d
-        qbo_id = str(obj.get("Id"))
-        token = obj.get("SyncToken")
-        rec = mapping.reconcile(w.doc, obj, d.prefs)
         entity = w.doc.entity
-        qbo_total = rec.qbo_total
+        rec = mapping.reconcile(w.doc, obj, d.prefs)
+        warning: str | None = None
+        if not rec.ok and d.prefs.tax.on_mismatch == "adjust":
+            obj, rec, tid, warning = self.adjust(w, obj, rec, tid)
+        elif not rec.ok and d.prefs.tax.on_mismatch == "warn":
+            warning = f"accepted with a difference of {money.money_str(rec.difference)}: {rec.note}"
+        qbo_id, token, qbo_total = str(obj.get("Id")), obj.get("SyncToken"), rec.qbo_total
         store, cw_id, now = d.store, w.inv.id, self.now()
-        if not rec.ok and d.prefs.tax.on_mismatch == "fail":
-            error = (f"QuickBooks total {money.money_str(rec.qbo_total)} differs from ConnectWise "
-                     f"{money.money_str(rec.cw_total)} by {money.money_str(rec.difference)}"
-                     + (f": {rec.note}" if rec.note else "") + f" (QBO {entity} {qbo_id} left for review)")
+        ok = rec.ok or d.prefs.tax.on_mismatch == "warn"
+        if ok:
+            self.finish_item(w, self._result(w.inv, "adopted" if adopted else "created", qbo_id=qbo_id,
+                                             entity=entity, tid=tid, qbo_total=qbo_total, error=warning))
+        else:
+            error = (warning + "; " if warning else "") + (
+                f"{rec.note or 'totals differ'} (QBO {entity} {qbo_id} kept for review; nothing batched)")
             self.fail(w, error, tid=tid, qbo_id=qbo_id, qbo_total=qbo_total, write=False)
 
-            def write_failed() -> None:
+        def write() -> None:
+            if ok:
+                ledger.mark_created(store, cw_id, qbo_id=qbo_id, sync_token=token, qbo_total=qbo_total, tid=tid,
+                                    now=now, commit=False)
+            else:
                 ledger.mark_failed(store, cw_id, error=error, tid=tid, qbo_id=qbo_id, sync_token=token,
                                    qbo_total=qbo_total, now=now, commit=False)
-            if commit:
-                with store.transaction():
-                    write_failed()
-            return write_failed
-        warning = None if rec.ok else f"total differs by {money.money_str(rec.difference)}: {rec.note or ''}".strip()
-        res = self._result(w.inv, "adopted" if adopted else "created", qbo_id=qbo_id, entity=entity, tid=tid,
-                           qbo_total=qbo_total, error=warning)
-        self.finish_item(w, res)
-
-        def write_created() -> None:
-            ledger.mark_created(store, cw_id, qbo_id=qbo_id, sync_token=token, qbo_total=qbo_total, tid=tid,
-                                now=now, commit=False)
-        if commit:  # adopted before any intent of this run: record what we matched, then the result
+        if commit:
             with store.transaction():
-                ledger.record_intents(store, [ledger.Intent(
-                    cw_id, w.inv.number, entity, w.request_id, w.payload_hash, w.inv.content_hash(),
-                    w.doc.expected_total)], self.run_id, now=now)
-                write_created()
-        return write_created
+                ledger.record_intents(store, [self._intent(w)], self.run_id, now=now)
+                write()
+        return write
+
+    def _intent(self, w: _Work) -> ledger.Intent:
+        return ledger.Intent(w.inv.id, w.inv.number, w.doc.entity, w.request_id, w.payload_hash,
+                             w.inv.content_hash(), w.doc.expected_total)
+
+    def adjust(self, w: _Work, obj: dict[str, Any], rec: Any,
+               tid: str | None) -> tuple[dict[str, Any], Any, str | None, str | None]:
+        """tax.on_mismatch = adjust: add one non-taxable line for the difference (sparse update), re-check."""
+        d = self.d
+        try:
+            line = mapping.adjustment_line(rec.difference, w.refs, d.prefs)
+            current = d.qbo.read(w.doc.entity, str(obj.get("Id"))).obj
+            lines = [ln for ln in current.get("Line", []) if ln.get("DetailType") != "SubTotalLineDetail"]
+            rid = ledger.request_id(d.realm, w.inv.id, f"adjust:{w.payload_hash}:{current.get('SyncToken')}")
+            updated = d.qbo.update(w.doc.entity, {"Id": current["Id"], "SyncToken": current["SyncToken"],
+                                                  "Line": [*lines, line]}, rid)
+        except (mapping.MappingError, QBOError) as exc:
+            return obj, rec, tid, f"could not add the adjustment line ({exc})"
+        after = mapping.reconcile(w.doc, updated.obj, d.prefs)
+        note = f"added an adjustment line of {money.money_str(rec.difference)} ({rec.note})"
+        return updated.obj, after, updated.tid, note
 
     # -- (i) invoices changed in CW after they were synced ---------------------------------------------
 

@@ -16,6 +16,7 @@ Grammar (keywords case-insensitive):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -332,8 +333,10 @@ def _compare(node: Compare, record: Any) -> bool:
     actual = lookup(record, node.field)
     op = node.op
     if op in ("in", "notin"):
-        hit = any(_equal(actual, v) for v in node.value)
-        return hit if op == "in" else (actual is not None and not hit)
+        if actual is None:
+            return op == "in" and None in node.value
+        hit = _in(actual, node.value)
+        return hit if op == "in" else not hit
     if op in ("contains", "notcontains", "like", "notlike"):
         if actual is None or isinstance(actual, (dict, list)):
             return False
@@ -357,6 +360,28 @@ def _compare(node: Compare, record: Any) -> bool:
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
     except TypeError:
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _in_sets(values: tuple[Any, ...]) -> tuple[frozenset[Decimal], frozenset[str], tuple[Any, ...]]:
+    """Split an `in (...)` list into hashable lookups so long id lists stay fast."""
+    numbers = frozenset(v for v in values if isinstance(v, Decimal))
+    texts = frozenset(v.lower() for v in values if isinstance(v, str))
+    others = tuple(v for v in values if not isinstance(v, (Decimal, str)) and v is not None)
+    return numbers, texts, others
+
+
+def _in(actual: Any, values: tuple[Any, ...]) -> bool:
+    numbers, texts, others = _in_sets(values)
+    if numbers and not isinstance(actual, bool) and isinstance(actual, (int, Decimal, str)):
+        try:
+            if Decimal(str(actual)) in numbers:
+                return True
+        except InvalidOperation:
+            pass
+    if texts and not isinstance(actual, (dict, list)) and str(actual).lower() in texts:
+        return True
+    return any(_equal(actual, v) for v in others)
 
 
 def _equal(actual: Any, literal: Any) -> bool:

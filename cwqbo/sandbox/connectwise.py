@@ -105,6 +105,11 @@ class CWSimulator:
             state["batched"] = {str(k): v for k, v in state["batched"].items()}
             return state
 
+    def state_json(self) -> str:
+        """`money.dumps(self.to_state())` without the deep copy (for saving large sandboxes often)."""
+        with self._lock:
+            return money.dumps({**self._state, "batched": {str(k): v for k, v in self._state["batched"].items()}})
+
     def from_state(self, state: dict[str, Any]) -> None:
         with self._lock:
             st = copy.deepcopy(state)
@@ -117,16 +122,21 @@ class CWSimulator:
         self._invoices = {r["id"]: r for r in st["invoices"]}
         self._companies = {r["id"]: r for r in st["companies"]}
 
-    def load(self, data: CWData) -> None:
-        """Replace everything with generated data (prior batches become real batches)."""
+    def load(self, data: CWData, *, copy_data: bool = True) -> None:
+        """Replace everything with generated data (prior batches become real batches).
+
+        `copy_data=False` adopts the records as they are (fast for large fresh data sets; the caller must
+        not keep mutating them).
+        """
+        take: Callable[[Any], Any] = copy.deepcopy if copy_data else (lambda rows: list(rows))
         with self._lock:
             st = self._empty_state()
-            st["companies"] = copy.deepcopy(data.companies)
-            st["billing_statuses"] = copy.deepcopy(data.billing_statuses)
-            st["invoices"] = copy.deepcopy(data.invoices)
-            st["products"] = copy.deepcopy(data.products)
-            st["time_entries"] = copy.deepcopy(data.time_entries)
-            st["expenses"] = copy.deepcopy(data.expenses)
+            st["companies"] = take(data.companies)
+            st["billing_statuses"] = take(data.billing_statuses)
+            st["invoices"] = take(data.invoices)
+            st["products"] = take(data.products)
+            st["time_entries"] = take(data.time_entries)
+            st["expenses"] = take(data.expenses)
             nxt = st["next_id"]
             nxt["invoice"] = max([r["id"] for r in data.invoices], default=1000) + 1
             nxt["company"] = max([r["id"] for r in data.companies], default=0) + 1

@@ -134,7 +134,8 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
         status = BILLING_STATUSES[rng.choice((2, 3)) if closed else rng.choice((0, 1))]
         day = start + dt.timedelta(days=(i * 3) // max(1, invoices // 60 or 1) % 60)
         tax_code, rate = tax_codes[1] if rng.random() < 0.6 else tax_codes[0]
-        terms = rng.choice(BILLING_TERMS)
+        tax_code = dict(tax_code)
+        terms = dict(rng.choice(BILLING_TERMS))
         ref = {"id": inv_id, "identifier": number}
         cref = company_ref(company)
         subtotal = taxable = ZERO
@@ -178,7 +179,7 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
                 begin = dt.datetime.combine(day, dt.time(9)) - dt.timedelta(days=1)
                 data.time_entries.append({
                     "id": time_id, "company": cref, "chargeToId": 7000 + time_id, "chargeToType": "ServiceTicket",
-                    "member": member, "workType": rng.choice(WORK_TYPES), "workRole": role, "agreement": None,
+                    "member": dict(member), "workType": dict(rng.choice(WORK_TYPES)), "workRole": dict(role), "agreement": None,
                     "timeStart": iso(begin), "timeEnd": iso(begin + dt.timedelta(minutes=int(abs(hours) * 60))),
                     "actualHours": hours, "hoursBilled": hours, "hoursDeduct": ZERO, "billableOption": "Billable",
                     "notes": rng.choice(("Replaced failed drive: RAID rebuilt", "Onboarded new user — O'Neil",
@@ -187,20 +188,20 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
                     "_info": {"lastUpdated": iso(day)}})
             for _ in range(1 if rng.random() < 0.2 else 0):
                 expense_id += 1
-                etype = rng.choice(EXPENSE_TYPES)
+                etype = dict(rng.choice(EXPENSE_TYPES))
                 amount = _money(Decimal(rng.randint(500, 15000)) / 100) * sign
                 expense_total += amount
                 data.expenses.append({
                     "id": expense_id, "company": cref, "chargeToId": 7000 + expense_id, "chargeToType": "ServiceTicket",
-                    "type": etype, "member": rng.choice(MEMBERS), "classification": {"id": 1, "name": "Reimbursable"},
+                    "type": etype, "member": dict(rng.choice(MEMBERS)), "classification": {"id": 1, "name": "Reimbursable"},
                     "amount": amount, "invoiceAmount": amount, "billableOption": "Billable", "date": iso(day),
                     "notes": f"{etype['name']} for on-site visit", "taxes": [], "invoice": ref,
                     "_info": {"lastUpdated": iso(day)}})
 
         subtotal = product_total + service_total + expense_total
         tax = _money(taxable * rate)
-        location = LOCATIONS[company["id"] % 2]
-        department = DEPARTMENTS[0 if inv_type == "Agreement" else 1]
+        location = dict(LOCATIONS[company["id"] % 2])
+        department = dict(DEPARTMENTS[0 if inv_type == "Agreement" else 1])
         data.invoices.append({
             "id": inv_id, "invoiceNumber": number, "type": inv_type,
             "status": {"id": status["id"], "name": status["name"], "isClosed": status["closedFlag"]},
@@ -212,7 +213,7 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
             "customerPO": f"PO-{rng.randint(1000, 9999)}" if rng.random() < 0.3 else "",
             "date": iso(day), "dueDate": iso(day + dt.timedelta(days=30 if terms["id"] == 1 else 15)),
             "location": location, "locationId": location["id"], "department": department,
-            "departmentId": department["id"], "businessUnit": department, "territoryId": None,
+            "departmentId": department["id"], "businessUnit": dict(department), "territoryId": None,
             "topComment": "Thank you for your business!" if rng.random() < 0.3 else "",
             "bottomComment": "Payment due per terms: 1.5%/month late fee." if rng.random() < 0.2 else "",
             "taxableFlag": rate > 0, "taxCode": tax_code, "internalNotes": "", "currency": {

@@ -79,7 +79,7 @@ class Sandbox:
     def _build(self) -> None:
         self.cw = CWSimulator(self.clock, self.faults, company=CW_COMPANY, public_key=CW_PUBLIC_KEY,
                               private_key=CW_PRIVATE_KEY, client_id=CW_CLIENT_ID, codebase=CW_CODEBASE)
-        self.cw.load(generate(self.seed, self.n_invoices, country=self.country))
+        self.cw.load(generate(self.seed, self.n_invoices, country=self.country), copy_data=False)
         self.qbo = QBOSimulator(self.clock, self.faults, realm_id=QBO_REALM_ID, country=self.country,
                                 client_id=QBO_CLIENT_ID, client_secret=QBO_CLIENT_SECRET)
 
@@ -103,7 +103,9 @@ class Sandbox:
         target = path or self.state_file
         if target is None:
             return
-        text = money.dumps(self.to_state())
+        meta = {"version": STATE_VERSION, "seed": self.seed, "invoices": self.n_invoices, "country": self.country}
+        text = (money.dumps(meta)[:-1] + ',"cw":' + self.cw.state_json() + ',"qbo":'
+                + money.dumps(self.qbo.to_state()) + "}")
         with self._save_lock:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".sandbox-", suffix=".tmp", dir=target.parent)

@@ -527,3 +527,14 @@ def test_simulator_non_us_tax_codes_and_a_drift_is_reported() -> None:
     rec = reconcile(doc, sim.post("Invoice", doc.payload), prefs)
     assert not rec.ok and rec.difference == D("-0.01") and rec.action == "fail"
     assert "QuickBooks calculated tax 130.00 where ConnectWise charged 129.99" in rec.note
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 9_999_999), min_size=1, max_size=20))
+def test_sub_cent_amounts_always_round_to_the_subtotal(mills: list[int]) -> None:
+    lines = [product_line(str(D(m) / 1000), key=f"K{i}") for i, m in enumerate(mills)]
+    subtotal = money.round_cents(sum((ln.amount for ln in lines), D(0)))
+    payload, _ = build(make_inv(lines, subtotal=subtotal, total=subtotal))
+    got = amounts(payload)
+    assert sum(got) == subtotal and len(got) == len(lines)
+    assert all(a == money.round_cents(a) and abs(a - ln.amount) < D("0.01") for a, ln in zip(got, lines))

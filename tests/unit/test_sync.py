@@ -7,6 +7,7 @@ services never produce a duplicate or lose an invoice.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -283,3 +284,55 @@ def test_marker_helpers_round_trip() -> None:
     assert sync.owner_of(sync.with_marker({}, 12)["PrivateNote"]) == 12
     long = sync.with_marker({"PrivateNote": "x" * 5000}, 3)["PrivateNote"]
     assert len(long) <= 4000 and sync.owner_of(long) == 3
+
+
+def _drift_one_total(monkeypatch: pytest.MonkeyPatch, world: World) -> int:
+    """Make QBO's total differ from what CW billed for one invoice (as a tax engine would), by one cent."""
+    target = next(r for r in world.deps().cw.iter_invoices() if r["invoiceNumber"] == "20002")["id"]
+    real = sync.mapping.build_document
+
+    def build(inv: Any, prefs: Prefs, refs: Any) -> Any:
+        doc = real(inv, prefs, refs)
+        if inv.id == target:
+            doc = dataclasses.replace(doc, expected_total=doc.expected_total + Decimal("0.01"))
+        return doc
+
+    monkeypatch.setattr(sync.mapping, "build_document", build)
+    return int(target)
+
+
+def test_total_mismatch_fails_keeps_the_document_and_is_not_batched(world: World,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _drift_one_total(monkeypatch, world)
+    report = world.sync()
+    item = next(i for i in report.items if i.cw_id == target)
+    assert item.outcome == "failed" and item.qbo_id and "0.01" in (item.error or "")
+    row = ledger.get(world.store, target)
+    assert row is not None and row.state == "failed" and row.qbo_id == item.qbo_id and row.invoice_number == "20002"
+    assert target not in world.cw_batches()[0]["includedInvoiceIds"]
+    again = world.sync()  # the document is found again (ours), not created twice
+    assert next(i for i in again.items if i.cw_id == target).outcome == "failed"
+    assert [d["DocNumber"] for _, d in world.docs()].count("20002") == 1
+
+
+def test_total_mismatch_adjust_adds_a_line_so_totals_match(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _drift_one_total(monkeypatch, world)
+    prefs = Prefs()
+    prefs.tax.on_mismatch = "adjust"
+    report = world.sync(prefs=prefs)
+    item = next(i for i in report.items if i.cw_id == target)
+    assert item.outcome == "created" and "adjustment" in (item.error or "")
+    doc = world.sandbox.qbo.get("Invoice", item.qbo_id)
+    inv = cache.get(world.store, target)
+    assert Decimal(str(doc["TotalAmt"])) == inv.total + Decimal("0.01") == item.qbo_total
+    assert any("Adjustment" in str(ln.get("Description")) for ln in doc["Line"])
+    assert target in world.cw_batches()[0]["includedInvoiceIds"]
+
+
+def test_invoice_exported_by_another_tool_is_not_sent(world: World) -> None:
+    world.sync(dry_run=True)
+    exported = world.store.db.execute("select number from invoices where unposted = 0 and closed = 1").fetchone()
+    assert exported, "the seed has invoices already in a prior CW batch"
+    report = world.sync(selection="invoices", invoice_numbers=(exported[0],), trigger="invoice")
+    assert report.items[0].outcome == "skipped" and "already exported" in (report.items[0].error or "")
+    assert world.docs() == []
