@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from cwqbo import cache
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
-from cwqbo.errors import ConfigError
+from cwqbo.errors import ConfigError, CwqboError
 from cwqbo.prefs import Filters
 from cwqbo.store import Store, utc_iso
 
@@ -66,6 +66,7 @@ class DiscoverResult:
     full: bool = False
     resumed: bool = False
     watermark: str | None = None
+    problems: tuple[str, ...] = ()  # invoices CW sent that could not be read (skipped, not fatal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,21 +198,30 @@ def refresh(cw: CWLike, store: Store, filters: Filters, *, full: bool = False, c
 
 
 def _store_page(cw: CWLike, store: Store, raws: list[dict[str, Any]], scope: Scope, fetched_at: str,
-                build: Callable[..., Any], *, seen: bool) -> int:
-    """Fetch one page's lines and unposted flags in bulk, then write it in one transaction."""
+                build: Callable[..., Any], *, seen: bool, problems: list[str]) -> int:
+    """Fetch one page's lines and unposted flags in bulk, then write it in one transaction.
+
+    An invoice that cannot be read (no company, a non-numeric amount) is skipped and reported in
+    `problems`; it never stops the other 999 of its page.
+    """
     ids = [int(r["id"]) for r in raws]
     products = cw.products_for(ids)
     times = cw.time_entries_for(ids)
     expenses = cw.expenses_for(ids)
     unposted = cw.unposted_invoice_ids(ids)
-    invoices = [build(r, products.get(i, ()), times.get(i, ()), expenses.get(i, ()), statuses=scope.names)
-                for r, i in zip(raws, ids, strict=True)]
+    invoices = []
+    for r, i in zip(raws, ids, strict=True):
+        try:
+            invoices.append(build(r, products.get(i, ()), times.get(i, ()), expenses.get(i, ()),
+                                  statuses=scope.names))
+        except (CwqboError, ValueError, TypeError, KeyError) as exc:
+            problems.append(f"invoice {r.get('invoiceNumber') or i} (id {i}) skipped: {exc}")
     with store.transaction() as db:
         cache.upsert_invoices(store, invoices, in_scope=True, unposted_ids=unposted, fetched_at=fetched_at)
         if seen:
             db.conn.executemany("INSERT OR REPLACE INTO discover_seen (cw_id, last_updated) VALUES (?, ?)",
-                                [(i, _updated(r)) for r, i in zip(raws, ids, strict=True)])
-    return sum(1 for i in ids if i in unposted)
+                                [(inv.id, inv.last_updated) for inv in invoices])
+    return sum(1 for inv in invoices if inv.id in unposted)
 
 
 def _full(cw: CWLike, store: Store, scope: Scope, fhash: str, clock: Clock, progress: Progress | None,
@@ -238,11 +248,13 @@ def _full(cw: CWLike, store: Store, scope: Scope, fhash: str, clock: Clock, prog
         total = done + count("/finance/invoices", query) if callable(count) else None
         progress(done, total)
     fetched = in_scope = unposted = 0
+    problems: list[str] = []
     fetched_at = utc_iso(clock.now())
     for raws in _pages(cw.iter_invoices(query)):
-        unposted += _store_page(cw, store, raws, scope, fetched_at, build, seen=True)
+        before = len(problems)
+        unposted += _store_page(cw, store, raws, scope, fetched_at, build, seen=True, problems=problems)
         fetched += len(raws)
-        in_scope += len(raws)
+        in_scope += len(raws) - (len(problems) - before)
         max_updated = max([max_updated, *(_updated(r) for r in raws)])
         with store.transaction():
             store.set_meta(FULL_CURSOR, str(max(int(r["id"]) for r in raws)))
@@ -261,13 +273,15 @@ def _full(cw: CWLike, store: Store, scope: Scope, fhash: str, clock: Clock, prog
             store.set_meta(key, None)
         db.execute("DELETE FROM discover_seen")
     return DiscoverResult(fetched=fetched, in_scope=in_scope, unposted=unposted, removed=removed,
-                          cw_calls=cw.calls - calls0, full=True, resumed=resumed, watermark=watermark)
+                          cw_calls=cw.calls - calls0, full=True, resumed=resumed, watermark=watermark,
+                          problems=tuple(problems))
 
 
 def _incremental(cw: CWLike, store: Store, scope: Scope, watermark: str, clock: Clock,
                  progress: Progress | None, calls0: int, build: Callable[..., Any]) -> DiscoverResult:
     query = cond.cmp("_info/lastUpdated", ">=", _parse_stamp(watermark))
     fetched = in_scope = unposted = removed = 0
+    problems: list[str] = []
     max_updated = watermark
     fetched_at = utc_iso(clock.now())
     touched: set[int] = set()
@@ -278,8 +292,9 @@ def _incremental(cw: CWLike, store: Store, scope: Scope, watermark: str, clock: 
         inside = [r for r in raws if raw_in_scope(r, scope)]
         outside = [r for r in raws if not raw_in_scope(r, scope)]
         if inside:
-            unposted += _store_page(cw, store, inside, scope, fetched_at, build, seen=False)
-            in_scope += len(inside)
+            before = len(problems)
+            unposted += _store_page(cw, store, inside, scope, fetched_at, build, seen=False, problems=problems)
+            in_scope += len(inside) - (len(problems) - before)
             touched.update(int(r["id"]) for r in inside)
         if outside:
             removed += _leave_scope(store, outside, scope)
@@ -294,7 +309,8 @@ def _incremental(cw: CWLike, store: Store, scope: Scope, watermark: str, clock: 
         cache.update_flags(store, [i for i in candidates if i not in still], unposted=False)
     store.set_meta(WATERMARK, max_updated)
     return DiscoverResult(fetched=fetched, in_scope=in_scope, unposted=unposted, removed=removed,
-                          cw_calls=cw.calls - calls0, full=False, resumed=False, watermark=max_updated)
+                          cw_calls=cw.calls - calls0, full=False, resumed=False, watermark=max_updated,
+                          problems=tuple(problems))
 
 
 def _leave_scope(store: Store, raws: list[dict[str, Any]], scope: Scope) -> int:

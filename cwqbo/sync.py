@@ -17,7 +17,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -41,6 +41,7 @@ PROBE_CHUNK = 50  # DocNumbers per IN (...) probe
 MARKER_RE = re.compile(r"cwqbo:(\d+)")
 PRIVATE_NOTE_MAX = 4000
 DOC_ENTITIES = ("Invoice", "CreditMemo")
+EXTERNAL_BATCH = "(exported outside cwqbo)"
 
 
 # --- public data ------------------------------------------------------------------------------------
@@ -272,14 +273,18 @@ class _Engine:
                 self.batch_confirmed()
         except BaseException as exc:
             if self.run_id is not None:
-                self._finish(started, status="failed" if isinstance(exc, Exception) else "interrupted",
-                             message=str(exc) or type(exc).__name__)
+                try:
+                    self._finish(started, status="failed" if isinstance(exc, Exception) else "interrupted",
+                                 message=str(exc) or type(exc).__name__)
+                except Exception:  # noqa: BLE001 - never mask the original error; the next run marks it
+                    pass
             raise
         self._finish(started)
         return self.report
 
-    def _discover_progress(self, *args: Any, **kwargs: Any) -> None:
-        self.emit("discover", " ".join(str(a) for a in args))
+    def _discover_progress(self, done: Any = None, total: Any = None, *args: Any, **kwargs: Any) -> None:
+        read = f"{done} of {total}" if total else f"{done or 0}"
+        self.emit("discover", f"read {read} invoice(s) from ConnectWise")
 
     def _finish(self, started: float, status: str | None = None, message: str | None = None) -> None:
         r = self.report
@@ -677,6 +682,19 @@ class _Engine:
         ids = [r.cw_id for r in rows]
         self.emit("batch", f"creating a ConnectWise accounting batch of {len(ids)} invoice(s)")
         day = _today(d.clock)
+        try:
+            still = d.cw.unposted_invoice_ids(ids)
+        except CwqboError as exc:
+            self.report.batch_error = f"could not read ConnectWise's unposted invoices: {exc}"
+            return
+        gone = [i for i in ids if i not in still]
+        if gone:  # exported by someone else after we created them: nothing left to batch for those
+            ledger.mark_batched(d.store, gone, EXTERNAL_BATCH, now=self.now())
+            self.report.message = (f"{len(gone)} invoice(s) were already exported in ConnectWise by someone else; "
+                                   "they are in QuickBooks and were not batched again")
+            ids = [i for i in ids if i in still]
+            if not ids:
+                return
         try:
             seen = [str(b.get("batchIdentifier")) for b in
                     (d.cw.list_batches(cw_cond.cmp("batchIdentifier", "like", f"cwqbo-{day.isoformat()}-%")) or [])

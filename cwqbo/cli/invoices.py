@@ -188,6 +188,17 @@ def _refresh(app_ctx: Any, store: Any, filters: Filters, *, full: bool, show_pro
             close()
 
 
+def _warn_problems(result: DiscoverResult | None, as_json: bool) -> None:
+    from cwqbo.cli import render
+
+    if result is None or as_json:
+        return
+    for problem in result.problems[:20]:
+        render.warn(problem)
+    if len(result.problems) > 20:
+        render.warn(f"… and {len(result.problems) - 20} more invoice(s) skipped; see `cwqbo -v list-unsynced`")
+
+
 # -- commands -----------------------------------------------------------------------------------------
 def list_unsynced(
     ctx: typer.Context,
@@ -205,6 +216,8 @@ def list_unsynced(
     from cwqbo.cli.main import get_app_context, use_json
 
     use_json(ctx, "list-unsynced", as_json)
+    if as_json and csv_file == "-":
+        raise UsageError("--json and --csv - both write to stdout: pick one (or give --csv a file name)")
     since_date = parse_date_option(since, "--since")
     if sort not in cache.SORT_KEYS:
         raise UsageError(f"--sort must be one of {', '.join(cache.SORT_KEYS)} (got {sort!r})")
@@ -223,6 +236,7 @@ def list_unsynced(
         elif not as_json and csv_file != "-":
             note = "showing the local cache" + ("" if connected else " (ConnectWise is not connected)")
             render.info(note)
+        _warn_problems(result, as_json)
         rows = cache.unsynced(store, since=since_date, company=company, sort=sort)
         items = invoice_rows(rows, profile.prefs)
     finally:
@@ -247,7 +261,7 @@ def list_unsynced(
         data = {"count": len(items), "total": str(total), "invoices": items,
                 "refresh": None if result is None else {
                     "fetched": result.fetched, "in_scope": result.in_scope, "removed": result.removed,
-                    "full": result.full, "cw_calls": result.cw_calls}}
+                    "full": result.full, "cw_calls": result.cw_calls, "problems": list(result.problems)}}
         render.emit_json("list-unsynced", "ok", 0, data)
         return
     if csv_file is not None:
@@ -328,8 +342,10 @@ def refilter(
     if as_json:
         render.emit_json("refilter", "ok", 0, {
             "filters": filters_to_dict(new), "fetched": result.fetched, "in_scope": result.in_scope,
-            "left_scope": result.removed, "unsynced": counts["unsynced"], "cw_calls": result.cw_calls})
+            "left_scope": result.removed, "unsynced": counts["unsynced"], "cw_calls": result.cw_calls,
+            "problems": list(result.problems)})
         return
+    _warn_problems(result, as_json)
     render.out.print(render.table(["Filter", "Value"], describe_filters(new), title="Filters saved"))
     render.out.print(f"Fetched {result.fetched} invoice(s) from ConnectWise: {result.in_scope} in scope, "
                      f"{result.removed} left scope, {counts['unsynced']} unsynced.", markup=False)

@@ -134,3 +134,34 @@ def test_second_sync_while_one_runs_exits_75(env: Env) -> None:
     with lock:
         r = env.run("sync", "--all")
     assert r.returncode == 75 and "another cwqbo sync is running" in r.stderr
+
+
+def test_scheduled_run_in_manual_mode_is_a_quiet_noop(env: Env) -> None:
+    r = env.run("sync", "--all", extra={"CWQBO_SCHEDULED": "1"})
+    assert r.returncode == 0 and "manual" in r.stderr
+    assert env.docs() == []
+
+
+def test_select_on_a_terminal_syncs_the_ticked_invoices(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process (CliRunner) so the checklist can be answered; the sandbox is still on loopback."""
+    import questionary
+    from typer.testing import CliRunner
+
+    from cwqbo.cli import sync as cli_sync
+    from cwqbo.cli.main import app
+
+    offered: list[str] = []
+
+    class Answer:
+        def __init__(self, choices: list[Any]) -> None:
+            offered.extend(c.value for c in choices)
+
+        def ask(self) -> list[str]:
+            return [offered[0]]
+
+    monkeypatch.setattr(cli_sync, "_is_tty", lambda: True)
+    monkeypatch.setattr(questionary, "checkbox", lambda message, choices: Answer(choices))
+    result = CliRunner().invoke(app, ["sync", "--select"])
+    assert result.exit_code == 0, result.output
+    assert len(offered) >= 15
+    assert [d["DocNumber"] for d in env.docs()] == [offered[0]]

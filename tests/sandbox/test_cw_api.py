@@ -210,3 +210,28 @@ def test_state_round_trip_through_json(sim: CWSimulator) -> None:
     assert other.unposted_ids() == sim.unposted_ids()
     assert other.batches() == sim.batches()
     assert get(other, "/finance/invoices", pageSize=1000).content == get(sim, "/finance/invoices", pageSize=1000).content
+
+
+def test_timeout_and_latency_faults_use_the_clock(sim: CWSimulator) -> None:
+    clock = sim.clock
+    assert isinstance(clock, ManualClock)
+    start = clock.now()
+    sim.faults.update({"timeout_next": 1, "timeout_seconds": 30.0})
+    with pytest.raises(DropConnection):
+        get(sim, "/finance/invoices")
+    assert clock.now() - start == 30.0
+    sim.faults.update({"latency_seconds": 0.5})
+    assert get(sim, "/finance/invoices/count").status_code == 200
+    assert clock.now() - start == 30.5
+
+
+def test_long_in_lists_over_a_large_company_stay_fast() -> None:
+    import time
+
+    big = CWSimulator(ManualClock(DEC_1), Faults())
+    big.load(generate(1, 5000), copy_data=False)
+    id_list = ",".join(str(1001 + i) for i in range(0, 1000, 2))
+    started = time.perf_counter()
+    rows = get(big, "/procurement/products", conditions=f"invoice/id in ({id_list})", pageSize=1000).json()
+    assert time.perf_counter() - started < 3.0
+    assert rows and all((r["invoice"]["id"] - 1001) % 2 == 0 and r["invoice"]["id"] < 2001 for r in rows)

@@ -172,3 +172,9 @@ def test_sync_lock_is_exclusive_per_profile(tmp_path: Path) -> None:
             pass
     with second.sync_lock():  # released on exit
         pass
+
+
+def test_bad_pref_value_points_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, 'default_profile = "a"\n[profiles.a.prefs.tax]\nmode = "pin_cw"\non_mismatch = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"config.toml:4: profiles.a.prefs.tax.on_mismatch: must be one of"):
+        load_config(path)

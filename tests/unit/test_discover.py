@@ -233,3 +233,13 @@ def test_against_the_sandbox_simulator_through_the_real_client(store: Store) -> 
     assert not again.full and again.removed == 1
     assert victim not in {r.cw_id for r in cache.unsynced(store)}
     assert again.cw_calls <= 8
+
+
+def test_an_unreadable_invoice_is_skipped_and_reported_not_fatal(store: Store) -> None:
+    bad = raw_invoice(2)
+    del bad["company"]
+    cw = FakeCW([raw_invoice(1), bad, raw_invoice(3)])
+    result = discover.refresh(cw, store, Filters(), clock=ManualClock())
+    assert result.in_scope == 2 and len(result.problems) == 1
+    assert "INV2" in result.problems[0] and "no company" in result.problems[0]
+    assert {r.cw_id for r in cache.unsynced(store)} == {1, 3}

@@ -336,3 +336,16 @@ def test_invoice_exported_by_another_tool_is_not_sent(world: World) -> None:
     report = world.sync(selection="invoices", invoice_numbers=(exported[0],), trigger="invoice")
     assert report.items[0].outcome == "skipped" and "already exported" in (report.items[0].error or "")
     assert world.docs() == []
+
+
+def test_invoice_exported_elsewhere_before_our_batch_is_not_batched_twice(world: World) -> None:
+    world.sandbox.faults.update({"error_next": 40, "paths": ["/finance/accounting/batches"]})
+    world.sync()
+    world.sandbox.faults.update({"error_next": 0, "paths": []})
+    waiting = [r.cw_id for r in ledger.created_not_batched(world.store)]
+    world.deps().cw.create_batch("OTHER-TOOL-1", waiting[:1])
+    report = world.sync()
+    assert "already exported" in (report.message or "")
+    ours = world.cw_batches()
+    assert len(ours) == 1 and sorted(ours[0]["includedInvoiceIds"]) == sorted(waiting[1:])
+    assert ledger.created_not_batched(world.store) == []
