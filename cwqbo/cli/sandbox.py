@@ -47,7 +47,7 @@ def serve(
     sys.stdout.write(f"READY {server.url}\n")
     sys.stdout.flush()
     creds = box.credentials(server.url)
-    console = Console()
+    console = Console(soft_wrap=True)  # never break a credential across lines
     cw, qbo = creds["connectwise"], creds["quickbooks"]
     console.print(f"[bold]cwqbo sandbox[/bold] at {server.url}  (seed {seed}, {invoices} invoices, {country})")
     console.print(f"ConnectWise: site {cw['site']} (http), company {cw['company_id']}, public key {cw['public_key']}, "
