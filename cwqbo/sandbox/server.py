@@ -21,7 +21,7 @@ from cwqbo import money
 from cwqbo.clock import Clock
 from cwqbo.sandbox.bridge import LoopbackServer
 from cwqbo.sandbox.connectwise import CWSimulator
-from cwqbo.sandbox.faults import Faults
+from cwqbo.sandbox.faults import DropConnection, Faults
 from cwqbo.sandbox.generator import generate
 from cwqbo.sandbox.qbo import QBOSimulator
 
@@ -140,7 +140,15 @@ class Sandbox:
                 self.save_state()
 
     def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+        """In-process transport; a connection dropped after commit surfaces as httpx.ReadError, as on a socket."""
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            try:
+                return self.handle(request)
+            except DropConnection as exc:
+                raise httpx.ReadError("server closed the connection after committing", request=request) from exc
+
+        return httpx.MockTransport(handle)
 
     def start(self, port: int = 0) -> LoopbackServer:
         """Serve on 127.0.0.1 in a background thread; call `.stop()` on the result."""
