@@ -33,9 +33,14 @@ def request_id(realm: str, cw_id: int, payload_hash: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{realm}:{cw_id}:{payload_hash}"))
 
 
-def batch_request_id(request_ids: Iterable[str]) -> str:
-    """Deterministic requestid for a QBO batch call (≤ 36 chars) derived from its items' requestids."""
-    return str(uuid.uuid5(NAMESPACE, "batch:" + ",".join(sorted(request_ids))))
+def batch_request_id(request_ids: Iterable[str], salt: str = "") -> str:
+    """Requestid for one QBO batch call (≤ 36 chars): its items' requestids plus `salt` (the run).
+
+    Within a run the client retries a lost batch with this same id (QBO replays, never re-creates). Across
+    runs the salt changes it on purpose: QBO would otherwise replay an old refusal forever after the user
+    fixed its cause; a later run is protected by the DocNumber probe instead.
+    """
+    return str(uuid.uuid5(NAMESPACE, f"batch:{salt}:" + ",".join(sorted(request_ids))))
 
 
 def iso(ts: float | None = None) -> str:

@@ -46,6 +46,8 @@ class MappingError(CwqboError):
     """An invoice that cannot become a QBO document as configured; `reason` says why, `fix` what to change."""
 
     def __init__(self, reason: str, fix: str = "") -> None:
+        # CW text (invoice numbers, item keys) can hold newlines/control characters: keep the message one line
+        reason, fix = one_line(reason), one_line(fix)
         super().__init__(reason, hint=fix or None)
         self.reason = reason
         self.fix = fix
@@ -53,6 +55,14 @@ class MappingError(CwqboError):
 
 # ---------------------------------------------------------------------------------------------------------------
 # text helpers
+
+def one_line(text: str) -> str:
+    """`text` with control characters (newlines, tabs, escapes) shown as escapes, so a message stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
 
 def truncate(text: str, limit: int) -> str:
     """Cut to at most `limit` characters, ending in '…', without leaving a dangling combining mark or surrogate."""

@@ -37,11 +37,13 @@ Selection = Literal["all", "invoices"]
 Trigger = Literal["select", "all", "invoice", "scheduled", "demo"]
 
 CHUNK = 30  # QBO batch limit
-PROBE_CHUNK = 50  # DocNumbers per IN (...) probe
+PROBE_CHUNK = 100  # DocNumbers per IN (...) probe (long statements go as a POST body)
 MARKER_RE = re.compile(r"cwqbo:(\d+)")
 PRIVATE_NOTE_MAX = 4000
 DOC_ENTITIES = ("Invoice", "CreditMemo")
 EXTERNAL_BATCH = "(exported outside cwqbo)"
+NOOP_MESSAGE = ("sync mode is manual, so this scheduled run did nothing "
+                "(turn it on with `cwqbo prefs schedule --install`)")
 
 
 # --- public data ------------------------------------------------------------------------------------
@@ -509,7 +511,8 @@ class _Engine:
         ops = [BatchOp.create(str(i), w.doc.entity, w.payload or {}) for i, w in enumerate(chunk)]
         self.emit("create", f"sending {len(chunk)} document(s) to QuickBooks")
         try:
-            results = d.qbo.batch(ops, request_id=ledger.batch_request_id(w.request_id for w in chunk))
+            results = d.qbo.batch(ops, request_id=ledger.batch_request_id((w.request_id for w in chunk),
+                                                                             salt=f"run-{self.run_id}"))
         except AuthError:
             raise  # nothing more can be done this run; the intents are settled by the next one
         except CwqboError as exc:
@@ -724,9 +727,7 @@ def run_sync(deps: SyncDeps, options: SyncOptions, progress: Progress | None = N
     if options.selection == "invoices" and not options.invoice_numbers:
         raise UsageError("no invoice numbers given")
     if scheduled_noop(deps.prefs, options):
-        return SyncReport(run_id=None, status="noop", dry_run=options.dry_run,
-                          message="sync mode is manual: scheduled run skipped "
-                                  "(set it with `cwqbo prefs set sync_mode automatic`)")
+        return SyncReport(run_id=None, status="noop", dry_run=options.dry_run, message=NOOP_MESSAGE)
     return _Engine(deps, options, progress).run()
 
 

@@ -36,8 +36,7 @@ def demo_command(
 
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="cwqbo-demo-"))
-    state_file = home / "sandbox-state.json" if keep else None
-    sandbox = Sandbox(seed=seed, invoices=invoices, state_file=state_file)
+    sandbox = Sandbox(seed=seed, invoices=invoices)
     server = sandbox.start()
     code = 0
     try:
@@ -84,12 +83,15 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
     actx.save_config()
 
     store = actx.open_store()
+    clients: list[Any] = []
     try:
         cw = actx.cw_client()
+        clients.append(cw)
         qbo = make_qbo_client(actx)
+        clients.append(qbo)
 
         _step(4, "cwqbo list-unsynced")
-        found = discover.refresh(cw, store, profile.filters, clock=actx.clock)
+        discover.refresh(cw, store, profile.filters, clock=actx.clock)
         rows = cache.unsynced(store)
         shown = rows[:12]
         out.print(render.table(["Number", "Date", "Company", "Type", "Total"],
@@ -97,7 +99,6 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
                                title=f"{len(rows)} Closed invoices not yet in QuickBooks"))
         if len(rows) > len(shown):
             out.print(f"… and {len(rows) - len(shown)} more.")
-        del found
 
         _step(5, "cwqbo sync --all")
         with actx.sync_lock():
@@ -127,14 +128,27 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
         elif report.batch_error:
             render.warn(report.batch_error)
     finally:
+        for client in clients:
+            client.close()
         store.close()
 
     _step(8, "Try next")
+    saved = False
     if keep:
-        out.print(f"The demo data is kept. Start its sandbox again and explore:\n"
-                  f"  cwqbo sandbox serve --state-file {home / 'sandbox-state.json'}   (port may differ)\n"
+        try:
+            sandbox.save_state(home / "sandbox-state.json")
+            saved = True
+        except (TypeError, ValueError, OSError) as exc:
+            render.warn(f"the sandbox's data could not be saved ({exc}); the demo home is kept without it")
+    if saved:
+        port = url.rsplit(":", 1)[-1]
+        out.print(f"The demo home is kept. Start its sandbox again (same port, same data) and explore:\n"
+                  f"  cwqbo sandbox serve --port {port} --state {home / 'sandbox-state.json'} &\n"
                   f"  export CWQBO_HOME={home}\n"
-                  f"  cwqbo history --failed\n  cwqbo sync --all      # re-run: creates nothing new")
+                  f"  cwqbo history\n  cwqbo sync --all      # a re-run creates nothing new")
+    elif keep:
+        out.print(f"The demo home is kept (config, ledger and history):\n  export CWQBO_HOME={home}\n"
+                  "  cwqbo history")
     else:
         out.print("  cwqbo demo --keep           keep the demo home and explore it with the other commands\n"
                   "  cwqbo sandbox serve         run the sandbox yourself and `cwqbo connect` to it\n"

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import typer
-from typer.core import TyperGroup
+# Typer's rich help pulls in rich.markdown and friends (~100 ms); plain click help keeps `cwqbo --help` within
+# 3x of a bare interpreter start. Our own output still uses rich. Must be set before typer is imported.
+os.environ.setdefault("TYPER_USE_RICH", "0")
 
-from cwqbo import __version__
-from cwqbo.config import Paths
-from cwqbo.errors import CwqboError
+import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
+
+from cwqbo import __version__  # noqa: E402
+from cwqbo.config import Paths  # noqa: E402
+from cwqbo.errors import CwqboError  # noqa: E402
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70

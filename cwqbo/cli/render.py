@@ -32,11 +32,14 @@ def money(value: Decimal | None, currency: str = "") -> str:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
-    t = Table(title=title, show_lines=False, header_style="bold")
+    # Cells and title are plain Text: ConnectWise data like a company named "Acme [/] Corp" must print as
+    # written, not be parsed as rich markup (which raised MarkupError and crashed the command).
+    t = Table(title=Text(title) if isinstance(title, str) else title, show_lines=False, header_style="bold")
     for column in columns:
         t.add_column(column, justify="right" if column.lower() in ("amount", "total", "qbo total", "cw total") else "left")
     for row in rows:
-        t.add_row(*("" if v is None else money(v) if isinstance(v, Decimal) else str(v) for v in row))
+        t.add_row(*(v if isinstance(v, Text) else
+                    Text("" if v is None else money(v) if isinstance(v, Decimal) else str(v)) for v in row))
     return t
 
 

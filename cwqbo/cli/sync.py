@@ -15,7 +15,8 @@ import typer
 
 from cwqbo.cli import render
 from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
-from cwqbo.sync import ItemResult, SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync
+from cwqbo.sync import (NOOP_MESSAGE, ItemResult, SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync,
+                        scheduled_noop)
 
 
 def _is_tty() -> bool:
@@ -49,11 +50,22 @@ def sync_command(
     app_ctx = get_app_context(ctx)
     scheduled = os.environ.get("CWQBO_SCHEDULED") == "1"
     trigger = "scheduled" if scheduled else "select" if select else "all" if all_ else "invoice"
+    if scheduled_noop(app_ctx.profile.prefs, SyncOptions(trigger=trigger)):
+        # Before the lock and any remote call: a cron entry left behind in manual mode costs nothing.
+        report = SyncReport(run_id=None, status="noop", message=NOOP_MESSAGE)
+        if as_json:
+            render.emit_json("sync", "noop", EXIT_OK, report_data(report))
+        else:
+            render.info(NOOP_MESSAGE)
+        raise typer.Exit(EXIT_OK)
     with app_ctx.sync_lock():
         store = app_ctx.open_store()
+        clients: list[Any] = []
         try:
             profile = app_ctx.profile
-            deps = SyncDeps(store=store, cw=app_ctx.cw_client(), qbo=make_qbo_client(app_ctx), prefs=profile.prefs,
+            clients.append(app_ctx.cw_client())
+            clients.append(make_qbo_client(app_ctx))
+            deps = SyncDeps(store=store, cw=clients[0], qbo=clients[1], prefs=profile.prefs,
                             filters=profile.filters, realm=str(profile.quickbooks.realm_id), clock=app_ctx.clock)
             refresh = not no_refresh
             numbers: tuple[str, ...] = tuple(invoice)
@@ -68,6 +80,8 @@ def sync_command(
             with _progress(enabled=_is_tty() and not as_json) as progress:
                 report = run_sync(deps, options, progress)
         finally:
+            for client in clients:
+                client.close()
             store.close()
     code = EXIT_OK if report.ok else EXIT_SOME_FAILED
     if as_json:

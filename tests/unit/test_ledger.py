@@ -27,6 +27,7 @@ def test_request_id_is_deterministic_and_fits_qbo_limits() -> None:
     assert len(a) == 36
     assert len(ledger.batch_request_id([a, "x"])) <= 36
     assert ledger.batch_request_id([a, "x"]) == ledger.batch_request_id(["x", a])
+    assert ledger.batch_request_id([a], salt="run-1") != ledger.batch_request_id([a], salt="run-2")
 
 
 def test_intent_is_committed_and_visible_to_another_connection(store: Store, tmp_path: Path) -> None:

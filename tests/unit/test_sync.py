@@ -349,3 +349,45 @@ def test_invoice_exported_elsewhere_before_our_batch_is_not_batched_twice(world:
     ours = world.cw_batches()
     assert len(ours) == 1 and sorted(ours[0]["includedInvoiceIds"]) == sorted(waiting[1:])
     assert ledger.created_not_batched(world.store) == []
+
+
+def test_docnumber_taken_by_someone_else_fails_that_invoice_only(world: World) -> None:
+    customer = world.sandbox.qbo.add("Customer", {"DisplayName": "Walk-in"})
+    world.sandbox.qbo.add("Invoice", {"DocNumber": "20002", "TotalAmt": Decimal("5.00"), "Line": [],
+                                      "CustomerRef": {"value": customer["Id"]}, "PrivateNote": "typed by hand"})
+    report = world.sync()
+    item = next(i for i in report.items if i.number == "20002")
+    assert item.outcome == "failed" and "not created by cwqbo" in (item.error or "")
+    assert [d["DocNumber"] for _, d in world.docs()].count("20002") == 1
+    assert sum(1 for i in report.items if i.outcome == "created") == report.created > 40
+
+
+def test_a_refused_invoice_is_sent_again_next_run_not_replayed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QBO refuses a document (say, a closed books period); once fixed in QBO, the same document goes through."""
+    from cwqbo.sandbox import qbo as qbo_sim
+
+    world.sync(dry_run=True)
+    real = qbo_sim.QBOSimulator._build_txn
+
+    def refuse(self: Any, entity: str, payload: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if payload.get("DocNumber") == "20002":
+            raise qbo_sim.err_business("The books are closed for this period")
+        return real(self, entity, payload, *args, **kwargs)
+
+    monkeypatch.setattr(qbo_sim.QBOSimulator, "_build_txn", refuse)
+    first = world.sync(selection="invoices", invoice_numbers=("20002",), trigger="invoice", refresh=False)
+    assert first.items[0].outcome == "failed" and "books are closed" in (first.items[0].error or "")
+    assert first.items[0].tid, "the Intuit transaction id is kept for support"
+    monkeypatch.setattr(qbo_sim.QBOSimulator, "_build_txn", real)
+    second = world.sync(selection="invoices", invoice_numbers=("20002",), trigger="invoice", refresh=False)
+    assert second.items[0].outcome == "created"
+    assert [d["DocNumber"] for _, d in world.docs()] == ["20002"]
+
+
+def test_cw_batch_response_lost_after_commit_is_not_batched_twice(world: World) -> None:
+    world.sandbox.faults.update({"drop_after_commit_next": 1, "paths": ["/finance/accounting/batches"]})
+    report = world.sync()
+    synced = _assert_exactly_once(world)
+    batches = world.cw_batches()
+    assert len(batches) == 1 and sorted(batches[0]["includedInvoiceIds"]) == sorted(synced)
+    assert report.batch_identifier == batches[0]["batchIdentifier"] and report.batch_error is None

@@ -1,0 +1,331 @@
+"""Shared plumbing for the benchmarks: an in-process sandbox on a scaled clock, CPU accounting, tables.
+
+Both simulators and both clients share one `BenchClock` (a scaled clock), so QBO's limits (500 requests/min,
+40 batch calls/min, 10 in flight) are enforced by the simulator — and honoured by our client throttle — in
+simulated time that runs `scale` times faster than real time. The clock stands still while a simulator
+handles a request; server time is a fixed simulated `latency` per request instead. Our own CPU is real
+time, so it is magnified by `scale` in the simulated figures: a pessimistic choice, stated in every report.
+
+CPU split: every request to the sandbox is timed with `time.thread_time()` inside the transport, and that
+simulator CPU is subtracted from the process CPU (`time.process_time()`) to give the CPU of our code.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python bench/x.py` from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from cwqbo import http  # noqa: E402
+from cwqbo.clock import Clock  # noqa: E402
+from cwqbo.connectwise.client import CWClient  # noqa: E402
+from cwqbo.prefs import Filters, Prefs  # noqa: E402
+from cwqbo.quickbooks.client import QBOClient  # noqa: E402
+from cwqbo.sandbox import server as sv  # noqa: E402
+from cwqbo.sandbox.faults import DropConnection  # noqa: E402
+from cwqbo.sandbox.qbo import BATCH_LIMIT_PER_MIN, RATE_LIMIT_PER_MIN  # noqa: E402
+from cwqbo.store import Store  # noqa: E402
+
+START = 1_795_500_000.0  # 2026-11-24, after the generated invoices (like the sync tests)
+BATCH_ITEMS = 30
+
+
+class BenchClock(Clock):
+    """A scaled clock that stands still while the simulators work.
+
+    Server time is modelled by the fixed per-request `latency` instead, so the simulators' own CPU (they
+    are slower than Intuit's servers) never counts against our throughput; our CPU is scaled like any other
+    real time. One request at a time is assumed inside the simulators (the sync engine is sequential).
+    """
+
+    def __init__(self, scale: float, start: float) -> None:
+        if scale <= 0:
+            raise ValueError("scale must be positive")
+        self.scale = scale
+        self._real0 = time.monotonic()
+        self._sim0 = start
+        self._lock = threading.Lock()
+        self._excluded = 0.0
+        self._depth = 0
+        self._entered = 0.0
+
+    def _effective(self, t: float) -> float:
+        paused = t - self._entered if self._depth else 0.0
+        return t - self._real0 - self._excluded - paused
+
+    def now(self) -> float:
+        with self._lock:
+            return self._sim0 + self._effective(time.monotonic()) * self.scale
+
+    def monotonic(self) -> float:
+        return self.now()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.scale)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._entered = time.monotonic()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._excluded += time.monotonic() - self._entered
+
+
+class _Tokens:
+    """Access tokens straight from the simulator (OAuth is exercised by `cwqbo demo` and its tests)."""
+
+    def __init__(self, sandbox: sv.Sandbox) -> None:
+        self.sandbox = sandbox
+        self.token = sandbox.qbo.issue_tokens()["access_token"]
+
+    def access_token(self) -> str:
+        return self.token
+
+    def force_refresh(self) -> str:
+        self.token = self.sandbox.qbo.issue_tokens()["access_token"]
+        return self.token
+
+
+@dataclass
+class SimMeter:
+    """Counts requests and CPU spent inside the simulators, so the report can subtract it."""
+
+    cpu: float = 0.0
+    qbo_requests: int = 0
+    cw_requests: int = 0
+    batch_requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, path: str, cpu: float) -> None:
+        with self._lock:
+            self.cpu += cpu
+            if path.startswith("/v3/"):
+                self.qbo_requests += 1
+                if path.rstrip("/").endswith("/batch"):
+                    self.batch_requests += 1
+            elif "/apis/3.0/" in path:
+                self.cw_requests += 1
+
+
+@dataclass
+class World:
+    """A sandbox with `n` invoices, a fresh store, and clients wired to it in-process."""
+
+    sandbox: sv.Sandbox
+    store: Store
+    clock: BenchClock
+    meter: SimMeter
+    qbo: QBOClient
+    cw: CWClient
+
+    def close(self) -> None:
+        self.store.close()
+        http.set_transport_override(None)
+
+
+def metered_transport(sandbox: sv.Sandbox, meter: SimMeter, latency: float, clock: BenchClock) -> httpx.MockTransport:
+    """In-process transport: the simulators run with the clock paused and their CPU metered, then each
+    API request costs `latency` simulated seconds of server + network time (slept, not CPU)."""
+    real_latency = latency / clock.scale
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        t0 = time.thread_time()
+        try:
+            with clock.paused():
+                return sandbox.handle(request)
+        except DropConnection as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
+        finally:
+            meter.add(request.url.path, time.thread_time() - t0)
+            if real_latency > 0 and not request.url.path.startswith("/_sandbox/"):
+                time.sleep(real_latency)
+
+    return httpx.MockTransport(handle)
+
+
+def make_world(n: int, db_path: Path, *, scale: float, latency: float, seed: int = 1) -> World:
+    clock = BenchClock(scale, start=START)
+    sandbox = sv.Sandbox(seed=seed, invoices=n, clock=clock)
+    meter = SimMeter()
+    http.set_transport_override(metered_transport(sandbox, meter, latency, clock))
+    store = Store.open(db_path)
+    qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, _Tokens(sandbox), clock=clock)
+    cw = CWClient(site="127.0.0.1:9", company_id=sv.CW_COMPANY, public_key=sv.CW_PUBLIC_KEY,
+                  private_key=sv.CW_PRIVATE_KEY, client_id=sv.CW_CLIENT_ID, codebase=sv.CW_CODEBASE,
+                  scheme="http", clock=clock)
+    return World(sandbox, store, clock, meter, qbo, cw)
+
+
+def default_prefs() -> tuple[Prefs, Filters]:
+    return Prefs(), Filters()
+
+
+@dataclass
+class Sample:
+    """What one measured phase cost: simulated seconds, process and simulator CPU, peak memory."""
+
+    sim_seconds: float = 0.0
+    real_seconds: float = 0.0
+    cpu: float = 0.0
+    sim_cpu: float = 0.0
+    qbo_requests: int = 0
+    cw_requests: int = 0
+    batch_requests: int = 0
+    rss_before_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+
+    @property
+    def own_cpu(self) -> float:
+        return max(0.0, self.cpu - self.sim_cpu)
+
+
+def rss_peak_mb() -> float:
+    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def rss_now_mb() -> float:
+    try:
+        with open(f"/proc/{os.getpid()}/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except OSError:  # not Linux: fall back to the peak
+        return rss_peak_mb()
+
+
+@contextmanager
+def measure(world: World) -> Iterator[Sample]:
+    """Measure the body: simulated time from the shared clock, CPU split between us and the simulators."""
+    s = Sample(rss_before_mb=rss_now_mb())
+    m = world.meter
+    cpu0, sim0, q0, c0, b0 = time.process_time(), m.cpu, m.qbo_requests, m.cw_requests, m.batch_requests
+    t0, r0 = world.clock.now(), time.perf_counter()
+    yield s
+    s.sim_seconds = world.clock.now() - t0
+    s.real_seconds = time.perf_counter() - r0
+    s.cpu = time.process_time() - cpu0
+    s.sim_cpu = m.cpu - sim0
+    s.qbo_requests, s.cw_requests, s.batch_requests = m.qbo_requests - q0, m.cw_requests - c0, m.batch_requests - b0
+    s.rss_peak_mb = rss_peak_mb()
+
+
+def rate_bound(invoices: int, qbo_requests: int, batch_requests: int) -> tuple[float, str]:
+    """Steady-state invoices/min QBO's limits allow for this run's request mix, and the formula used.
+
+    Per minute at most BATCH_LIMIT batch calls and RATE_LIMIT requests of any kind. The run needs
+    `batch_requests` batch calls and `qbo_requests` requests for `invoices` invoices, so the minutes it
+    needs at least are max(batch_requests / BATCH_LIMIT, qbo_requests / RATE_LIMIT).
+    """
+    minutes = max(batch_requests / BATCH_LIMIT_PER_MIN, qbo_requests / RATE_LIMIT_PER_MIN)
+    formula = (f"invoices / max(batch calls / {BATCH_LIMIT_PER_MIN}, all QBO calls / {RATE_LIMIT_PER_MIN}) per min"
+               f" = {invoices} / max({batch_requests}/{BATCH_LIMIT_PER_MIN}, {qbo_requests}/{RATE_LIMIT_PER_MIN})")
+    return (invoices / minutes if minutes > 0 else float("inf")), formula
+
+
+def verdict(ok: bool) -> str:
+    return "target met" if ok else "target MISSED"
+
+
+def print_table(title: str, rows: Sequence[tuple[str, str, str]], out: Callable[[str], None] = print) -> None:
+    """A plain three-column table (figure, value, target/verdict): readable in a terminal and in CI logs."""
+    out(f"\n== {title}")
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    for name, value, note in rows:
+        out(f"  {name:<{w0}}  {value:>{w1}}  {note}")
+
+
+def fmt(x: float, digits: int = 1) -> str:
+    return f"{x:,.{digits}f}"
+
+
+
+
+# --- proposed changes outside the bench's files (measured with --proposed; see README) -------------------
+
+def fast_dumps(obj: Any) -> str:
+    """Proposed `money.dumps`: the very same text, ~3x faster (C string encoder, no json.dumps per leaf)."""
+    out: list[str] = []
+    app = out.append
+
+    def enc(o: Any) -> None:
+        t = type(o)
+        if t is str:
+            app(encode_basestring(o))
+        elif t is Decimal:
+            if not o.is_finite():
+                raise ValueError(f"cannot encode {o} as JSON")
+            app(format(o, "f"))
+        elif t is dict:
+            app("{")
+            first = True
+            for key, val in o.items():
+                if not first:
+                    app(",")
+                first = False
+                app(encode_basestring(str(key)))
+                app(":")
+                enc(val)
+            app("}")
+        elif t is list or t is tuple:
+            app("[")
+            for i, val in enumerate(o):
+                if i:
+                    app(",")
+                enc(val)
+            app("]")
+        elif o is None:
+            app("null")
+        elif t is bool:
+            app("true" if o else "false")
+        elif t is int:
+            app(int.__repr__(o))
+        else:  # subclasses and anything unusual: exactly the original encoder's path
+            from cwqbo import money
+
+            inner: list[str] = []
+            money._encode(o, inner)
+            app("".join(inner))
+
+    enc(obj)
+    return "".join(out)
+
+
+def apply_proposed() -> list[str]:
+    """Monkeypatch this process with the changes the report proposes for files the bench does not own."""
+    from cwqbo import cache, money, sync
+
+    money.dumps = fast_dumps  # type: ignore[assignment]
+    sync.PROBE_CHUNK = 250
+
+    def _intent(self: Any, w: Any) -> Any:
+        return sync.ledger.Intent(w.inv.id, w.inv.number, w.doc.entity, w.request_id, w.payload_hash,
+                                  cache.content_hash(w.inv), w.doc.expected_total)
+
+    sync._Engine._intent = _intent  # type: ignore[method-assign]
+    return ["money.dumps -> one-pass encoder with the same output (money.py)",
+            "sync.PROBE_CHUNK 100 -> 250 DocNumbers per probe query (sync.py)",
+            "sync._Engine._intent hashes with cache.content_hash (sync.py)"]

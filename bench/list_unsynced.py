@@ -1,0 +1,102 @@
+"""`cwqbo list-unsynced` on a 10,000-invoice cache (target <= 1 s), run as a user would: a fresh process.
+
+Run:  .venv/bin/python bench/list_unsynced.py [--invoices 10000] [--runs 3]
+
+Fills a throwaway CWQBO_HOME's cache with a discover from the sandbox (not timed), then times
+`python -m cwqbo list-unsynced --no-refresh` (the table, and `--json`) end to end, interpreter start-up
+included, plus the cache query alone in-process. Prints medians and target met/missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import fmt, print_table, verdict  # noqa: E402
+
+from cwqbo import cache, discover  # noqa: E402
+from cwqbo.config import DEFAULT_PROFILE, Paths  # noqa: E402
+
+TARGET_SECONDS = 1.0
+
+
+def fill_cache(home: Path, n: int, seed: int = 1) -> int:
+    """Discover `n` generated invoices into the default profile's cache; returns how many are unsynced."""
+    db = Paths(home, home).db_file(DEFAULT_PROFILE)
+    world = common.make_world(n, db, scale=1000.0, latency=0.0, seed=seed)
+    try:
+        discover.refresh(world.cw, world.store, common.Filters(), clock=world.clock)
+        return len(cache.unsynced(world.store))
+    finally:
+        world.close()
+
+
+def time_cli(home: Path, args: list[str], runs: int) -> tuple[float, str]:
+    env = {**os.environ, "CWQBO_HOME": str(home), "COLUMNS": "160"}
+    samples = []
+    out = ""
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "cwqbo", *args], env=env, capture_output=True, text=True,
+                              check=False)
+        samples.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise SystemExit(f"cwqbo {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
+        out = proc.stdout
+    return statistics.median(samples), out
+
+
+def time_query(home: Path, runs: int) -> float:
+    from cwqbo.store import Store
+
+    store = Store.open(Paths(home, home).db_file(DEFAULT_PROFILE))
+    try:
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            cache.unsynced(store)
+            samples.append(time.perf_counter() - t0)
+        return statistics.median(samples)
+    finally:
+        store.close()
+
+
+def run(n: int, runs: int, seed: int = 1) -> list[tuple[str, str, str]]:
+    with tempfile.TemporaryDirectory(prefix="cwqbo-bench-") as tmp:
+        home = Path(tmp)
+        unsynced = fill_cache(home, n, seed)
+        table_s, table_out = time_cli(home, ["list-unsynced", "--no-refresh"], runs)
+        json_s, _ = time_cli(home, ["list-unsynced", "--no-refresh", "--json"], runs)
+        query_s = time_query(home, runs)
+    listed = f"{unsynced} unsynced" in table_out or f"{unsynced:,} unsynced" in table_out
+    return [
+        ("invoices generated / unsynced in cache", f"{n:,} / {unsynced:,}", "" if listed else
+         "WARNING: the table's summary line did not show the expected count"),
+        ("list-unsynced (table), wall", f"{fmt(table_s, 3)} s",
+         f"{verdict(table_s <= TARGET_SECONDS)} (<= {TARGET_SECONDS:g} s, median of {runs}, fresh process)"),
+        ("list-unsynced --json, wall", f"{fmt(json_s, 3)} s", f"{verdict(json_s <= TARGET_SECONDS)}"),
+        ("cache.unsynced() query alone", f"{fmt(query_s * 1000, 1)} ms", "(in-process)"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invoices", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    print_table(f"cwqbo list-unsynced on a {args.invoices:,}-invoice cache", run(args.invoices, args.runs, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

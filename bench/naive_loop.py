@@ -1,0 +1,113 @@
+"""The naive baseline: one invoice at a time — look up the customer, each item, the DocNumber, then create.
+
+Run:  .venv/bin/python bench/naive_loop.py [--invoices 300] [--scale 40] [--latency 0.2]
+
+This is what a straightforward integration does, and what issue 7 compares `cwqbo sync` against.
+It is generous to the naive loop: ConnectWise is read with the same bulk discover as the real sync, and
+the customers and items already exist in QuickBooks (created beforehand, outside the measurement), so
+every invoice costs only its lookups and one create. The lookups are real requests under the same
+limits; payloads are built from references resolved before the measured loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import Sample, fmt, measure, print_table, rate_bound  # noqa: E402
+
+from cwqbo import cache, discover, mapping  # noqa: E402
+from cwqbo.errors import CwqboError  # noqa: E402
+from cwqbo.quickbooks.query import escape  # noqa: E402
+from cwqbo.resolve import Resolver  # noqa: E402
+from cwqbo.sync import with_marker  # noqa: E402
+
+
+@dataclass
+class NaiveFigures:
+    invoices: int
+    created: int
+    failed: int
+    sample: Sample
+    scale: float
+    latency: float
+
+    @property
+    def per_min(self) -> float:
+        return self.invoices / (self.sample.sim_seconds / 60) if self.sample.sim_seconds > 0 else float("inf")
+
+
+def run_naive_bench(n: int, *, scale: float, latency: float, workdir: Path, seed: int = 1) -> NaiveFigures:
+    world = common.make_world(n, workdir / f"naive-{n}.db", scale=scale, latency=latency, seed=seed)
+    try:
+        prefs, filters = common.default_prefs()
+        discover.refresh(world.cw, world.store, filters, clock=world.clock)
+        invoices = [row.invoice() for row in cache.unsynced(world.store)]
+        needs = {}
+        for inv in invoices:
+            try:
+                needs[inv.id] = mapping.needs(inv, prefs)
+            except mapping.MappingError:
+                continue
+        # Setup, not measured: make sure customers and items exist, and get refs to build payloads from.
+        refs = Resolver(world.qbo, world.store, common.sv.QBO_REALM_ID, prefs).resolve(needs).refs
+        created = failed = 0
+        with measure(world) as sample:
+            for inv in invoices:
+                if inv.id not in refs:
+                    failed += 1
+                    continue
+                need = needs[inv.id]
+                try:
+                    world.qbo.query(f"SELECT Id FROM Customer WHERE DisplayName = '{escape(need.customer.key)}'")
+                    for item in sorted(need.items):
+                        world.qbo.query(f"SELECT Id, Taxable FROM Item WHERE Name = '{escape(item)}'")
+                    doc = mapping.build_document(inv, prefs, refs[inv.id])
+                    if world.qbo.query(f"SELECT Id FROM {doc.entity} WHERE DocNumber = '{escape(doc.doc_number)}'"):
+                        failed += 1
+                        continue
+                    world.qbo.create(doc.entity, with_marker(doc.payload, inv.id), f"naive-{inv.id}")
+                    created += 1
+                except (CwqboError, mapping.MappingError):
+                    failed += 1
+        return NaiveFigures(len(invoices), created, failed, sample, scale, latency)
+    finally:
+        world.close()
+
+
+def naive_rows(f: NaiveFigures) -> list[tuple[str, str, str]]:
+    s = f.sample
+    n = max(1, f.invoices)
+    bound, formula = rate_bound(f.invoices, s.qbo_requests, s.batch_requests)
+    return [
+        ("invoices (created / failed)", f"{f.invoices:,} ({f.created:,} / {f.failed:,})", ""),
+        ("simulated time", f"{fmt(s.sim_seconds)} s", f"(real {fmt(s.real_seconds)} s at scale {f.scale:g}, "
+                                                       f"{f.latency:g} s simulated latency per request)"),
+        ("simulated invoices/min", fmt(f.per_min), ""),
+        ("rate-limit bound, invoices/min", fmt(bound), formula),
+        ("QBO calls per invoice", f"{s.qbo_requests / n:.2f}", ""),
+        ("our CPU per invoice", f"{s.own_cpu * 1000 / n:.3f} ms", "(simulator CPU subtracted)"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invoices", type=int, default=300)
+    parser.add_argument("--scale", type=float, default=40.0)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cwqbo-bench-") as tmp:
+        f = run_naive_bench(args.invoices, scale=args.scale, latency=args.latency, workdir=Path(tmp), seed=args.seed)
+    print_table(f"naive one-invoice-at-a-time loop, {f.invoices:,} invoices", naive_rows(f))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
