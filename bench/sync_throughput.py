@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import Sample, fmt, measure, print_table, rate_bound, verdict  # noqa: E402
 
-from cwqbo.sync import SyncDeps, SyncOptions, SyncReport, run_sync  # noqa: E402
+from cwqbo.sync import SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync  # noqa: E402
 
+BATCH_LIMIT = 40
+BATCH_ITEMS = 30
 TARGET_RATIO = 0.90
 TARGET_QBO_PER_INVOICE = 0.06
 TARGET_CW_PER_INVOICE = 0.05
@@ -43,6 +45,7 @@ class SyncFigures:
     report: SyncReport
     scale: float
     latency: float
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> simulated seconds from the run's start
 
     @property
     def per_min(self) -> float:
@@ -59,13 +62,21 @@ def run_sync_bench(n: int, *, scale: float, latency: float, workdir: Path, seed:
     try:
         prefs, filters = common.default_prefs()
         deps = SyncDeps(world.store, world.cw, world.qbo, prefs, filters, common.sv.QBO_REALM_ID, world.clock)
+        phases: dict[str, float] = {}
+        t0 = world.clock.now()
+
+        def progress(event: SyncEvent) -> None:
+            if event.phase != "item":
+                phases.setdefault(event.phase, world.clock.now() - t0)
+
         with measure(world) as sample:
-            report = run_sync(deps, SyncOptions(selection="all", trigger="all"))
+            report = run_sync(deps, SyncOptions(selection="all", trigger="all"), progress)
         with measure(world) as idle:
             run_sync(deps, SyncOptions(selection="all", trigger="all"))
         # The run's invoices are what it selected (created + adopted + failed): generated problem invoices fail
         # on purpose, but they still cost their share of reads.
-        return SyncFigures(len(report.items), report.created, report.failed, sample, idle, report, scale, latency)
+        return SyncFigures(len(report.items), report.created, report.failed, sample, idle, report, scale, latency,
+                           phases)
     finally:
         world.close()
 
@@ -101,6 +112,19 @@ def sync_rows(f: SyncFigures, naive_per_min: float | None) -> list[tuple[str, st
         ("peak RSS (whole process)", f"{fmt(s.rss_peak_mb)} MB",
          f"{fmt(s.rss_before_mb)} MB before the run (simulators + generated data included)"),
     ]
+    if f.phases:
+        order = sorted(f.phases.items(), key=lambda kv: kv[1])
+        rows.append(("phases start at (simulated s)", "", ", ".join(f"{k} {v:,.0f}" for k, v in order)))
+        start = f.phases.get("create")
+        end = f.phases.get("batch", s.sim_seconds)
+        creates = s.batch_requests  # upper bound on the create phase's batch calls (resolve's are earlier)
+        if start is not None and end > start:
+            sent = f.created
+            rate = sent / ((end - start) / 60)
+            cap = BATCH_LIMIT * BATCH_ITEMS
+            rows.append(("create phase invoices/min", fmt(rate),
+                         f"{rate / cap:.1%} of {BATCH_LIMIT} batch calls x {BATCH_ITEMS} a minute "
+                         f"({creates} batch calls in the run); before it: {start:,.0f} s of discover/resolve/probe"))
     if naive_per_min:
         speedup = f.per_min / naive_per_min
         rows.append(("speed-up over the naive loop", f"{speedup:.1f}x",

@@ -1,6 +1,6 @@
 """`python -m cwqbo` is the same as the `cwqbo` command."""
 
-from cwqbo.cli.main import run
+from cwqbo.cli.entry import run
 
 if __name__ == "__main__":
     run()

@@ -341,6 +341,10 @@ def doc_number(inv: CWInvoice, prefs: Prefs) -> str:
     return number
 
 
+_NO_LINES = "invoice {number} has no lines to send (zero subtotal, total {total})"
+_NO_LINES_FIX = "QuickBooks needs at least one line: add a line in ConnectWise, or exclude the invoice"
+
+
 def _is_empty(inv: CWInvoice) -> bool:
     return inv.subtotal == 0 and inv.total == 0 and all(ln.amount == 0 for ln in inv.lines)
 
@@ -498,6 +502,8 @@ def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
         lines.append(_sales_line(sales_tax, None, None, "Sales tax (ConnectWise)", item,
                                  _line_tax_code(False, inv, prefs, refs, force_exempt=True)))
 
+    if not lines:  # e.g. a zero subtotal with only sales tax: QBO refuses a document without lines (2020)
+        raise MappingError(_NO_LINES.format(number=inv.number, total=money.money_str(inv.total)), _NO_LINES_FIX)
     payload: dict[str, Any] = {"DocNumber": number, "TxnDate": inv.date.isoformat(),
                                "CustomerRef": {"value": refs.customer_id}}
     if entity == "Invoice" and inv.due_date is not None:
@@ -636,6 +642,8 @@ def readiness(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None,
         if name not in known_customers:
             return "needs a customer", f"no QuickBooks customer named '{name}' (creating customers is off)"
     plan = _plan(inv, prefs)
+    if not plan and not (prefs.tax.mode == "line_item" and inv.sales_tax):
+        return "invalid", f"no lines to send (zero subtotal, total {money.money_str(inv.total)})"
     unmapped = sorted({f"{p.kind} '{p.cw_key}'" for p in plan if p.item is None})
     if unmapped:
         return "needs an item", "no item mapped for " + ", ".join(unmapped)

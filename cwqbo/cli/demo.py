@@ -55,7 +55,7 @@ def _step(n: int, text: str) -> None:
 
 def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
     from cwqbo import cache, discover, ledger
-    from cwqbo.cli.sync import items_table, make_qbo_client
+    from cwqbo.cli.sync import items_table
     from cwqbo.config import Config, Paths
     from cwqbo.context import AppContext
     from cwqbo.sync import SyncDeps, SyncOptions, run_sync
@@ -87,7 +87,7 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
     try:
         cw = actx.cw_client()
         clients.append(cw)
-        qbo = make_qbo_client(actx)
+        qbo = actx.qbo_client()
         clients.append(qbo)
 
         _step(4, "cwqbo list-unsynced")

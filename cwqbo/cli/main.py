@@ -219,14 +219,7 @@ def main(
 
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
-        module_name = f"cwqbo.cli.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name == module_name:  # not written yet; any other missing import is a real bug
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"cwqbo.cli.{name}").register(app)
 
 
 _register_commands()

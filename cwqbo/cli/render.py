@@ -8,17 +8,35 @@ from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 RESULT_VERSION = "1"
 
-# Rich resolves sys.stdout/sys.stderr lazily, so these work under CliRunner too.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def console(name: str) -> Console:
+    """The `out` or `err` console, built on first use: importing rich costs `cwqbo --help` ~40 ms it doesn't need.
+
+    Rich resolves sys.stdout/sys.stderr lazily, so these work under CliRunner too.
+    """
+    existing = globals().get(name)
+    if existing is not None:
+        return existing
+    from rich.console import Console
+
+    made = Console(stderr=name == "err", highlight=False, soft_wrap=True)
+    globals()[name] = made
+    return made
+
+
+def __getattr__(name: str) -> Console:
+    """`render.out` / `render.err` for callers (PEP 562)."""
+    if name not in ("out", "err"):
+        raise AttributeError(name)
+    return console(name)
 
 
 def money(value: Decimal | None, currency: str = "") -> str:
@@ -32,6 +50,9 @@ def money(value: Decimal | None, currency: str = "") -> str:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     # Cells and title are plain Text: ConnectWise data like a company named "Acme [/] Corp" must print as
     # written, not be parsed as rich markup (which raised MarkupError and crashed the command).
     t = Table(title=Text(title) if isinstance(title, str) else title, show_lines=False, header_style="bold")
@@ -69,19 +90,23 @@ def envelope(command: str, status: str, exit_code: int, data: Any = None,
 def emit_json(command: str, status: str, exit_code: int, data: Any = None,
               errors: list[dict[str, Any]] | None = None) -> None:
     """Exactly one JSON document on stdout; money as strings."""
-    out.file.write(json.dumps(envelope(command, status, exit_code, data, errors), indent=2) + "\n")
-    out.file.flush()
+    console("out").file.write(json.dumps(envelope(command, status, exit_code, data, errors), indent=2) + "\n")
+    console("out").file.flush()
 
 
 def error_line(message: str, hint: str | None = None) -> None:
-    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False)
+    from rich.text import Text
+
+    console("err").print(Text.assemble(("error:", "red"), " ", message), highlight=False)
     if hint:
-        err.print(f"hint: {hint}", markup=False, highlight=False)
+        console("err").print(f"hint: {hint}", markup=False, highlight=False)
 
 
 def warn(message: str) -> None:
-    err.print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False)
+    from rich.text import Text
+
+    console("err").print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False)
 
 
 def info(message: str) -> None:
-    err.print(message, markup=False, highlight=False)
+    console("err").print(message, markup=False, highlight=False)

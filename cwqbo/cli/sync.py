@@ -9,14 +9,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cwqbo.cli import render
 from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
-from cwqbo.sync import (NOOP_MESSAGE, ItemResult, SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync,
-                        scheduled_noop)
+
+if TYPE_CHECKING:  # the engine is imported inside the command: `cwqbo --help` must not load it
+    from cwqbo.sync import ItemResult, SyncDeps, SyncEvent, SyncReport
 
 
 def _is_tty() -> bool:
@@ -39,6 +40,7 @@ def sync_command(
 ) -> None:
     """Sync Closed invoices to QuickBooks Online and batch them in ConnectWise."""
     from cwqbo.cli.main import get_app_context, use_json
+    from cwqbo.sync import NOOP_MESSAGE, SyncDeps, SyncOptions, SyncReport, run_sync, scheduled_noop
 
     as_json = use_json(ctx, "sync", json_out)
     if sum([select, all_, bool(invoice)]) != 1:
@@ -64,7 +66,7 @@ def sync_command(
         try:
             profile = app_ctx.profile
             clients.append(app_ctx.cw_client())
-            clients.append(make_qbo_client(app_ctx))
+            clients.append(app_ctx.qbo_client())
             deps = SyncDeps(store=store, cw=clients[0], qbo=clients[1], prefs=profile.prefs,
                             filters=profile.filters, realm=str(profile.quickbooks.realm_id), clock=app_ctx.clock)
             refresh = not no_refresh
@@ -92,19 +94,6 @@ def sync_command(
     else:
         show_report(report, quiet=all_ and not _is_tty())
     raise typer.Exit(code)
-
-
-def make_qbo_client(app_ctx: Any) -> Any:
-    """The profile's QBOClient (built here when AppContext.qbo_client's signature lags the client's)."""
-    try:
-        return app_ctx.qbo_client()
-    except TypeError:
-        from cwqbo.quickbooks.client import QBOClient
-        from cwqbo.quickbooks.oauth import Endpoints
-
-        settings = app_ctx.profile.quickbooks
-        return QBOClient(Endpoints.for_settings(settings).api_base, settings.realm_id, app_ctx.token_manager(),
-                         clock=app_ctx.clock)
 
 
 def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:

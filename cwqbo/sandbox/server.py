@@ -8,6 +8,7 @@ it is loaded at start and saved atomically after every request that may have cha
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
 import threading
@@ -96,7 +97,10 @@ class Sandbox:
         self.qbo.from_state(state["qbo"])
 
     def load_state(self, path: Path) -> None:
-        self.from_state(money.loads(path.read_text(encoding="utf-8")))
+        state = money.loads(path.read_text(encoding="utf-8"))
+        if "qbo_json" in state:
+            state["qbo"] = json.loads(state.pop("qbo_json"))
+        self.from_state(state)
 
     def save_state(self, path: Path | None = None) -> None:
         """Write the state file atomically (temp file in the same directory, then rename)."""
@@ -104,8 +108,10 @@ class Sandbox:
         if target is None:
             return
         meta = {"version": STATE_VERSION, "seed": self.seed, "invoices": self.n_invoices, "country": self.country}
-        text = (money.dumps(meta)[:-1] + ',"cw":' + self.cw.state_json() + ',"qbo":'
-                + money.dumps(self.qbo.to_state()) + "}")
+        # The QBO state keeps float timestamps (OAuth expiries), which money.dumps refuses by design: it rides
+        # along as a nested JSON string parsed with plain json, while the CW money stays exact.
+        text = (money.dumps(meta)[:-1] + ',"cw":' + self.cw.state_json() + ',"qbo_json":'
+                + json.dumps(json.dumps(self.qbo.to_state())) + "}")
         with self._save_lock:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".sandbox-", suffix=".tmp", dir=target.parent)

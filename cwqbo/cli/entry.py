@@ -1,0 +1,75 @@
+"""The console-script entry point: serves `cwqbo --help` from a cache so it needs no Typer import.
+
+Importing Typer alone takes about twice a bare interpreter's start-up, so the top-level help (the one
+command people run most to discover the tool) is rendered once by the real app, stored under the user
+cache dir keyed by the code it came from and the terminal width, and printed directly after that.
+Anything else goes straight to `cwqbo.cli.main.run`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+_HELP_ARGS = (["--help"],)
+
+
+def _cache_file() -> Path | None:
+    """Where this exact build's help text for this terminal width lives (None: caching disabled)."""
+    if os.environ.get("CWQBO_NO_HELP_CACHE"):
+        return None
+    package = Path(__file__).resolve().parent.parent
+    stamp = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        st = source.stat()
+        stamp.update(f"{source.relative_to(package)}:{st.st_mtime_ns}:{st.st_size};".encode())
+    stamp.update(f"{shutil.get_terminal_size().columns}:{os.environ.get('TYPER_USE_RICH', '')}".encode())
+    base = Path(os.environ["XDG_CACHE_HOME"]) if os.environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "cwqbo" / f"help-{stamp.hexdigest()[:20]}.txt"
+
+
+def _render_help() -> str:
+    from cwqbo.cli.main import app
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        try:
+            app(["--help"], prog_name="cwqbo", standalone_mode=True)
+        except SystemExit:
+            pass
+    return buffer.getvalue()
+
+
+def run() -> None:
+    argv = sys.argv[1:]
+    if argv in _HELP_ARGS:
+        cache = _cache_file()
+        try:
+            if cache is not None and cache.is_file():
+                sys.stdout.write(cache.read_text(encoding="utf-8"))
+                return
+        except OSError:
+            pass  # an unreadable cache is just a miss
+        text = _render_help()
+        sys.stdout.write(text)
+        if cache is not None and text:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, cache)
+            except OSError:
+                pass  # a read-only home must not break --help
+        return
+    from cwqbo.cli.main import run as main_run
+
+    main_run()
+
+
+if __name__ == "__main__":
+    run()
