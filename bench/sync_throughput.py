@@ -136,7 +136,7 @@ def sync_rows(f: SyncFigures, naive_per_min: float | None) -> list[tuple[str, st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--scale", type=float, default=10.0,
+    parser.add_argument("--scale", type=float, default=5.0,
                         help="simulated seconds per real second (our CPU is magnified by this too)")
     parser.add_argument("--latency", type=float, default=0.2, help="simulated network seconds per API request")
     parser.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)

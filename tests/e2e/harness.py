@@ -76,6 +76,27 @@ class E2E:
 
         return CliRunner().invoke(app, list(args), env={"CWQBO_HOME": str(self.home), "CWQBO_CRASH_AT": ""})
 
+    def sync_fast(self, *args: str, scale: float = 500.0) -> Any:
+        """`cwqbo sync ARGS` in this process with the app's clock running `scale`× fast.
+
+        Retry and 429 back-offs are real seconds in a subprocess (1, 2, 4, 8 … s); a scaled clock lets a
+        storm of faults play out in well under a second while every request still crosses the loopback socket.
+        """
+        from unittest import mock
+
+        from cwqbo.clock import ScaledClock
+
+        with mock.patch("cwqbo.context.Clock", lambda: ScaledClock(scale)):
+            return self.invoke("sync", *args)
+
+    def sync_fast_until_done(self, attempts: int = 4) -> Any:
+        last: Any = None
+        for _ in range(attempts):
+            last = self.sync_fast("--all")
+            if last.exit_code in (0, 1):
+                return last
+        raise AssertionError(f"sync never finished: exit {last.exit_code}\n{last.output}")
+
     def json_of(self, *args: str) -> dict[str, Any]:
         r = self.invoke(*args, "--json")
         assert r.stdout.strip(), f"`cwqbo {' '.join(args)} --json` printed nothing (exit {r.exit_code}): {r.output}"
@@ -160,6 +181,9 @@ class E2E:
             assert doc["_entity"] == want_entity, (inv["invoiceNumber"], doc["_entity"])
             assert money.to_decimal(doc["TotalAmt"]) == abs(money.to_decimal(inv["total"])), (
                 f"{inv['invoiceNumber']}: QBO total {doc['TotalAmt']} != CW total {inv['total']}")
+        for entity, key in (("Customer", "DisplayName"), ("Item", "Name")):
+            names = Counter(str(o.get(key)) for o in self.sandbox.qbo.documents(entity))
+            assert max(names.values(), default=1) == 1, f"duplicate QBO {entity}s: {[n for n, c in names.items() if c > 1]}"
         batched = self.batched_ids()
         twice = {i: c for i, c in batched.items() if c > 1}
         assert not twice, f"invoices in more than one ConnectWise batch: {twice}"
@@ -200,7 +224,7 @@ class E2E:
             assert want <= seen, f"no run's items account for: {sorted(want - seen)}"
             return
         qbo_ids = {str(d.get("DocNumber")): str(d["Id"]) for d in self.docs()}
-        for number in sorted(want - seen):
+        for number in sorted(want - seen)[:5]:  # a sample: each story is one more CLI call
             story = self.json_of("history", "--invoice", number)["data"]["invoice"]
             row = story.get("ledger") or {}
             assert row.get("state") == "batched" and str(row.get("qbo_id")) == qbo_ids[number], (

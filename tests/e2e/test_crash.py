@@ -1,13 +1,18 @@
 """Exactly-once under SIGKILL: kill `cwqbo sync --all` at every crash point, re-run, and audit both sides.
 
-The sandbox lives in this test process, so after the kill we see exactly what QuickBooks and ConnectWise hold;
+The sandboxes live in this test process, so after the kill we see exactly what QuickBooks and ConnectWise hold;
 re-running sync (as cron would) must leave every Closed invoice in QBO once, with CW's total, batched once.
+Every scenario has its own sandbox and CWQBO_HOME, so the subprocess work of all of them runs concurrently
+(a module fixture) and each test then audits one scenario's outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -16,59 +21,109 @@ from tests.e2e.harness import KILLED, E2E, make_e2e
 pytestmark = pytest.mark.e2e
 
 INVOICES = 125  # ≥ 100 closed, unsynced invoices: four QBO batch chunks of 30
+WORKERS = 4
 
-# (crash spec, expire access tokens first so the run must refresh)
-KILL_POINTS = [
-    ("sync.after_intent", False),
-    ("sync.after_intent:2", False),
-    ("qbo.after_write_response", False),
-    ("qbo.after_write_response:3", False),
-    ("sync.after_qbo_response", False),
-    ("sync.after_qbo_response:3", False),
-    ("sync.before_ledger_write", False),
-    ("sync.before_ledger_write:2", False),
-    ("sync.before_cw_batch", False),
-    ("sync.after_cw_batch", False),
-    ("oauth.after_refresh_response", True),
-    ("oauth.after_refresh_saved", True),
-]
-
-
-@pytest.fixture
-def e2e(home: Path) -> Iterator[E2E]:
-    yield from make_e2e(home, invoices=INVOICES, seed=11)
-
-
-def test_the_crash_matrix_has_at_least_100_invoices_to_sync(e2e: E2E) -> None:
-    assert len(e2e.expected) >= 100
+# name → (crash specs, one run each, in order; expire access tokens first so the run must refresh)
+KILL_POINTS: dict[str, tuple[list[str], bool]] = {
+    "sync.after_intent": (["sync.after_intent"], False),
+    "sync.after_intent:2": (["sync.after_intent:2"], False),
+    "qbo.after_write_response": (["qbo.after_write_response"], False),
+    "qbo.after_write_response:3": (["qbo.after_write_response:3"], False),
+    "sync.after_qbo_response": (["sync.after_qbo_response"], False),
+    "sync.after_qbo_response:3": (["sync.after_qbo_response:3"], False),
+    "sync.before_ledger_write": (["sync.before_ledger_write"], False),
+    "sync.before_ledger_write:2": (["sync.before_ledger_write:2"], False),
+    "sync.before_cw_batch": (["sync.before_cw_batch"], False),
+    "sync.after_cw_batch": (["sync.after_cw_batch"], False),
+    "oauth.after_refresh_response": (["oauth.after_refresh_response"], True),
+    "oauth.after_refresh_saved": (["oauth.after_refresh_saved"], True),
+}
+CHAINS: dict[str, tuple[list[str], bool]] = {
+    # a crash while recovering from an earlier crash, then one in the batch step
+    "recover-crashes": (["sync.after_qbo_response:2", "sync.after_intent", "qbo.after_write_response:2",
+                         "sync.before_cw_batch"], True),
+    "ledger-write-twice": (["sync.before_ledger_write:2", "sync.before_ledger_write", "sync.after_cw_batch"], False),
+}
 
 
-@pytest.mark.parametrize(("crash_at", "expire_first"), KILL_POINTS, ids=[k for k, _ in KILL_POINTS])
-def test_killed_sync_then_rerun_is_exactly_once(e2e: E2E, crash_at: str, expire_first: bool) -> None:
-    if expire_first:
-        e2e.expire_access_tokens()  # the first QBO call gets 401 → refresh → the oauth crash points
+@dataclass
+class Outcome:
+    e2e: E2E
+    crash_codes: list[int] = field(default_factory=list)
+    docs_after_first_crash: int = 0
+    rotated_before_crash: bool = False
+    final: subprocess.CompletedProcess[str] | None = None
+    error: BaseException | None = None
+
+
+def _play(e2e: E2E, chain: list[str], expire_first: bool) -> Outcome:
+    """Crash once per spec in `chain`, then re-run `sync --all` until it finishes."""
+    out = Outcome(e2e)
+    try:
+        if expire_first:
+            e2e.expire_access_tokens()  # the first QBO call gets 401 → refresh → the oauth crash points
         before = e2e.tokens()["refresh_token"]
-    crashed = e2e.run_cli("sync", "--all", env={"CWQBO_CRASH_AT": crash_at})
-    assert crashed.returncode == KILLED, f"{crash_at} never fired (exit {crashed.returncode}): {crashed.stderr}"
-    if crash_at.startswith("sync.before_cw_batch") or crash_at.startswith("sync.after_cw_batch"):
-        assert len(e2e.doc_counts()) == len(e2e.expected), "every document was in QBO before the batch step"
-    if crash_at == "oauth.after_refresh_saved":
-        assert e2e.tokens()["refresh_token"] != before, "the rotated refresh token was saved before use"
+        for spec in chain:
+            out.crash_codes.append(e2e.run_cli("sync", "--all", env={"CWQBO_CRASH_AT": spec}).returncode)
+            if len(out.crash_codes) == 1:
+                out.docs_after_first_crash = len(e2e.doc_counts())
+                out.rotated_before_crash = e2e.tokens()["refresh_token"] != before
+        out.final = e2e.sync_until_done()
+    except BaseException as exc:  # noqa: BLE001 - reported by the test that audits this scenario
+        out.error = exc
+    return out
 
-    final = e2e.sync_until_done()
-    assert final.returncode == 1, final.stderr  # the seeded 30-character invoice number fails, alone
-    assert "Traceback" not in final.stderr
 
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
+    scenarios = {**KILL_POINTS, **CHAINS}
+    with contextlib.ExitStack() as stack:
+        envs = {name: stack.enter_context(contextlib.contextmanager(make_e2e)(
+            tmp_path_factory.mktemp(name.replace(":", "-").replace(".", "-")), invoices=INVOICES, seed=11))
+            for name in scenarios}
+        with ThreadPoolExecutor(WORKERS) as pool:
+            futures = {name: pool.submit(_play, envs[name], *scenarios[name]) for name in scenarios}
+            yield {name: f.result() for name, f in futures.items()}
+
+
+def _audited(outcome: Outcome) -> E2E:
+    if outcome.error is not None:
+        raise outcome.error
+    e2e = outcome.e2e
+    assert len(e2e.expected) >= 100
+    assert outcome.final is not None
+    assert outcome.final.returncode == 1, outcome.final.stderr  # the seeded 30-character number fails, alone
+    assert "Traceback" not in outcome.final.stderr
     e2e.assert_exactly_once()
     e2e.assert_ledger_settled()
     e2e.assert_cli_accounts_for_everything()
+    return e2e
 
 
-def test_rerun_after_recovery_creates_nothing(e2e: E2E) -> None:
-    assert e2e.run_cli("sync", "--all", env={"CWQBO_CRASH_AT": "sync.after_qbo_response:2"}).returncode == KILLED
-    e2e.sync_until_done()
-    again = e2e.run_cli("sync", "--all", "--json")
-    assert again.returncode == 1, again.stderr
+@pytest.mark.parametrize("crash_at", list(KILL_POINTS))
+def test_killed_sync_then_rerun_is_exactly_once(outcomes: dict[str, Outcome], crash_at: str) -> None:
+    outcome = outcomes[crash_at]
+    assert outcome.crash_codes == [KILLED], f"{crash_at} never fired: exit {outcome.crash_codes}"
+    e2e = _audited(outcome)
+    if crash_at in ("sync.before_cw_batch", "sync.after_cw_batch"):
+        assert outcome.docs_after_first_crash == len(e2e.expected), "every document was in QBO before the batch"
+    if crash_at == "sync.after_intent":
+        assert outcome.docs_after_first_crash == 0, "killed after the first intent: nothing was sent"
+    if crash_at == "oauth.after_refresh_saved":
+        assert outcome.rotated_before_crash, "the rotated refresh token was saved before use"
+
+
+@pytest.mark.parametrize("chain", list(CHAINS))
+def test_crash_after_crash_then_rerun_is_exactly_once(outcomes: dict[str, Outcome], chain: str) -> None:
+    outcome = outcomes[chain]
+    assert outcome.crash_codes == [KILLED] * len(CHAINS[chain][0]), outcome.crash_codes
+    _audited(outcome)
+
+
+def test_a_rerun_after_recovery_creates_nothing(outcomes: dict[str, Outcome]) -> None:
+    e2e = _audited(outcomes["sync.after_qbo_response:3"])
+    again = e2e.invoke("sync", "--all", "--json")
+    assert again.exit_code == 1, again.output
     assert e2e.json_of("history")["data"]["runs"][0]["created"] == 0
     e2e.assert_exactly_once()
 
@@ -76,11 +131,9 @@ def test_rerun_after_recovery_creates_nothing(e2e: E2E) -> None:
 @pytest.mark.xfail(strict=True, reason="BUG: a SIGKILLed run's items are only written at the end of the run, so "
                    "the invoices it created appear in no run (`history show` of the interrupted run is empty and "
                    "`history --invoice N` says 'No run has touched it yet'); cwqbo/sync.py records run_items "
-                   "only in _finish")
-def test_history_shows_what_a_killed_run_created(e2e: E2E) -> None:
-    assert e2e.run_cli("sync", "--all", env={"CWQBO_CRASH_AT": "sync.before_cw_batch"}).returncode == KILLED
-    e2e.sync_until_done()
-    e2e.assert_exactly_once()
+                   "only in _Engine._finish")
+def test_history_shows_what_a_killed_run_created(outcomes: dict[str, Outcome]) -> None:
+    e2e = _audited(outcomes["sync.before_cw_batch"])
     number = next(iter(e2e.expected.values()))["invoiceNumber"]
     story = e2e.invoke("history", "--invoice", number)
     assert "No run has touched it yet" not in story.stdout, story.stdout
