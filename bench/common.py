@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -243,6 +244,17 @@ def rate_bound(invoices: int, qbo_requests: int, batch_requests: int) -> tuple[f
     formula = (f"invoices / max(batch calls / {BATCH_LIMIT_PER_MIN}, all QBO calls / {RATE_LIMIT_PER_MIN}) per min"
                f" = {invoices} / max({batch_requests}/{BATCH_LIMIT_PER_MIN}, {qbo_requests}/{RATE_LIMIT_PER_MIN})")
     return (invoices / minutes if minutes > 0 else float("inf")), formula
+
+
+@contextmanager
+def workdir(path: Path | None) -> Iterator[Path]:
+    """`path` if given (created if missing, left in place), else a temporary directory removed afterwards."""
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="cwqbo-bench-") as tmp:
+        yield Path(tmp)
 
 
 def verdict(ok: bool) -> str:

@@ -14,7 +14,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,9 +69,8 @@ def time_query(home: Path, runs: int) -> float:
         store.close()
 
 
-def run(n: int, runs: int, seed: int = 1) -> list[tuple[str, str, str]]:
-    with tempfile.TemporaryDirectory(prefix="cwqbo-bench-") as tmp:
-        home = Path(tmp)
+def run(n: int, runs: int, seed: int = 1, where: Path | None = None) -> list[tuple[str, str, str]]:
+    with common.workdir(where) as home:
         unsynced = fill_cache(home, n, seed)
         table_s, table_out = time_cli(home, ["list-unsynced", "--no-refresh"], runs)
         json_s, _ = time_cli(home, ["list-unsynced", "--no-refresh", "--json"], runs)
@@ -93,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None, help="the throwaway CWQBO_HOME (default: a temp dir)")
     args = parser.parse_args(argv)
-    print_table(f"cwqbo list-unsynced on a {args.invoices:,}-invoice cache", run(args.invoices, args.runs, args.seed))
+    print_table(f"cwqbo list-unsynced on a {args.invoices:,}-invoice cache",
+                run(args.invoices, args.runs, args.seed, args.workdir))
     return 0
 
 

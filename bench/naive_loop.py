@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=40.0)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the store goes (default: a temp dir)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="cwqbo-bench-") as tmp:
+    with common.workdir(args.workdir) as tmp:
         f = run_naive_bench(args.invoices, scale=args.scale, latency=args.latency, workdir=Path(tmp), seed=args.seed)
     print_table(f"naive one-invoice-at-a-time loop, {f.invoices:,} invoices", naive_rows(f))
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="invoices for the naive loop (its rate is steady, so a few hundred suffice)")
     parser.add_argument("--naive-scale", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temp dir)")
     parser.add_argument("--proposed", action="store_true",
                         help="apply the proposed changes to files the bench does not own (see README), then measure")
     args = parser.parse_args(argv)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         for change in common.apply_proposed():
             print(f"  - {change}")
 
-    with tempfile.TemporaryDirectory(prefix="cwqbo-bench-") as tmp:
+    with common.workdir(args.workdir) as tmp:
         naive_per_min = None
         if args.naive:
             import naive_loop

@@ -121,7 +121,7 @@ def _plain(value: Any) -> Any:
 
 
 def content_hash(inv: CWInvoice) -> str:
-    """`inv.content_hash()`, about five times cheaper (same JSON text, built without `asdict`/`money.dumps`).
+    """`inv.content_hash()`, several times cheaper (same JSON text, built without `asdict`/`money.dumps`).
 
     The sync engine hashes every invoice it sends; with thousands per run that was its largest CPU cost.
     """

@@ -324,10 +324,16 @@ def refilter(
     cw = app_ctx.cw_client()
     try:
         discover.resolve_scope(new, cw.billing_statuses())  # bad status names fail before anything is saved
-        profile.filters = new
-        app_ctx.save_config()
         store = app_ctx.open_store()
         try:
+            # Write to the store before saving the filters: a locked or read-only database must leave config
+            # unchanged too, not half-applied.
+            from cwqbo.store import utc_iso
+
+            with store.transaction():
+                store.set_meta("refilter.started_at", utc_iso(app_ctx.clock.now()))
+            profile.filters = new
+            app_ctx.save_config()
             with _progress("Re-reading ConnectWise invoices", not as_json) as progress:
                 result = discover.refresh(cw, store, new, full=True, clock=app_ctx.clock, progress=progress)
             from cwqbo import cache

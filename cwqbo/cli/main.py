@@ -157,12 +157,30 @@ def _render_error(state: CliState | None, message: str, hint: str | None, code: 
     render.error_line(message, hint)
 
 
+def _as_cwqbo_error(e: Exception) -> Exception:
+    """A SQLite "locked"/"busy" error can surface from any command's writes: it is the store's error, not a bug."""
+    import sqlite3
+
+    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+        from cwqbo.errors import StoreError
+
+        return StoreError(f"the local database is locked by another process ({e})",
+                          hint="another cwqbo command may be running; wait for it and try again")
+    return e
+
+
 class CwqboGroup(TyperGroup):
     """Turns exceptions from any command into the documented exit codes."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except Exception as e:
+                converted = _as_cwqbo_error(e)
+                if converted is e:
+                    raise
+                raise converted from e
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except CwqboError as e:

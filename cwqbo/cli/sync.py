@@ -193,8 +193,9 @@ def show_plan(report: SyncReport) -> None:
     out = render.out
     out.print("[bold]Dry run[/bold]: nothing was written to QuickBooks, ConnectWise or the ledger.")
     if report.would_create:
+        # Names come from ConnectWise: print them as text, never as rich markup.
         out.print("Would create in QuickBooks: " + ", ".join(
-            f"{getattr(w, 'kind', '')} '{getattr(w, 'name', w)}'" for w in report.would_create))
+            f"{getattr(w, 'kind', '')} '{getattr(w, 'name', w)}'" for w in report.would_create), markup=False)
     for p in report.plan:
         rows = [(ln.item or "", ln.description[:60], ln.amount) for ln in p.lines]
         out.print(render.table(["Item", "Description", "Amount"], rows,

@@ -303,16 +303,12 @@ def test_company_names_that_look_like_markup_print_as_written(markup_env: Env) -
     assert "M[/]1" in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="cli/sync.py show_plan prints 'Would create … customer <name>' with rich "
-                                       "markup on: a company named 'Acme [/] Corp' crashes --dry-run (exit 70)")
 def test_dry_run_with_a_markup_like_company_name(markup_env: Env) -> None:
     r = markup_env.runner.invoke(app, ["sync", "--all", "--dry-run"], env={"COLUMNS": "250"})
     assert r.exit_code in (0, 1) and "internal error" not in r.stderr, r.stderr
 
 
 @pytest.mark.usefixtures("short_busy_timeout")
-@pytest.mark.xfail(strict=True, reason="cli/invoices.py refilter saves config.toml before opening the store: with "
-                                       "a locked DB it exits 5 ('locked') yet the new filters are already saved")
 def test_refilter_on_a_locked_database_changes_nothing(synced: Env) -> None:
     holder = sqlite3.connect(synced.db(), timeout=0.1)
     try:

@@ -25,10 +25,11 @@ def _figure(out: str, name: str) -> str:
     return m.group(1)
 
 
-def test_sync_throughput_prints_every_figure_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+def test_sync_throughput_prints_every_figure_and_verdict(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import sync_throughput
 
-    assert sync_throughput.main(["--sizes", "60", *FAST, "--naive-size", "60", "--naive-scale", "200"]) == 0
+    assert sync_throughput.main(["--sizes", "60", *FAST, "--naive-size", "60", "--naive-scale", "200",
+                                 "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     naive_part, sync_part = out.split("cwqbo sync --all", 1)
     assert "naive one-invoice-at-a-time loop" in naive_part
@@ -69,19 +70,22 @@ def test_rate_bound_formula() -> None:
     assert "max(" in formula
 
 
-def test_list_unsynced_bench_lists_the_cache(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_unsynced_bench_lists_the_cache(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import list_unsynced
 
-    assert list_unsynced.main(["--invoices", "60", "--runs", "1"]) == 0
+    assert list_unsynced.main(["--invoices", "60", "--runs", "1", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "WARNING" not in out
     for name in ("list-unsynced (table), wall", "list-unsynced --json, wall", "cache.unsynced() query alone"):
         _figure(out, name)
 
 
-def test_startup_bench_prints_the_ratio(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_startup_bench_prints_the_ratio(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                       tmp_path: Path) -> None:
     import startup
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # `cwqbo --help` caches its text there
+    monkeypatch.setenv("CWQBO_HOME", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["startup.py", "--runs", "1"])
     startup.main()
     assert re.search(r"ratio\s+\d+\.\d+x", capsys.readouterr().out)
