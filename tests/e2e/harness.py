@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -294,7 +293,3 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> b
             return True
         time.sleep(interval)
     return False
-
-
-def copy_file(src: Path, dst: Path) -> None:
-    shutil.copy2(src, dst)
