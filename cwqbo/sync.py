@@ -222,6 +222,7 @@ class _Engine:
         self._qbo0 = getattr(deps.qbo, "calls", 0)
         self._cw0 = getattr(deps.cw, "calls", 0)
         self._done = 0
+        self._unwritten: list[ItemResult] = []  # run items not yet in run_items (written with their ledger rows)
         self._total = 0
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -236,8 +237,21 @@ class _Engine:
     def finish_item(self, work: _Work, result: ItemResult) -> None:
         work.result = result
         self.report.items.append(result)
+        self._unwritten.append(result)
         self._done += 1
         self.emit("item", f"{result.number}: {result.outcome}", result)
+
+    def flush_items(self) -> None:
+        """Write finished items to run_items, so `history` accounts for a run even if it is killed later.
+
+        Called inside the same transaction as the ledger rows they describe.
+        """
+        if self.run_id is None or self.o.dry_run or not self._unwritten:
+            return
+        ledger.record_items(self.d.store, self.run_id, [
+            ledger.Item(i.cw_id, i.number, i.outcome, i.entity, i.qbo_id, i.total, i.qbo_total, i.tid, i.error)
+            for i in self._unwritten], now=self.now())
+        self._unwritten.clear()
 
     def _result(self, inv: CWInvoice, outcome: str, **kw: Any) -> ItemResult:
         return ItemResult(cw_id=inv.id, number=inv.number, company=inv.company.name, total=inv.total,
@@ -300,9 +314,7 @@ class _Engine:
         r.message = message or r.message
         if self.run_id is None:
             return
-        ledger.record_items(self.d.store, self.run_id, [
-            ledger.Item(i.cw_id, i.number, i.outcome, i.entity, i.qbo_id, i.total, i.qbo_total, i.tid, i.error)
-            for i in r.items], now=self.now())
+        self.flush_items()
         ledger.finish_run(self.d.store, self.run_id, status=r.status, selected=len(r.items), created=r.created,
                           failed=r.failed, skipped=r.skipped, batch_identifier=r.batch_identifier,
                           qbo_calls=r.qbo_calls, cw_calls=r.cw_calls, duration_ms=int(r.duration * 1000),
@@ -531,6 +543,7 @@ class _Engine:
         with d.store.transaction():
             for write in writes:
                 write()
+            self.flush_items()
 
     def after_lost_batch(self, chunk: list[_Work], exc: CwqboError) -> None:
         tid = getattr(exc, "tid", None)
@@ -604,6 +617,7 @@ class _Engine:
             with store.transaction():
                 ledger.record_intents(store, [self._intent(w)], self.run_id, now=now)
                 write()
+                self.flush_items()
         return write
 
     def _intent(self, w: _Work) -> ledger.Intent:

@@ -128,10 +128,6 @@ def test_a_rerun_after_recovery_creates_nothing(outcomes: dict[str, Outcome]) ->
     e2e.assert_exactly_once()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a SIGKILLed run's items are only written at the end of the run, so "
-                   "the invoices it created appear in no run (`history show` of the interrupted run is empty and "
-                   "`history --invoice N` says 'No run has touched it yet'); cwqbo/sync.py records run_items "
-                   "only in _Engine._finish")
 def test_history_shows_what_a_killed_run_created(outcomes: dict[str, Outcome]) -> None:
     e2e = _audited(outcomes["sync.before_cw_batch"])
     number = next(iter(e2e.expected.values()))["invoiceNumber"]
