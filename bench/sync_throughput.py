@@ -144,13 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-scale", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temp dir)")
-    parser.add_argument("--proposed", action="store_true",
-                        help="apply the proposed changes to files the bench does not own (see README), then measure")
     args = parser.parse_args(argv)
-    if args.proposed:
-        print("PROPOSED changes applied in this process only (not in the product yet):")
-        for change in common.apply_proposed():
-            print(f"  - {change}")
 
     with common.workdir(args.workdir) as tmp:
         naive_per_min = None

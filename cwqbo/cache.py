@@ -8,16 +8,15 @@ invoices costs no remote call and no per-row decoding.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 from cwqbo import money
 from cwqbo.errors import UsageError
-from cwqbo.models import CWInvoice, invoice_from_json
+from cwqbo.models import CWInvoice, invoice_from_json, invoice_json_text
 from cwqbo.store import Store
 
 SortKey = Literal["date", "number", "company", "total"]
@@ -77,7 +76,7 @@ def invoice_row(inv: CWInvoice, *, in_scope: bool, unposted: bool, fetched_at: s
 
     The JSON is serialised once and hashed for `content_hash` (the same value as `inv.content_hash()`).
     """
-    data = _record_json(inv)
+    data = invoice_json_text(inv)
     return {
         "cw_id": inv.id, "number": inv.number, "type": inv.type, "status_name": inv.status_name,
         "closed": int(closed), "company_id": inv.company.id, "company_identifier": inv.company.identifier,
@@ -88,58 +87,6 @@ def invoice_row(inv: CWInvoice, *, in_scope: bool, unposted: bool, fetched_at: s
         "content_hash": hashlib.sha256(data.encode()).hexdigest()[:32], "last_updated": inv.last_updated,
         "fetched_at": fetched_at, "data": data,
     }
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _plain(value: Any) -> Any:
-    """`models.invoice_to_json`'s result without `dataclasses.asdict` (which deep-copies every leaf): the
-    same dict, built in one pass. Discovery and the sync engine serialise every invoice: a hot path."""
-    cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:
-        return value
-    if cls is Decimal:
-        return str(value)
-    names = _FIELDS.get(cls)
-    if names is not None:
-        return {n: _plain(getattr(value, n)) for n in names}
-    if cls is tuple or cls is list:
-        return [_plain(v) for v in value]
-    if isinstance(value, date):
-        return value.isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        names = _FIELDS[cls] = tuple(f.name for f in fields(value))
-        return {n: _plain(getattr(value, n)) for n in names}
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value  # as invoice_to_json leaves any other leaf (asdict copies it; _encode passes it through)
-
-
-def content_hash(inv: CWInvoice) -> str:
-    """`inv.content_hash()`, several times cheaper (same JSON text, built without `asdict`/`money.dumps`).
-
-    The sync engine hashes every invoice it sends; with thousands per run that was its largest CPU cost.
-    """
-    return hashlib.sha256(_record_json(inv).encode()).hexdigest()[:32]
-
-
-def _record_json(inv: CWInvoice) -> str:
-    """`money.dumps(invoice_to_json(inv))`, faster: invoice_to_json leaves only str/int/bool/None, for which
-    the stdlib encoder with compact separators writes the very same text."""
-    obj = _plain(inv)
-    try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
-    except (TypeError, ValueError):
-        return money.dumps(obj)
-
-
-def _refuse(obj: Any) -> Any:
-    raise TypeError(type(obj).__name__)
 
 
 _UPSERT = (

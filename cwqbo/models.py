@@ -7,12 +7,12 @@ It round-trips through JSON (for the SQLite cache) without losing a digit.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from cwqbo import money
 
 LineKind = Literal["product", "time", "expense", "agreement", "adjustment", "total"]
 
@@ -95,36 +95,74 @@ class CWInvoice:
 
     def content_hash(self) -> str:
         """Stable hash of everything that would change the QBO document; detects re-opened invoices."""
-        return hashlib.sha256(money.dumps(invoice_to_json(self)).encode()).hexdigest()[:32]
+        return hashlib.sha256(invoice_json_text(self).encode()).hexdigest()[:32]
 
 
-def _encode(value: Any) -> Any:
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """The JSON-safe form of a record, in one pass (`dataclasses.asdict` deep-copies every leaf first).
+
+    Discovery and the sync engine serialise every invoice they touch, so this is a hot path.
+    """
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if cls is Decimal:
+        return str(value)
+    if cls is float:
+        raise TypeError(f"refusing float {value!r} in an invoice record: use Decimal")
+    names = _FIELDS.get(cls)
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[cls] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
+        return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
 def invoice_to_json(inv: CWInvoice) -> dict[str, Any]:
     """Plain JSON-safe dict: Decimals and dates as strings."""
-    return _encode(asdict(inv))
+    return _plain(inv)
+
+
+def invoice_json_text(inv: CWInvoice) -> str:
+    """Compact JSON text of `invoice_to_json(inv)`: what the cache stores and `content_hash` hashes.
+
+    Money is already text here, so the stdlib encoder is exact; a float anywhere is refused.
+    """
+    return json.dumps(_plain(inv), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"cannot store {type(obj).__name__} in an invoice record")
+
+
+_LINE_DECIMALS = frozenset({"quantity", "unit_price", "amount", "hours"})
+_LINE_FIELDS: tuple[str, ...] = ()
 
 
 def _line_from_json(d: dict[str, Any]) -> InvoiceLine:
-    dec = {"quantity", "unit_price", "amount", "hours"}
-    kw = {}
-    for f in fields(InvoiceLine):
-        v = d.get(f.name)
-        if v is not None and f.name in dec:
-            v = Decimal(v)
-        elif v is not None and f.name == "service_date":
-            v = date.fromisoformat(v)
-        kw[f.name] = v
+    global _LINE_FIELDS
+    if not _LINE_FIELDS:
+        _LINE_FIELDS = tuple(f.name for f in fields(InvoiceLine))
+    kw: dict[str, Any] = {}
+    for name in _LINE_FIELDS:
+        v = d.get(name)
+        if v is not None:
+            if name in _LINE_DECIMALS:
+                v = Decimal(v)
+            elif name == "service_date":
+                v = date.fromisoformat(v)
+        kw[name] = v
     return InvoiceLine(**kw)
 
 

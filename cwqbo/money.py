@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 CENT = Decimal("0.01")
@@ -54,28 +55,47 @@ def loads(text: str | bytes) -> Any:
 
 
 def _encode(obj: Any, out: list[str]) -> None:
-    if isinstance(obj, Decimal):
+    # Exact types first (the hot path: every cached invoice and QBO payload goes through here), then the
+    # subclasses and odd leaves the slower checks below catch.
+    t = type(obj)
+    if t is str:
+        out.append(encode_basestring(obj))
+    elif t is Decimal:
         if not obj.is_finite():
             raise ValueError(f"cannot encode {obj} as JSON")
         out.append(format(obj, "f"))
-    elif isinstance(obj, dict):
+    elif t is dict:
         out.append("{")
-        for i, (key, val) in enumerate(obj.items()):
-            if i:
+        first = True
+        for key, val in obj.items():
+            if not first:
                 out.append(",")
-            out.append(json.dumps(str(key), ensure_ascii=False))
+            first = False
+            out.append(encode_basestring(str(key)))
             out.append(":")
             _encode(val, out)
         out.append("}")
-    elif isinstance(obj, (list, tuple)):
+    elif t is list or t is tuple:
         out.append("[")
         for i, val in enumerate(obj):
             if i:
                 out.append(",")
             _encode(val, out)
         out.append("]")
+    elif obj is None:
+        out.append("null")
+    elif t is bool:
+        out.append("true" if obj else "false")
+    elif t is int:
+        out.append(int.__repr__(obj))
     elif isinstance(obj, float):
         raise TypeError(f"refusing float {obj!r} in a money payload: use Decimal")
+    elif isinstance(obj, Decimal):
+        _encode(Decimal(obj), out)
+    elif isinstance(obj, dict):
+        _encode(dict(obj), out)
+    elif isinstance(obj, (list, tuple)):
+        _encode(list(obj), out)
     else:
         out.append(json.dumps(obj, ensure_ascii=False))
 

@@ -37,7 +37,7 @@ Selection = Literal["all", "invoices"]
 Trigger = Literal["select", "all", "invoice", "scheduled", "demo"]
 
 CHUNK = 30  # QBO batch limit
-PROBE_CHUNK = 100  # DocNumbers per IN (...) probe (long statements go as a POST body)
+PROBE_CHUNK = 250  # DocNumbers per IN (...) probe (long statements go as a POST body)
 MARKER_RE = re.compile(r"cwqbo:(\d+)")
 PRIVATE_NOTE_MAX = 4000
 DOC_ENTITIES = ("Invoice", "CreditMemo")

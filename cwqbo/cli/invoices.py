@@ -200,6 +200,9 @@ def _warn_problems(result: DiscoverResult | None, as_json: bool) -> None:
 
 
 # -- commands -----------------------------------------------------------------------------------------
+TABLE_LIMIT = 200  # a terminal table of thousands of rows is slow to draw and unreadable; --csv/--json are not
+
+
 def list_unsynced(
     ctx: typer.Context,
     refresh: Optional[bool] = typer.Option(None, "--refresh/--no-refresh",
@@ -209,6 +212,8 @@ def list_unsynced(
     sort: str = typer.Option("date", "--sort", help="date, number, company or total."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON envelope instead of a table."),
     csv_file: Optional[str] = typer.Option(None, "--csv", metavar="FILE|-", help="Write CSV to FILE (- for stdout)."),
+    limit: int = typer.Option(TABLE_LIMIT, "--limit", min=0,
+                              help="Rows in the table (0 = all); --json and --csv always list everything."),
 ) -> None:
     """Closed invoices in scope that are not in QuickBooks yet, with what each still needs."""
     from cwqbo import cache
@@ -270,12 +275,16 @@ def list_unsynced(
         render.out.print(EMPTY_MESSAGE, markup=False)
         return
     table_rows = []
-    for it, c in zip(items, rows, strict=True):
+    shown = items if limit == 0 else items[:limit]
+    for it, c in zip(shown, rows, strict=False):
         status = it["mapping_status"] if not it["reason"] else f"{it['mapping_status']}: {it['reason']}"
         table_rows.append([c.number, c.company_name or c.company_identifier, it["date"] or "", c.type, c.total,
                            c.line_count, status])
     render.out.print(render.table(["Number", "Company", "Date", "Type", "Total", "Lines", "Mapping"], table_rows,
                                   title=f"{len(items)} unsynced invoice(s)"))
+    if len(shown) < len(items):
+        render.out.print(f"… {len(items) - len(shown)} more not shown: use --limit 0, --csv FILE or --json",
+                         markup=False)
     ready = sum(1 for it in items if it["mapping_status"] == "ready")
     render.out.print(f"{len(items)} unsynced, {ready} ready to sync, total {render.money(total)}", markup=False)
 

@@ -65,6 +65,11 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
 
 
 def _jsonable(obj: Any) -> Any:
+    t = type(obj)
+    if t is str or t is int or t is bool or obj is None:  # the common leaves, first: large listings
+        return obj
+    if t is dict:
+        return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, Decimal):
         return str(obj)
     if isinstance(obj, datetime | date):
@@ -90,8 +95,12 @@ def envelope(command: str, status: str, exit_code: int, data: Any = None,
 def emit_json(command: str, status: str, exit_code: int, data: Any = None,
               errors: list[dict[str, Any]] | None = None) -> None:
     """Exactly one JSON document on stdout; money as strings."""
-    console("out").file.write(json.dumps(envelope(command, status, exit_code, data, errors), indent=2) + "\n")
-    console("out").file.flush()
+    stream = console("out").file
+    # Indented for a person at a terminal; compact (and several times faster to encode) for a program.
+    indent = 2 if getattr(stream, "isatty", lambda: False)() else None
+    stream.write(json.dumps(envelope(command, status, exit_code, data, errors), indent=indent,
+                            ensure_ascii=False) + "\n")
+    stream.flush()
 
 
 def error_line(message: str, hint: str | None = None) -> None:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -802,7 +802,7 @@ class QBOSimulator:
             body = money.loads(request.content.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise QBOError("2010", "Request has invalid or unsupported property",
-                           f"Property Name:Invalid UTF-8 start byte specified is unsupported or invalid", None) from exc
+                           "Property Name:Invalid UTF-8 start byte specified is unsupported or invalid", None) from exc
         except ValueError as exc:
             raise QBOError("2010", "Request has invalid or unsupported property",
                            f"Property Name:Unexpected character in the request body ({exc.args[0]}) specified is "
