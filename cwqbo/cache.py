@@ -15,8 +15,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from cwqbo import money
-from cwqbo.errors import UsageError
+from cwqbo.errors import CwqboError, UsageError
 from cwqbo.models import CWInvoice, invoice_from_json, invoice_json_text
+from cwqbo.prefs import Prefs
 from cwqbo.store import Store
 
 SortKey = Literal["date", "number", "company", "total"]
@@ -251,3 +252,43 @@ def counts(store: Store) -> dict[str, int]:
         "AND i.closed = 1 AND i.unposted = 1 AND (l.state IS NULL OR l.state NOT IN (?, ?))",
         list(DONE_STATES)).fetchone()[0]
     return {"cached": cached_n, "in_scope": in_scope_n, "unsynced": unsynced_n}
+
+
+def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs) -> list[tuple[str, str]]:
+    """`mapping.readiness` of each row, memoised in the store by invoice content and prefs.
+
+    A verdict is reused only while both the invoice's content hash and the prefs are unchanged, so it is
+    always what `mapping.readiness` would say now. Failing to save the memo never fails the listing.
+    """
+    import hashlib
+    import sqlite3
+
+    from cwqbo.errors import StoreError
+    from cwqbo.mapping import readiness as judge
+    from cwqbo.prefs import prefs_to_dict
+
+    prefs_hash = hashlib.sha256(money.dumps(prefs_to_dict(prefs)).encode()).hexdigest()[:32]
+    memo = {cw_id: (content, status, reason) for cw_id, content, status, reason in store.db.execute(
+        "SELECT cw_id, content_hash, status, reason FROM readiness WHERE prefs_hash = ?", [prefs_hash])}
+    verdicts: list[tuple[str, str]] = []
+    fresh: list[tuple[int, str, str, str, str]] = []
+    for row in rows:
+        known = memo.get(row.cw_id)
+        if known is not None and known[0] == row.content_hash:
+            verdicts.append((known[1], known[2]))
+            continue
+        try:
+            status, reason = judge(row.invoice(), prefs)
+        except (CwqboError, ValueError, KeyError, TypeError) as exc:  # an unreadable record is itself the reason
+            status, reason = "invalid", f"cannot map: {exc}"
+        verdicts.append((status, reason))
+        fresh.append((row.cw_id, row.content_hash, prefs_hash, status, reason))
+    if fresh:
+        try:
+            with store.transaction():
+                store.db.conn.executemany("INSERT OR REPLACE INTO readiness (cw_id, content_hash, prefs_hash, status, "
+                                     "reason) VALUES (?, ?, ?, ?, ?)", fresh)
+        except (StoreError, sqlite3.Error):
+            pass  # read-only or busy database: the listing is still right, just not memoised
+    return verdicts
+

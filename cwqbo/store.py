@@ -93,6 +93,14 @@ def m002_lookup_indexes(db: Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS discover_seen (cw_id INTEGER PRIMARY KEY, last_updated TEXT)")
 
 
+@MIGRATIONS()
+def m003_readiness_memo(db: Database) -> None:
+    """`list-unsynced` shows whether each invoice is ready to map; remember the verdict per (invoice content,
+    prefs) so listing thousands of cached invoices doesn't decode and map every one of them each time."""
+    db.execute("CREATE TABLE IF NOT EXISTS readiness (cw_id INTEGER PRIMARY KEY, content_hash TEXT, "
+               "prefs_hash TEXT, status TEXT, reason TEXT)")
+
+
 def utc_iso(ts: float | None = None) -> str:
     """Epoch seconds (e.g. `clock.now()`) → 'YYYY-MM-DDTHH:MM:SSZ', the store's timestamp format."""
     dt = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from cwqbo.cache import CachedInvoice
     from cwqbo.discover import DiscoverResult
     from cwqbo.prefs import Filters, Prefs
+    from cwqbo.store import Store
 
 EMPTY_MESSAGE = "No unsynced invoices — everything Closed in scope is in QuickBooks."
 INVOICE_TYPES = ("Standard", "Agreement", "CreditMemo", "DownPayment", "Miscellaneous", "Progress")
@@ -124,16 +125,12 @@ def describe_filters(f: Filters) -> list[tuple[str, str]]:
     ]
 
 
-def invoice_rows(rows: list[CachedInvoice], prefs: Prefs) -> list[dict[str, Any]]:
+def invoice_rows(store: Store, rows: list[CachedInvoice], prefs: Prefs) -> list[dict[str, Any]]:
     """Unsynced invoices with their mapping readiness, as plain dicts (money as exact strings)."""
-    from cwqbo.mapping import readiness
+    from cwqbo.cache import readiness
 
     out = []
-    for c in rows:
-        try:
-            status, reason = readiness(c.invoice(), prefs)
-        except Exception as exc:  # a record the mapper cannot even read is itself a reason to show
-            status, reason = "invalid", f"cannot map: {exc}"
+    for c, (status, reason) in zip(rows, readiness(store, rows, prefs), strict=True):
         out.append({
             "cw_id": c.cw_id, "number": c.number,
             "company": {"id": c.company_id, "identifier": c.company_identifier, "name": c.company_name},
@@ -243,7 +240,7 @@ def list_unsynced(
             render.info(note)
         _warn_problems(result, as_json)
         rows = cache.unsynced(store, since=since_date, company=company, sort=sort)
-        items = invoice_rows(rows, profile.prefs)
+        items = invoice_rows(store, rows, profile.prefs)
     finally:
         store.close()
 

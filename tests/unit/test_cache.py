@@ -150,3 +150,28 @@ def test_ten_thousand_cached_invoices_list_correctly_and_quickly(store: Store) -
     assert sum((r.total for r in rows), Decimal(0)) == sum(
         (Decimal(f"{i}.{i % 100:02d}") for i in expected), Decimal(0))
     assert elapsed < 5  # generous sanity bound; typical is well under 0.2 s
+
+
+def test_readiness_is_memoised_but_never_stale(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cwqbo import mapping
+    from cwqbo.prefs import Prefs
+
+    put(store, [make_invoice(1), make_invoice(2, number="N" * 22)])
+    prefs = Prefs()
+    first = cache.readiness(store, cache.unsynced(store, sort="number"), prefs)
+    assert first[0] == ("ready", "") and first[1][0] == "invalid" and "22 characters" in first[1][1]
+
+    calls: list[int] = []
+    real = mapping.readiness
+    monkeypatch.setattr(mapping, "readiness", lambda inv, p, **kw: calls.append(inv.id) or real(inv, p, **kw))
+    assert cache.readiness(store, cache.unsynced(store, sort="number"), prefs) == first
+    assert calls == []  # nothing changed: answered from the memo
+
+    prefs.fields.docnumber_prefix = "X"  # prefs changed: every verdict is judged again
+    again = cache.readiness(store, cache.unsynced(store, sort="number"), prefs)
+    assert sorted(calls) == [1, 2] and again[1][0] == "invalid"
+
+    calls.clear()
+    put(store, [make_invoice(1, total="99.00")])  # content changed: only that invoice is judged again
+    cache.readiness(store, cache.unsynced(store, sort="number"), prefs)
+    assert calls == [1]
