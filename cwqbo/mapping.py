@@ -556,6 +556,13 @@ def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
         expected = money.round_cents(sign * inv.total)  # QBO computes tax; reconcile() reports any drift
     else:
         expected = lines_total + (ZERO if line_item_tax else sales_tax)
+        cw_total = money.round_cents(sign * inv.total)
+        if expected != cw_total:
+            # ConnectWise's own figures disagree (lines + tax ≠ total): syncing would put a total in QuickBooks
+            # that ConnectWise never billed, so stop here rather than reconcile against the wrong number.
+            raise MappingError(
+                f"ConnectWise lines and tax add up to {money.money_str(expected)} but the invoice total is "
+                f"{money.money_str(cw_total)}", "correct the invoice in ConnectWise (re-open, fix, close) and sync again")
     return QBODocument(entity=entity, payload=payload, doc_number=number, expected_total=expected)
 
 

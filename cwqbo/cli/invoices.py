@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from cwqbo.errors import ConfigError, NotConnectedError, UsageError
+from cwqbo.errors import ConfigError, LockedError, NotConnectedError, UsageError
 
 if TYPE_CHECKING:
     from cwqbo.cache import CachedInvoice
@@ -233,8 +233,16 @@ def list_unsynced(
     try:
         result = None
         if refresh or (refresh is None and connected):
-            result = _refresh(app_ctx, store, profile.filters, full=False,
-                              show_progress=not as_json and csv_file != "-")
+            try:
+                # Discovery writes the cache a running sync reads: never both at once.
+                with app_ctx.sync_lock():
+                    result = _refresh(app_ctx, store, profile.filters, full=False,
+                                      show_progress=not as_json and csv_file != "-")
+            except LockedError:
+                if refresh:  # asked for explicitly: say why it can't be done
+                    raise
+                if not as_json and csv_file != "-":
+                    render.info("a sync is running: showing the local cache without reading ConnectWise")
         elif not as_json and csv_file != "-":
             note = "showing the local cache" + ("" if connected else " (ConnectWise is not connected)")
             render.info(note)
@@ -330,23 +338,8 @@ def refilter(
     cw = app_ctx.cw_client()
     try:
         discover.resolve_scope(new, cw.billing_statuses())  # bad status names fail before anything is saved
-        store = app_ctx.open_store()
-        try:
-            # Write to the store before saving the filters: a locked or read-only database must leave config
-            # unchanged too, not half-applied.
-            from cwqbo.store import utc_iso
-
-            with store.transaction():
-                store.set_meta("refilter.started_at", utc_iso(app_ctx.clock.now()))
-            profile.filters = new
-            app_ctx.save_config()
-            with _progress("Re-reading ConnectWise invoices", not as_json) as progress:
-                result = discover.refresh(cw, store, new, full=True, clock=app_ctx.clock, progress=progress)
-            from cwqbo import cache
-
-            counts = cache.counts(store)
-        finally:
-            store.close()
+        with app_ctx.sync_lock():  # a full refresh rewrites the cache a sync reads: one at a time
+            result, counts = _save_and_refresh(app_ctx, cw, new, show_progress=not as_json)
     finally:
         close = getattr(cw, "close", None)
         if callable(close):
@@ -361,6 +354,27 @@ def refilter(
     render.out.print(render.table(["Filter", "Value"], describe_filters(new), title="Filters saved"))
     render.out.print(f"Fetched {result.fetched} invoice(s) from ConnectWise: {result.in_scope} in scope, "
                      f"{result.removed} left scope, {counts['unsynced']} unsynced.", markup=False)
+
+
+def _save_and_refresh(app_ctx: Any, cw: Any, new: Filters, *,
+                      show_progress: bool) -> tuple[DiscoverResult, dict[str, int]]:
+    """Save the new filters and re-read every Closed invoice in scope (the caller holds the sync lock)."""
+    from cwqbo import cache, discover
+    from cwqbo.store import utc_iso
+
+    store = app_ctx.open_store()
+    try:
+        # Write to the store before saving the filters: a locked or read-only database must leave config
+        # unchanged too, not half-applied.
+        with store.transaction():
+            store.set_meta("refilter.started_at", utc_iso(app_ctx.clock.now()))
+        app_ctx.profile.filters = new
+        app_ctx.save_config()
+        with _progress("Re-reading ConnectWise invoices", show_progress) as progress:
+            result = discover.refresh(cw, store, new, full=True, clock=app_ctx.clock, progress=progress)
+        return result, cache.counts(store)
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -118,3 +118,23 @@ def test_refilter_needs_a_connection(home: Path, runner: CliRunner) -> None:
     assert result.exit_code == 3
     assert "nothing was saved" in result.stderr
     assert not (home / "config.toml").exists()
+
+
+def test_discovery_waits_for_no_sync(sandbox: Any, runner: CliRunner, home: Path) -> None:
+    """A sync in progress owns the cache: refilter refuses (exit 75, filters unchanged), list-unsynced lists the
+    cache without re-reading ConnectWise."""
+    from filelock import FileLock
+
+    from cwqbo.config import Paths
+
+    runner.invoke(app, ["list-unsynced"])
+    before = (home / "config.toml").read_bytes()
+    lock_dir = Paths.from_env().lock_dir
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / "default.sync.lock")):
+        refused = runner.invoke(app, ["refilter", "--type", "standard"])
+        assert refused.exit_code == 75 and "another cwqbo sync is running" in refused.stderr
+        assert (home / "config.toml").read_bytes() == before
+        listed = runner.invoke(app, ["list-unsynced"])
+        assert listed.exit_code == 0 and "a sync is running: showing the local cache" in listed.stderr
+        assert runner.invoke(app, ["list-unsynced", "--refresh"]).exit_code == 75

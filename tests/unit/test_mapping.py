@@ -538,3 +538,13 @@ def test_sub_cent_amounts_always_round_to_the_subtotal(mills: list[int]) -> None
     got = amounts(payload)
     assert sum(got) == subtotal and len(got) == len(lines)
     assert all(a == money.round_cents(a) and abs(a - ln.amount) < D("0.01") for a, ln in zip(got, lines))
+
+
+def test_a_cw_total_that_lines_and_tax_do_not_make_is_refused() -> None:
+    """Pinning CW's tax must not hide a CW invoice whose own total disagrees with its lines + tax."""
+    good = make_inv([product_line("100")], tax="8.25")
+    payload, doc = build(good)
+    assert doc.expected_total == D("108.25")
+    bad = dataclasses.replace(good, total=D("100.00"))
+    with pytest.raises(MappingError, match="add up to 108.25 but the invoice total is 100.00"):
+        build(bad)
