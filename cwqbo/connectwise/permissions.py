@@ -31,6 +31,7 @@ def fix_text(module: str, area: str, level: str = "Inquire Level: All") -> str:
 
 READ_PROBES: tuple[tuple[str, str, str], ...] = (
     ("Finance", "Invoicing", "/finance/invoices"),
+    ("Companies", "Company Maintenance", "/company/companies"),
     ("Procurement", "Product", "/procurement/products"),
     ("Time & Expense", "Time Entry", "/time/entries"),
     ("Time & Expense", "Expense Report Entry", "/expense/entries"),
