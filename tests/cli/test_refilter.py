@@ -138,3 +138,20 @@ def test_discovery_waits_for_no_sync(sandbox: Any, runner: CliRunner, home: Path
         listed = runner.invoke(app, ["list-unsynced"])
         assert listed.exit_code == 0 and "a sync is running: showing the local cache" in listed.stderr
         assert runner.invoke(app, ["list-unsynced", "--refresh"]).exit_code == 75
+
+
+def test_refilter_on_thousands_of_invoices(home: Path, runner: CliRunner) -> None:
+    """A full re-read of 3,000 invoices stays in bulk (≤ 0.05 CW calls per invoice) and lands exactly."""
+    from cwqbo.sandbox.server import Sandbox
+
+    sb = Sandbox(seed=11, invoices=3000)
+    http.set_transport_override(sb.transport())
+    assert runner.invoke(app, CW_ARGS).exit_code == 0
+    result = runner.invoke(app, ["refilter", "--from-date", "2026-09-15", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)["data"]
+    wanted = [r for r in closed(sb) if r["date"][:10] >= "2026-09-15"]
+    assert 1000 < doc["in_scope"] == len(wanted)
+    assert doc["cw_calls"] <= 0.05 * doc["fetched"]
+    unposted = set(sb.cw.unposted_ids())
+    assert unsynced_ids(runner) == {r["id"] for r in wanted if r["id"] in unposted}
