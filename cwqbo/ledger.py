@@ -89,6 +89,7 @@ class LedgerRow:
     attempts: int
     created_at: str | None
     updated_at: str | None
+    doc_number: str | None = None  # the DocNumber last sent to QBO (m004)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LedgerRow:
@@ -100,7 +101,7 @@ class LedgerRow:
                    intuit_tid=row.get("intuit_tid"), error=row.get("error"),
                    batch_identifier=row.get("batch_identifier"), run_id=row.get("run_id"),
                    attempts=int(row.get("attempts") or 0), created_at=row.get("created_at"),
-                   updated_at=row.get("updated_at"))
+                   updated_at=row.get("updated_at"), doc_number=row.get("doc_number"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,7 @@ class Intent:
     payload_hash: str
     content_hash: str
     cw_total: Decimal
+    doc_number: str | None = None
 
 
 def record_intents(store: Store, intents: Iterable[Intent], run_id: int | None, *, now: str | None = None) -> None:
@@ -161,8 +163,9 @@ def record_intents(store: Store, intents: Iterable[Intent], run_id: int | None, 
     with _tx(store):
         for it in intents:
             prev = get(store, it.cw_id)
+            values: dict[str, Any] = {} if it.doc_number is None else {"doc_number": it.doc_number}
             _upsert(store, it.cw_id, {
-                "invoice_number": it.number, "entity": it.entity, "state": "intent", "request_id": it.request_id,
+                **values, "invoice_number": it.number, "entity": it.entity, "state": "intent", "request_id": it.request_id,
                 "payload_hash": it.payload_hash, "content_hash": it.content_hash, "cw_total": _money(it.cw_total),
                 "error": None, "run_id": run_id, "attempts": (prev.attempts if prev else 0) + 1,
                 "created_at": prev.created_at if prev and prev.created_at else at, "updated_at": at})
@@ -175,9 +178,11 @@ def record_intent(store: Store, cw_id: int, number: str, entity: str, request_id
 
 
 def mark_created(store: Store, cw_id: int, *, qbo_id: str, sync_token: str | None, qbo_total: Decimal | None,
-                 tid: str | None, now: str | None = None, commit: bool = True) -> None:
+                 tid: str | None, now: str | None = None, commit: bool = True, doc_number: str | None = None) -> None:
     values = {"state": "created", "qbo_id": qbo_id, "qbo_sync_token": sync_token, "qbo_total": _money(qbo_total),
               "intuit_tid": tid, "error": None, "updated_at": now or iso()}
+    if doc_number is not None:
+        values["doc_number"] = doc_number
     if commit:
         with _tx(store):
             _upsert(store, cw_id, values)
@@ -188,14 +193,14 @@ def mark_created(store: Store, cw_id: int, *, qbo_id: str, sync_token: str | Non
 def mark_failed(store: Store, cw_id: int, *, error: str, tid: str | None, qbo_id: str | None = None,
                 sync_token: str | None = None, qbo_total: Decimal | None = None, number: str | None = None,
                 entity: str | None = None, cw_total: Decimal | None = None, run_id: int | None = None,
-                now: str | None = None, commit: bool = True) -> None:
+                now: str | None = None, commit: bool = True, doc_number: str | None = None) -> None:
     """Failed; a document QBO did create (e.g. a total mismatch) keeps its qbo_id so it is never lost."""
     at = now or iso()
     values: dict[str, Any] = {"state": "failed", "error": error, "intuit_tid": tid, "updated_at": at}
     if qbo_id is not None:
         values.update(qbo_id=qbo_id, qbo_sync_token=sync_token, qbo_total=_money(qbo_total))
     for key, value in (("invoice_number", number), ("entity", entity), ("cw_total", _money(cw_total)),
-                       ("run_id", run_id)):
+                       ("run_id", run_id), ("doc_number", doc_number)):
         if value is not None:
             values[key] = value
     if get(store, cw_id) is None:

@@ -65,6 +65,7 @@ class ResolveResult:
     would_create: list[WouldCreate] = field(default_factory=list)
     created: list[Created] = field(default_factory=list)
     calls_used: int = 0
+    preferences: dict[str, Any] = field(default_factory=dict)  # QBO Preferences read while resolving
 
 
 @dataclass
@@ -241,6 +242,7 @@ class Resolver:
 
         country = self.country or plan.country
         prefs_doc = plan.preferences
+        result.preferences = prefs_doc
         ast = country == "US" and bool((prefs_doc.get("TaxPrefs") or {}).get("PartnerTaxEnabled"))
         definitions = custom_field_definitions(prefs_doc)
         class_per_line = bool((prefs_doc.get("AccountingInfoPrefs") or {}).get("ClassTrackingPerTxnLine"))

@@ -101,6 +101,14 @@ def m003_readiness_memo(db: Database) -> None:
                "prefs_hash TEXT, status TEXT, reason TEXT)")
 
 
+@MIGRATIONS()
+def m004_ledger_doc_number(db: Database) -> None:
+    """The DocNumber each intent was sent under: recovery probes that number, not today's, so a prefix
+    change or a renumbered invoice between a crash and the next run can't create a second document."""
+    if "doc_number" not in {c.name for c in db["ledger"].columns}:
+        db.execute("ALTER TABLE ledger ADD COLUMN doc_number TEXT")
+
+
 def utc_iso(ts: float | None = None) -> str:
     """Epoch seconds (e.g. `clock.now()`) → 'YYYY-MM-DDTHH:MM:SSZ', the store's timestamp format."""
     dt = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)

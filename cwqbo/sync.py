@@ -26,7 +26,7 @@ from cwqbo import cache, ledger, mapping, money
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cw_cond
 from cwqbo.crashpoints import crashpoint
-from cwqbo.errors import AuthError, CwqboError, UsageError
+from cwqbo.errors import AuthError, ConfigError, CwqboError, UsageError
 from cwqbo.models import CWInvoice
 from cwqbo.prefs import Filters, Prefs
 from cwqbo.quickbooks import query as qbo_query
@@ -42,6 +42,11 @@ MARKER_RE = re.compile(r"cwqbo:(\d+)")
 PRIVATE_NOTE_MAX = 4000
 DOC_ENTITIES = ("Invoice", "CreditMemo")
 EXTERNAL_BATCH = "(exported outside cwqbo)"
+BATCH_ATTEMPTS = 5  # identifiers tried when another profile's batches hold the next ones
+PROBLEM_RE = re.compile(r"invoice (.*?) \(id (\d+)\)")
+CUSTOM_TXN_MESSAGE = ("QuickBooks numbers documents itself (Custom transaction numbers is off), so cwqbo cannot "
+                      "find what it sent and could create duplicates; nothing was sent")
+CUSTOM_TXN_HINT = "turn on Custom transaction numbers in QuickBooks › Account and settings › Sales, then run again"
 NOOP_MESSAGE = ("sync mode is manual, so this scheduled run did nothing "
                 "(turn it on with `cwqbo prefs schedule --install`)")
 
@@ -275,8 +280,9 @@ class _Engine:
             if o.refresh:
                 self.emit("discover", "reading Closed invoices from ConnectWise")
                 from cwqbo import discover  # imported late: discover pulls in the CW client
-                discover.refresh(d.cw, d.store, d.filters, full=o.full_refresh, clock=d.clock,
-                                 progress=self._discover_progress)
+                found = discover.refresh(d.cw, d.store, d.filters, full=o.full_refresh, clock=d.clock,
+                                         progress=self._discover_progress)
+                self.report_problems(getattr(found, "problems", ()) or ())
             invoices, skipped = self.select(handled)
             for res in skipped:
                 self.report.items.append(res)
@@ -297,6 +303,20 @@ class _Engine:
             raise
         self._finish(started)
         return self.report
+
+    def report_problems(self, problems: Iterable[str]) -> None:
+        """Invoices CW sent that discover could not read: failed items, so they are never silently left out."""
+        wanted = set(self.o.invoice_numbers)
+        for text in problems:
+            m = PROBLEM_RE.search(text)
+            number, cw_id = (m.group(1), int(m.group(2))) if m else ("?", 0)
+            if self.o.selection == "invoices" and number not in wanted:
+                continue
+            res = ItemResult(cw_id=cw_id, number=number, company="", total=Decimal(0), outcome="failed",
+                             error=f"{text} (fix it in ConnectWise; it was not synced)")
+            self.report.items.append(res)
+            self._unwritten.append(res)
+            self.emit("item", f"{number}: failed", res)
 
     def _discover_progress(self, done: Any = None, total: Any = None, *args: Any, **kwargs: Any) -> None:
         read = f"{done} of {total}" if total else f"{done or 0}"
@@ -350,19 +370,19 @@ class _Engine:
         for batch in ledger.pending_batches(self.d.store):
             self.emit("batch", f"checking ConnectWise batch {batch.identifier}")
             try:
-                found = self._find_cw_batch(batch.identifier)
-                if found is not None:
-                    ledger.mark_batch_created(self.d.store, batch.identifier, found, now=self.now())
+                row = self.d.cw.find_batch(batch.identifier)
+                if isinstance(row, dict) and self.d.cw.batch_holds(row, batch.invoice_ids):
+                    ledger.mark_batch_created(self.d.store, batch.identifier, _int(row.get("id")), now=self.now())
+                    continue
+                if isinstance(row, dict):  # same identifier, other invoices: another profile's batch
+                    ledger.mark_batch_failed(self.d.store, batch.identifier, "the identifier is used in ConnectWise "
+                                             "by a batch of other invoices; its invoices go into the next batch")
                     continue
                 ledger.mark_batch_failed(self.d.store, batch.identifier, "not found in ConnectWise after an "
                                          "interrupted run; its invoices go into the next batch")
             except CwqboError as exc:
                 # Leave it pending: a later run checks again; don't batch its invoices twice meanwhile.
                 self.report.batch_error = f"could not check batch {batch.identifier}: {exc}"
-
-    def _find_cw_batch(self, identifier: str) -> int | None:
-        row = self.d.cw.find_batch(identifier)
-        return _int(row.get("id")) if isinstance(row, dict) else None
 
     # -- (d) selection ---------------------------------------------------------------------------------
 
@@ -441,6 +461,9 @@ class _Engine:
         from cwqbo.resolve import Resolver
         resolved = Resolver(d.qbo, d.store, d.realm, d.prefs).resolve(needs, create=not self.o.dry_run,
                                                                          dry_run=self.o.dry_run)
+        sales = (getattr(resolved, "preferences", None) or {}).get("SalesFormsPrefs") or {}
+        if sales.get("CustomTxnNumbers") is False:
+            raise ConfigError(CUSTOM_TXN_MESSAGE, hint=CUSTOM_TXN_HINT)
         if self.o.dry_run:
             self.report.would_create.extend(resolved.would_create or [])
         ready: list[_Work] = []
@@ -481,15 +504,53 @@ class _Engine:
         if not works:
             return []
         self.emit("probe", f"checking {len(works)} document number(s) in QuickBooks")
-        found = self.lookup_docs([w.doc.doc_number for w in works])
-        to_send: list[_Work] = []
+        pending: list[_Work] = []
+        sent_as: dict[int, str] = {}  # DocNumber an earlier attempt went out under, when it differs from today's
         for w in works:
+            row = ledger.get(self.d.store, w.inv.id)
+            if row is not None and row.qbo_id and not row.doc_number and self.settle_known(w, row):
+                continue
+            if row is not None and row.doc_number and row.doc_number != w.doc.doc_number:
+                sent_as[w.inv.id] = row.doc_number
+            pending.append(w)
+        found = self.lookup_docs([w.doc.doc_number for w in pending] + list(sent_as.values()))
+        to_send: list[_Work] = []
+        for w in pending:
+            old = sent_as.get(w.inv.id)
+            mine = [(e, o) for e, o in found.get(old, []) if owner_of(o.get("PrivateNote")) == w.inv.id] if old else []
+            if mine:  # the earlier attempt reached QBO under its old number: never a second document
+                entity, obj = mine[0]
+                if entity == w.doc.entity:
+                    self.confirm(w, obj, None, adopted=True)
+                else:
+                    self.fail(w, f"QuickBooks already has {entity} {obj.get('Id')} (number {old}) for this invoice; "
+                                 f"void or delete it in QuickBooks to send it again as a {w.doc.entity}")
+                continue
             hits = found.get(w.doc.doc_number, [])
             if not hits:
                 to_send.append(w)
                 continue
             self.settle_existing(w, hits, tid=None)
         return to_send
+
+    def settle_known(self, w: _Work, row: ledger.LedgerRow) -> bool:
+        """A row that kept a qbo_id but not the number it was sent under: read that document; True if settled."""
+        try:
+            obj = self.d.qbo.read(row.entity, str(row.qbo_id)).obj
+        except QBOError as exc:
+            if exc.has_code("610") or exc.status == 404:  # deleted in QBO: probe and send as usual
+                return False
+            self.fail(w, f"could not read its QuickBooks {row.entity} {row.qbo_id} ({exc}); not sent again",
+                      tid=exc.tid, qbo_id=row.qbo_id)
+            return True
+        if owner_of(obj.get("PrivateNote")) != w.inv.id:
+            return False
+        if row.entity != w.doc.entity:
+            self.fail(w, f"QuickBooks already has {row.entity} {row.qbo_id} for this invoice; void or delete it "
+                         f"in QuickBooks to send it again as a {w.doc.entity}", qbo_id=row.qbo_id)
+            return True
+        self.confirm(w, obj, None, adopted=True)
+        return True
 
     def lookup_docs(self, doc_numbers: Iterable[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
         """DocNumber → [(entity, object)] for Invoices and CreditMemos carrying it."""
@@ -596,23 +657,31 @@ class _Engine:
         elif not rec.ok and d.prefs.tax.on_mismatch == "warn":
             warning = f"accepted with a difference of {money.money_str(rec.difference)}: {rec.note}"
         qbo_id, token, qbo_total = str(obj.get("Id")), obj.get("SyncToken"), rec.qbo_total
+        doc_number = None if obj.get("DocNumber") is None else str(obj.get("DocNumber"))
         store, cw_id, now = d.store, w.inv.id, self.now()
         ok = rec.ok or d.prefs.tax.on_mismatch == "warn"
+        sent, kept = (w.payload or {}).get("DocNumber"), obj.get("DocNumber")
+        renumbered = not adopted and sent is not None and str(kept) != str(sent)
+        if renumbered:  # QBO ignored our number: a later probe could never find it, so never batch it
+            ok = False
+            warning = (f"QuickBooks numbered it {kept} instead of {sent} (turn on Custom transaction numbers in "
+                       "QuickBooks › Account and settings › Sales)")
         if ok:
             self.finish_item(w, self._result(w.inv, "adopted" if adopted else "created", qbo_id=qbo_id,
                                              entity=entity, tid=tid, qbo_total=qbo_total, error=warning))
         else:
             error = (warning + "; " if warning else "") + (
-                f"{rec.note or 'totals differ'} (QBO {entity} {qbo_id} kept for review; nothing batched)")
+                f"{'' if renumbered else rec.note or 'totals differ'} (QBO {entity} {qbo_id} kept for review; "
+                "nothing batched)").lstrip()
             self.fail(w, error, tid=tid, qbo_id=qbo_id, qbo_total=qbo_total, write=False)
 
         def write() -> None:
             if ok:
                 ledger.mark_created(store, cw_id, qbo_id=qbo_id, sync_token=token, qbo_total=qbo_total, tid=tid,
-                                    now=now, commit=False)
+                                    now=now, commit=False, doc_number=doc_number)
             else:
                 ledger.mark_failed(store, cw_id, error=error, tid=tid, qbo_id=qbo_id, sync_token=token,
-                                   qbo_total=qbo_total, now=now, commit=False)
+                                   qbo_total=qbo_total, now=now, commit=False, doc_number=doc_number)
         if commit:
             with store.transaction():
                 ledger.record_intents(store, [self._intent(w)], self.run_id, now=now)
@@ -622,7 +691,7 @@ class _Engine:
 
     def _intent(self, w: _Work) -> ledger.Intent:
         return ledger.Intent(w.inv.id, w.inv.number, w.doc.entity, w.request_id, w.payload_hash,
-                             w.inv.content_hash(), w.doc.expected_total)
+                             w.inv.content_hash(), w.doc.expected_total, (w.payload or {}).get("DocNumber"))
 
     def adjust(self, w: _Work, obj: dict[str, Any], rec: Any,
                tid: str | None) -> tuple[dict[str, Any], Any, str | None, str | None]:
@@ -678,40 +747,57 @@ class _Engine:
             self.fail(w, str(exc), tid=exc.tid, write=False)
             return
         rec = mapping.reconcile(w.doc, result.obj, d.prefs)
-        ledger.set_content(d.store, w.inv.id, content_hash=w.inv.content_hash(), payload_hash=w.payload_hash,
-                           sync_token=result.obj.get("SyncToken"), qbo_total=rec.qbo_total, cw_total=w.inv.total,
-                           tid=result.tid, now=self.now())
         error = None if rec.ok else (f"total differs by {money.money_str(rec.difference)}"
-                                     + (f": {rec.note}" if rec.note else ""))
+                                     + (f": {rec.note}" if rec.note else "")
+                                     + f" (QBO {row.entity} {row.qbo_id} kept for review; nothing batched)")
+        if rec.ok:
+            ledger.set_content(d.store, w.inv.id, content_hash=w.inv.content_hash(), payload_hash=w.payload_hash,
+                               sync_token=result.obj.get("SyncToken"), qbo_total=rec.qbo_total,
+                               cw_total=w.inv.total, tid=result.tid, now=self.now())
+        else:  # never leave it 'created': the batch would export a total QBO doesn't match
+            ledger.mark_failed(d.store, w.inv.id, error=error or "", tid=result.tid, qbo_id=row.qbo_id,
+                               sync_token=result.obj.get("SyncToken"), qbo_total=rec.qbo_total,
+                               cw_total=w.inv.total, now=self.now())
         res = self._result(w.inv, "updated" if rec.ok else "failed", qbo_id=row.qbo_id, entity=row.entity,
                            tid=result.tid, qbo_total=rec.qbo_total, error=error)
         self.finish_item(w, res)
 
     # -- (h) the ConnectWise batch ---------------------------------------------------------------------
 
+    def _still_unposted(self, ids: list[int]) -> list[int]:
+        """The ids CW still lists as unposted; those exported by someone else (and still Closed) are recorded so.
+
+        A re-opened invoice is off the unposted list too, but it stays created-not-batched for a later run.
+        """
+        d = self.d
+        try:
+            still = d.cw.unposted_invoice_ids(ids)
+        except CwqboError as exc:
+            self.report.batch_error = f"could not read ConnectWise's unposted invoices: {exc}"
+            return []
+        gone = [i for i in ids if i not in still and _closed(d.store, i)]
+        if gone:  # exported by someone else after we created them: nothing left to batch for those
+            ledger.mark_batched(d.store, gone, EXTERNAL_BATCH, now=self.now())
+            self.report.message = (f"{len(gone)} invoice(s) were already exported in ConnectWise by someone else; "
+                                   "they are in QuickBooks and were not batched again")
+        return [i for i in ids if i in still]
+
     def batch_confirmed(self) -> None:
+        from cwqbo.connectwise.client import BatchIdentifierTaken  # late, like discover: keeps imports light
+
         d = self.d
         if any(b for b in ledger.pending_batches(d.store)):
             return  # an unsettled batch may already hold these invoices; settle it first (next run)
-        rows = ledger.created_not_batched(d.store)
+        stale = {inv.id for inv in _changed(d.store)}  # edited in CW since: QBO holds an older total
+        rows = [r for r in ledger.created_not_batched(d.store) if r.cw_id not in stale]
         if not rows:
             return
         ids = [r.cw_id for r in rows]
         self.emit("batch", f"creating a ConnectWise accounting batch of {len(ids)} invoice(s)")
         day = _today(d.clock)
-        try:
-            still = d.cw.unposted_invoice_ids(ids)
-        except CwqboError as exc:
-            self.report.batch_error = f"could not read ConnectWise's unposted invoices: {exc}"
+        ids = self._still_unposted(ids)
+        if not ids:
             return
-        gone = [i for i in ids if i not in still]
-        if gone:  # exported by someone else after we created them: nothing left to batch for those
-            ledger.mark_batched(d.store, gone, EXTERNAL_BATCH, now=self.now())
-            self.report.message = (f"{len(gone)} invoice(s) were already exported in ConnectWise by someone else; "
-                                   "they are in QuickBooks and were not batched again")
-            ids = [i for i in ids if i in still]
-            if not ids:
-                return
         try:
             seen = [str(b.get("batchIdentifier")) for b in
                     (d.cw.list_batches(cw_cond.cmp("batchIdentifier", "like", f"cwqbo-{day.isoformat()}-%")) or [])
@@ -719,14 +805,26 @@ class _Engine:
         except CwqboError as exc:
             self.report.batch_error = f"could not read ConnectWise batches: {exc}"
             return
-        ident = ledger.next_batch_identifier(d.store, day, seen)
-        ledger.record_batch_pending(d.store, ident, ids, self.run_id, now=self.now())
-        crashpoint("sync.before_cw_batch")
-        try:
-            created = d.cw.create_batch(ident, ids)
-        except CwqboError as exc:
-            ledger.mark_batch_failed(d.store, ident, str(exc))
-            self.report.batch_error = (f"ConnectWise batch {ident} was not created ({exc}); the invoices are in "
+        for _attempt in range(BATCH_ATTEMPTS):
+            ident = ledger.next_batch_identifier(d.store, day, seen)
+            ledger.record_batch_pending(d.store, ident, ids, self.run_id, now=self.now())
+            crashpoint("sync.before_cw_batch")
+            try:
+                created = d.cw.create_batch(ident, ids)
+                break
+            except BatchIdentifierTaken as exc:  # another profile took it meanwhile: try the next one
+                ledger.mark_batch_failed(d.store, ident, str(exc))
+                seen.append(ident)
+                ids = self._still_unposted(ids)  # its batch may hold some of ours
+                if not ids:
+                    return
+            except CwqboError as exc:
+                ledger.mark_batch_failed(d.store, ident, str(exc))
+                self.report.batch_error = (f"ConnectWise batch {ident} was not created ({exc}); the invoices are "
+                                           "in QuickBooks and the next run batches them")
+                return
+        else:
+            self.report.batch_error = (f"no free ConnectWise batch identifier after {ident}; the invoices are in "
                                        "QuickBooks and the next run batches them")
             return
         crashpoint("sync.after_cw_batch")
@@ -763,6 +861,12 @@ def _unsynced(store: Store) -> list[CWInvoice]:
 
 def _changed(store: Store) -> list[CWInvoice]:
     return [c.cached.invoice() for c in cache.changed(store)]
+
+
+def _closed(store: Store, cw_id: int) -> bool:
+    """Still Closed per the cache: off the unposted list because someone exported it, not re-opened."""
+    found = cache.find(store, cw_id)
+    return found is not None and bool(found.closed)
 
 
 def _int(value: Any) -> int | None:

@@ -159,6 +159,10 @@ def _error_message(resp: httpx.Response) -> str:
     return str(data)[:200]
 
 
+class BatchIdentifierTaken(RemoteError):
+    """A CW batch with the identifier we chose exists and holds other invoices (another profile's)."""
+
+
 class CWClient:
     """Authenticated ConnectWise client. `calls` counts HTTP requests (benchmarks read it).
 
@@ -457,12 +461,31 @@ class CWClient:
                 ids.update(int(i) for i in b.get(key) or [])
         return ids
 
+    def batch_holds(self, batch: dict[str, Any], invoice_ids: Iterable[int]) -> bool:
+        """Whether a CW batch found by identifier is *ours*: it holds exactly these invoices.
+
+        Two cwqbo profiles on one CW compute the same identifiers; a batch with our name but other
+        invoices must never mark ours batched. When the record doesn't list its ids, ours count as in it
+        only if none is still unposted.
+        """
+        ids = {int(i) for i in invoice_ids}
+        listed = batch.get("processedRecordIds") or batch.get("includedInvoiceIds")
+        if listed is not None:
+            return {int(i) for i in listed} == ids
+        return not self.unposted_invoice_ids(ids) & ids
+
+    def _ours_or_taken(self, found: dict[str, Any], identifier: str, ids: list[int]) -> dict[str, Any]:
+        if self.batch_holds(found, ids):
+            return found
+        raise BatchIdentifierTaken(f"ConnectWise already has a batch {identifier} holding other invoices")
+
     def create_batch(self, identifier: str, invoice_ids: Iterable[int]) -> dict[str, Any]:
         """Create an accounting batch of exactly these invoices; safe to call again with the same identifier.
 
         Returns the batch record (`id`, `batchIdentifier`, ...; plus `glExport`, the POST's answer, when
         this call created it). A lost response is resolved by looking the batch up by identifier, never by
-        a blind re-POST.
+        a blind re-POST. A batch with this identifier holding other invoices (another profile's) raises
+        BatchIdentifierTaken: the caller takes the next identifier.
         """
         ids = sorted({int(i) for i in invoice_ids})
         if not ids:
@@ -471,21 +494,19 @@ class CWClient:
             raise ValueError("batch identifier must be 1..50 characters")
         existing = self.find_batch(identifier)
         if existing is not None:
-            return existing
+            return self._ours_or_taken(existing, identifier, ids)
         body = {"batchIdentifier": identifier, "exportInvoicesFlag": True, "exportExpensesFlag": False,
                 "exportProductsFlag": False, "processedRecordIds": ids}
         try:
             export = self.post_json("/finance/accounting/batches", body) or {}
-        except RemoteError as exc:
-            if exc.status is not None and exc.status < 500:
-                raise
+        except RemoteError:
             found = self.find_batch(identifier)
-            if found is not None:
-                return found
+            if found is not None:  # lost answer, or someone took the identifier meanwhile
+                return self._ours_or_taken(found, identifier, ids)
             raise
         # the POST answers with the GL export, which lacks the batch id: read the batch record back
         created = self.find_batch(identifier)
         if created is None:
             return export if isinstance(export, dict) else {}
-        return {**created, "glExport": export}
+        return {**self._ours_or_taken(created, identifier, ids), "glExport": export}
 
