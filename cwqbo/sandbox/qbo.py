@@ -53,14 +53,17 @@ KNOWN_SCOPES = {ACCOUNTING_SCOPE, "com.intuit.quickbooks.payment", "openid", "pr
 
 ENTITY_BY_PATH = {
     name.lower(): name
-    for name in ("Invoice", "CreditMemo", "Customer", "Item", "TaxCode", "TaxRate", "Term", "Class",
+    for name in ("Invoice", "CreditMemo", "SalesReceipt", "Customer", "Item", "TaxCode", "TaxRate", "Term", "Class",
                  "Department", "Vendor", "Employee", "Account", "CompanyInfo", "Preferences")
 }
-WRITABLE = {"Invoice", "CreditMemo", "Customer", "Item"}
-TRANSACTIONS = {"Invoice", "CreditMemo"}
+# SalesReceipt and Vendor follow the recorded sandbox traffic (qbo_api_vcr: update_sales_receipt, batch_basic);
+# the API-reference limits table covers only the four entities cwqbo writes, so their property names and
+# string lengths are not checked.
+WRITABLE = {"Invoice", "CreditMemo", "SalesReceipt", "Customer", "Item", "Vendor"}
+TRANSACTIONS = {"Invoice", "CreditMemo", "SalesReceipt"}
 NAME_LISTS = {"Customer", "Item", "Vendor", "Employee", "Account", "Class", "Department", "Term", "TaxCode", "TaxRate"}
 PEOPLE = ("Customer", "Vendor", "Employee")
-TXN_TYPE_LABEL = {"Invoice": "Invoice", "CreditMemo": "Credit Memo"}
+TXN_TYPE_LABEL = {"Invoice": "Invoice", "CreditMemo": "Credit Memo", "SalesReceipt": "Sales Receipt"}
 NUMERIC_FIELDS = {
     "Amount", "TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "UnitPrice", "Qty", "TotalTax", "RateValue",
     "TaxPercent", "NetAmountTaxable", "BalanceWithJobs", "ExchangeRate", "Deposit", "RemainingCredit",
@@ -404,6 +407,8 @@ class QBOSimulator:
     def from_state(self, state: dict[str, Any]) -> None:
         with self._lock:
             self._state = _from_jsonable(copy.deepcopy(state))
+            for name in ENTITY_BY_PATH.values():  # state files written before an entity was simulated
+                self._state["entities"].setdefault(name, {})
             self.realm_id: str = self._state["realm_id"]
             self.country: str = self._state["country"]
 
@@ -646,7 +651,8 @@ class QBOSimulator:
     # -- API plumbing ---------------------------------------------------------------------------------
 
     def _fault_response(self, exc: QBOError, tid: str) -> httpx.Response:
-        return _response(exc.status, {"Fault": exc.fault(), "time": _iso_millis(self.clock.now())}, tid)
+        return _response(exc.status, {"Fault": exc.fault(), "time": _iso_millis(self.clock.now())}, tid,
+                         content_type=_FAULT_CONTENT_TYPE)
 
     def _auth_failure(self, tid: str, detail: str) -> httpx.Response:
         body = {"warnings": None, "intuitObject": None,
@@ -762,7 +768,8 @@ class QBOSimulator:
                 status = 200
             except QBOError as exc:
                 body, status = {"Fault": exc.fault(), "time": _iso_millis(self.clock.now())}, exc.status
-            response = _response(status, body, tid)
+            response = _response(status, body, tid,
+                                 content_type=_FAULT_CONTENT_TYPE if status >= 400 else "application/json;charset=utf-8")
             if request_id and request.method == "POST" and status < 500:
                 self._state["requestids"][replay_key] = {"status": status, "body": response.content.decode(),
                                                          "content_type": response.headers["content-type"]}
@@ -999,6 +1006,8 @@ class QBOSimulator:
 
     def _check_shape(self, entity: str, payload: dict[str, Any]) -> None:
         known = _properties(entity)
+        if entity not in PROPERTIES:
+            return  # no API-reference table for this entity (see WRITABLE)
         for key in payload:
             if key not in known:
                 raise err_unknown_property(entity, key, known)
@@ -1034,6 +1043,8 @@ class QBOSimulator:
             return self._build_txn(entity, payload, existing, allow_dup, view)
         if entity == "Customer":
             return self._build_customer(payload, existing)
+        if entity == "Vendor":
+            return self._build_vendor(payload, existing)
         return self._build_item(payload, existing, view)
 
     def _passthrough(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -1076,6 +1087,28 @@ class QBOSimulator:
         obj["Taxable"] = payload.get("Taxable", True) not in (False, "false")
         return obj
 
+    def _build_vendor(self, payload: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
+        """A vendor shaped like the recorded batch create (batch_basic.yml); names are unique across people."""
+        name = payload.get("DisplayName")
+        if not _present(name):
+            parts = [payload.get(k) for k in ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")]
+            name = " ".join(str(p) for p in parts if _present(p)) or payload.get("CompanyName")
+        if not _present(name):
+            raise err_required("DisplayName")
+        name = str(name)
+        if ":" in name:
+            raise err_business("The DisplayName can't contain a colon (:).", "DisplayName")
+        self._unique_name(PEOPLE, "DisplayName", name, existing["Id"] if existing else None, "Vendor")
+        obj: dict[str, Any] = {"Balance": Decimal("0"), "Vendor1099": False, "CurrencyRef": self._currency(),
+                               "domain": "QBO", "sparse": False}
+        obj.update(self._passthrough(payload))
+        obj["DisplayName"] = name
+        obj.setdefault("PrintOnCheckName", name)
+        obj.setdefault("Active", True)
+        if existing is not None:
+            obj["Balance"] = existing.get("Balance", Decimal("0"))
+        return obj
+
     def _build_item(self, payload: dict[str, Any], existing: dict[str, Any] | None,
                     view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
         name = payload.get("Name")
@@ -1108,12 +1141,14 @@ class QBOSimulator:
 
     def _build_txn(self, entity: str, payload: dict[str, Any], existing: dict[str, Any] | None, allow_dup: bool,
                    view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-        if not _ref_value(payload.get("CustomerRef")):
+        # A sales receipt may be a cash sale with no customer (the recorded SalesReceipt 17 has no CustomerRef).
+        if not _ref_value(payload.get("CustomerRef")) and entity != "SalesReceipt":
             raise err_required("CustomerRef")
         raw_lines = [ln for ln in payload.get("Line") or [] if ln.get("DetailType") != "SubTotalLineDetail"]
         if not raw_lines:
             raise err_required("Line")
-        customer = self._resolve(view, "Customer", payload["CustomerRef"], "Customer")
+        customer: dict[str, Any] = (self._resolve(view, "Customer", payload["CustomerRef"], "Customer")
+                                    if _ref_value(payload.get("CustomerRef")) else {})
         us = self.country == "US"
         gtc = payload.get("GlobalTaxCalculation")
         if not us:
@@ -1128,8 +1163,19 @@ class QBOSimulator:
         discount = Decimal("0")
         taxable_by_rate: dict[str, Decimal] = {}
         us_taxable = Decimal("0")
+        # Line Ids: on update a line sent with the Id of an existing line keeps it; any other line gets a fresh Id
+        # above every Id the transaction has used (recorded full update of SalesReceipt 17: line 5 became 6).
+        old_ids = {str(ln.get("Id")) for ln in (existing or {}).get("Line", []) if _present(ln.get("Id"))}
+        next_line_id = max([_int_or_none(i) or 0 for i in old_ids] + [0]) + 1
         for n, raw in enumerate(raw_lines, 1):
-            line = {"Id": str(n), "LineNum": n, **{k: copy.deepcopy(v) for k, v in raw.items() if k not in ("Id", "LineNum")}}
+            if existing is None:
+                line_id = str(n)
+            elif str(raw.get("Id")) in old_ids:
+                line_id = str(raw["Id"])
+            else:
+                line_id, next_line_id = str(next_line_id), next_line_id + 1
+            line = {"Id": line_id, "LineNum": n,
+                    **{k: copy.deepcopy(v) for k, v in raw.items() if k not in ("Id", "LineNum")}}
             kind = line.get("DetailType")
             if not _present(kind):
                 raise err_required("DetailType")
@@ -1286,7 +1332,10 @@ class QBOSimulator:
             obj.setdefault("LinkedTxn", [])
         obj["Line"] = lines
         obj["TxnTaxDetail"] = tax_detail
-        obj["CustomerRef"] = {"value": customer["Id"], "name": customer["DisplayName"]}
+        if customer:
+            obj["CustomerRef"] = {"value": customer["Id"], "name": customer["DisplayName"]}
+        else:
+            obj.pop("CustomerRef", None)
         obj.update(resolved)
         for addr in ("BillAddr", "ShipAddr"):
             if not _present(payload.get(addr)) and customer.get(addr):
@@ -1309,6 +1358,17 @@ class QBOSimulator:
         obj.setdefault("PrintStatus", "NeedToPrint" if entity == "Invoice" else "NotSet")
         obj.setdefault("EmailStatus", "NotSet")
         obj["Balance"] = total
+        if entity == "SalesReceipt":
+            # Paid at sale: no balance, money lands in Undeposited Funds unless told otherwise (as recorded).
+            obj["Balance"] = Decimal("0")
+            if _ref_value(payload.get("DepositToAccountRef")):
+                acct = self._resolve(view, "Account", payload["DepositToAccountRef"], "Account")
+            else:
+                acct = next((a for a in view["Account"].values() if a.get("AccountSubType") == "UndepositedFunds"), {})
+            if acct:
+                obj["DepositToAccountRef"] = {"value": acct["Id"], "name": acct["Name"]}
+            for key in ("DueDate", "AllowOnlineCreditCardPayment", "AllowOnlineACHPayment", "LinkedTxn"):
+                obj.pop(key, None)
         if entity == "CreditMemo":
             obj["RemainingCredit"] = total
             for key in ("DueDate", "AllowOnlineCreditCardPayment", "AllowOnlineACHPayment", "Deposit", "LinkedTxn"):
@@ -1348,8 +1408,8 @@ class QBOSimulator:
                 continue
 
     def _check_doc_number(self, doc: str, entity: str, self_id: str | None) -> None:
-        for other in ("Invoice", "CreditMemo"):
-            for obj in self._entities[other].values():
+        for other in ("Invoice", "CreditMemo", "SalesReceipt"):  # one number space for sales forms
+            for obj in self._entities.get(other, {}).values():
                 if other == entity and obj["Id"] == self_id:
                     continue
                 if obj.get("DocNumber") == doc:
@@ -1367,6 +1427,8 @@ _ORDER = {
                 "LinkedTxn", "Line", "TxnTaxDetail", "CustomerRef"],
     "CreditMemo": ["domain", "sparse", "Id", "SyncToken", "MetaData", "CustomField", "DocNumber", "TxnDate",
                    "CurrencyRef", "Line", "TxnTaxDetail", "CustomerRef"],
+    "SalesReceipt": ["domain", "sparse", "Id", "SyncToken", "MetaData", "CustomField", "DocNumber", "TxnDate",
+                     "CurrencyRef", "PrivateNote", "Line", "TxnTaxDetail", "CustomerRef"],
 }
 
 
@@ -1388,6 +1450,10 @@ def _int_or_none(value: Any) -> int | None:
 def _id_sort(value: str) -> tuple[int, Any]:
     n = _int_or_none(value)
     return (0, n) if n is not None else (1, value)
+
+
+# The recorded faults (400 and 401) are served as plain "application/json", successes with ";charset=utf-8".
+_FAULT_CONTENT_TYPE = "application/json"
 
 
 def _api_headers(tid: str, content_type: str = "application/json;charset=utf-8") -> dict[str, str]:
