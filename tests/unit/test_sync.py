@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cwqbo import cache, http, ledger, sync
+from cwqbo import cache, crashpoints, http, ledger, mapping, sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import UsageError
@@ -103,7 +103,7 @@ def _crash_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         if point == name:
             raise Crash(point)
 
-    monkeypatch.setattr(sync, "crashpoint", crashpoint)
+    monkeypatch.setattr(crashpoints, "crashpoint", crashpoint)
     return Crash  # type: ignore[return-value]
 
 
@@ -289,7 +289,7 @@ def test_marker_helpers_round_trip() -> None:
 def _drift_one_total(monkeypatch: pytest.MonkeyPatch, world: World) -> int:
     """Make QBO's total differ from what CW billed for one invoice (as a tax engine would), by one cent."""
     target = next(r for r in world.deps().cw.iter_invoices() if r["invoiceNumber"] == "20002")["id"]
-    real = sync.mapping.build_document
+    real = mapping.build_document
 
     def build(inv: Any, prefs: Prefs, refs: Any) -> Any:
         doc = real(inv, prefs, refs)
@@ -297,7 +297,7 @@ def _drift_one_total(monkeypatch: pytest.MonkeyPatch, world: World) -> int:
             doc = dataclasses.replace(doc, expected_total=doc.expected_total + Decimal("0.01"))
         return doc
 
-    monkeypatch.setattr(sync.mapping, "build_document", build)
+    monkeypatch.setattr(mapping, "build_document", build)
     return int(target)
 
 

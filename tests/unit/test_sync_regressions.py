@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cwqbo import http, ledger, mapping, sync
+from cwqbo import crashpoints, cw_batch, http, ledger, mapping, sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import ConfigError, RemoteError
@@ -93,7 +93,7 @@ def test_prefix_change_after_crash_adopts_the_document_sent_under_the_old_number
         world.sync()
     sent = len(world.docs())
     assert sent and ledger.pending_intents(world.store)
-    monkeypatch.setattr(sync, "crashpoint", lambda point: None)
+    monkeypatch.setattr(crashpoints, "crashpoint", lambda point: None)
     report = world.sync(prefs=_prefix("CW-"))
     assert max(_docs_per_invoice(world).values()) == 1
     assert len(world.docs()) == sent + sum(1 for i in report.items if i.outcome == "created")
@@ -105,7 +105,7 @@ def test_failed_row_with_qbo_id_is_read_back_not_sent_again(world: World, monkey
     crash = _crash_at(monkeypatch, "sync.after_qbo_response")
     with pytest.raises(crash):
         world.sync()
-    monkeypatch.setattr(sync, "crashpoint", lambda point: None)
+    monkeypatch.setattr(crashpoints, "crashpoint", lambda point: None)
     for entity, doc in world.docs():
         cw_id = sync.owner_of(doc.get("PrivateNote"))
         world.store.db.execute("update ledger set state = 'failed', qbo_id = ?, entity = ?, doc_number = null "
@@ -120,7 +120,7 @@ def test_failed_row_with_qbo_id_is_read_back_not_sent_again(world: World, monkey
 def test_batch_identifier_taken_by_another_profile_is_not_claimed(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     other = max(world.sandbox.cw.unposted_ids())
-    day = sync._today(world.clock).isoformat()
+    day = cw_batch.today(world.clock).isoformat()
     original_list, original_create = CWClient.list_batches, CWClient.create_batch
     raced = {"done": False}
 
@@ -147,7 +147,7 @@ def test_pending_batch_settles_only_against_a_batch_holding_our_invoices(
     crash = _crash_at(monkeypatch, "sync.before_cw_batch")
     with pytest.raises(crash):
         world.sync()
-    monkeypatch.setattr(sync, "crashpoint", lambda point: None)
+    monkeypatch.setattr(crashpoints, "crashpoint", lambda point: None)
     pending = ledger.pending_batches(world.store)[0]
     ours = set(pending.invoice_ids)
     stranger = next(i for i in world.sandbox.cw.unposted_ids() if i not in ours)
@@ -195,7 +195,7 @@ def test_update_that_does_not_reconcile_fails_and_keeps_the_document(
         rec = real(doc, obj, prefs)
         return dataclasses.replace(rec, ok=False, difference=Decimal("0.01"), note="tax rounded differently")
 
-    monkeypatch.setattr(sync.mapping, "reconcile", off_by_a_cent)
+    monkeypatch.setattr(mapping, "reconcile", off_by_a_cent)
     report = world.sync(update_changed=True)
     item = next(i for i in report.items if i.cw_id == row.cw_id)
     assert item.outcome == "failed"
@@ -227,5 +227,5 @@ def test_reopened_invoice_is_batched_after_it_is_closed_again(
     world.sandbox.cw.close_invoice(row.cw_id)
     world.sync(update_changed=True)  # re-closing reads as a change: the QBO document is refreshed first
     after = ledger.get(world.store, row.cw_id)
-    assert after.state == "batched" and after.batch_identifier != sync.EXTERNAL_BATCH
+    assert after.state == "batched" and after.batch_identifier != cw_batch.EXTERNAL_BATCH
     assert row.cw_id not in world.sandbox.cw.unposted_ids()

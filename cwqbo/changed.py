@@ -1,0 +1,66 @@
+"""Invoices changed in ConnectWise after they were synced: reported as skipped, or updated in QBO with --update.
+
+An update that no longer reconciles is marked failed, never left 'created', so the CW batch never exports a
+total QBO doesn't match.
+"""
+
+from __future__ import annotations
+
+from cwqbo import ledger, mapping, money
+from cwqbo.models import CWInvoice
+from cwqbo.qbo_send import Sender
+from cwqbo.quickbooks.client import QBOError
+from cwqbo.run_state import RunState, Work
+
+
+def handle_changed(run: RunState, sender: Sender, invoices: list[CWInvoice]) -> None:
+    """Skip them with a hint, or (with --update) update their QBO documents in place."""
+    if not invoices:
+        return
+    if not run.o.update_changed or run.o.dry_run:
+        for inv in invoices:
+            row = ledger.get(run.d.store, inv.id)
+            run.done += 1
+            res = run.result(inv, "skipped", qbo_id=row.qbo_id if row else None,
+                             entity=row.entity if row else None,
+                             error="changed in ConnectWise after it was synced; run with --update to update "
+                                   "the QuickBooks document")
+            run.report.items.append(res)
+            run.emit("item", f"{inv.number}: changed", res)
+        return
+    works = [Work(inv) for inv in invoices]
+    for w in sender.prepare(works):
+        update_one(run, w)
+
+
+def update_one(run: RunState, w: Work) -> None:
+    d = run.d
+    row = ledger.get(d.store, w.inv.id)
+    if row is None or not row.qbo_id:
+        run.fail(w, "changed in ConnectWise but its QuickBooks document is unknown", write=False)
+        return
+    try:
+        current = d.qbo.read(row.entity, row.qbo_id)
+        payload = {**(w.payload or {}), "Id": row.qbo_id, "SyncToken": current.obj.get("SyncToken")}
+        payload.pop("DocNumber", None) if payload.get("DocNumber") == current.obj.get("DocNumber") else None
+        rid = ledger.request_id(d.realm, w.inv.id, "update:" + w.payload_hash + ":" +
+                                str(current.obj.get("SyncToken")))
+        result = d.qbo.update(row.entity, payload, rid)
+    except QBOError as exc:
+        run.fail(w, str(exc), tid=exc.tid, write=False)
+        return
+    rec = mapping.reconcile(w.doc, result.obj, d.prefs)
+    error = None if rec.ok else (f"total differs by {money.money_str(rec.difference)}"
+                                 + (f": {rec.note}" if rec.note else "")
+                                 + f" (QBO {row.entity} {row.qbo_id} kept for review; nothing batched)")
+    if rec.ok:
+        ledger.set_content(d.store, w.inv.id, content_hash=w.inv.content_hash(), payload_hash=w.payload_hash,
+                           sync_token=result.obj.get("SyncToken"), qbo_total=rec.qbo_total,
+                           cw_total=w.inv.total, tid=result.tid, now=run.now())
+    else:  # never leave it 'created': the batch would export a total QBO doesn't match
+        ledger.mark_failed(d.store, w.inv.id, error=error or "", tid=result.tid, qbo_id=row.qbo_id,
+                           sync_token=result.obj.get("SyncToken"), qbo_total=rec.qbo_total,
+                           cw_total=w.inv.total, now=run.now())
+    res = run.result(w.inv, "updated" if rec.ok else "failed", qbo_id=row.qbo_id, entity=row.entity,
+                     tid=result.tid, qbo_total=rec.qbo_total, error=error)
+    run.finish_item(w, res)

@@ -1,0 +1,58 @@
+"""Settling what an interrupted run left behind, before anything new is sent.
+
+Ledger intents are settled by sending them again through the normal path with the *same* requestid (the probe
+adopts whatever QBO already has); pending ConnectWise batches are looked up and marked created or failed.
+"""
+
+from __future__ import annotations
+
+from cwqbo import ledger
+from cwqbo.cw_batch import as_int
+from cwqbo.errors import CwqboError
+from cwqbo.models import CWInvoice
+from cwqbo.qbo_send import Sender
+from cwqbo.run_state import RunState
+from cwqbo.selection import cached_invoice
+
+
+def recover(run: RunState, sender: Sender) -> set[int]:
+    """Settle 'intent' rows: adopt what QBO has, resend the rest with the same requestid."""
+    rows = ledger.pending_intents(run.d.store)
+    if not rows:
+        return set()
+    run.emit("recover", f"checking {len(rows)} invoice(s) interrupted by an earlier run")
+    invoices: list[CWInvoice] = []
+    forced: dict[int, str] = {}
+    for row in rows:
+        inv = cached_invoice(run.d.store, row.cw_id)
+        if inv is None:
+            ledger.mark_failed(run.d.store, row.cw_id, error="interrupted, and no longer in the local cache; "
+                               "run `cwqbo sync` with a refresh", tid=None, now=run.now())
+            continue
+        invoices.append(inv)
+        if row.request_id:
+            forced[row.cw_id] = row.request_id
+    run.total += len(invoices)
+    sender.process(invoices, forced_request_ids=forced)
+    run.report.recovered = len(invoices)
+    return {inv.id for inv in invoices}
+
+
+def settle_pending_batches(run: RunState) -> None:
+    """Settle CW batches whose outcome an interrupted run never learnt: created, taken by someone else, or lost."""
+    for batch in ledger.pending_batches(run.d.store):
+        run.emit("batch", f"checking ConnectWise batch {batch.identifier}")
+        try:
+            row = run.d.cw.find_batch(batch.identifier)
+            if isinstance(row, dict) and run.d.cw.batch_holds(row, batch.invoice_ids):
+                ledger.mark_batch_created(run.d.store, batch.identifier, as_int(row.get("id")), now=run.now())
+                continue
+            if isinstance(row, dict):  # same identifier, other invoices: another profile's batch
+                ledger.mark_batch_failed(run.d.store, batch.identifier, "the identifier is used in ConnectWise "
+                                         "by a batch of other invoices; its invoices go into the next batch")
+                continue
+            ledger.mark_batch_failed(run.d.store, batch.identifier, "not found in ConnectWise after an "
+                                     "interrupted run; its invoices go into the next batch")
+        except CwqboError as exc:
+            # Leave it pending: a later run checks again; don't batch its invoices twice meanwhile.
+            run.report.batch_error = f"could not check batch {batch.identifier}: {exc}"
