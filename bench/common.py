@@ -36,7 +36,7 @@ from cwqbo.prefs import Filters, Prefs  # noqa: E402
 from cwqbo.quickbooks.client import QBOClient  # noqa: E402
 from cwqbo.sandbox import server as sv  # noqa: E402
 from cwqbo.sandbox.faults import DropConnection  # noqa: E402
-from cwqbo.sandbox.qbo import BATCH_LIMIT_PER_MIN, RATE_LIMIT_PER_MIN  # noqa: E402
+from cwqbo.sandbox.qbo import BATCH_LIMIT_PER_MIN, DirectTokens, RATE_LIMIT_PER_MIN  # noqa: E402
 from cwqbo.store import Store  # noqa: E402
 
 START = 1_795_500_000.0  # 2026-11-24, after the generated invoices (like the sync tests)
@@ -90,21 +90,6 @@ class BenchClock(Clock):
                 self._depth -= 1
                 if self._depth == 0:
                     self._excluded += time.monotonic() - self._entered
-
-
-class _Tokens:
-    """Access tokens straight from the simulator (OAuth is exercised by `cwqbo demo` and its tests)."""
-
-    def __init__(self, sandbox: sv.Sandbox) -> None:
-        self.sandbox = sandbox
-        self.token = sandbox.qbo.issue_tokens()["access_token"]
-
-    def access_token(self) -> str:
-        return self.token
-
-    def force_refresh(self) -> str:
-        self.token = self.sandbox.qbo.issue_tokens()["access_token"]
-        return self.token
 
 
 @dataclass
@@ -170,7 +155,7 @@ def make_world(n: int, db_path: Path, *, scale: float, latency: float, seed: int
     meter = SimMeter()
     http.set_transport_override(metered_transport(sandbox, meter, latency, clock))
     store = Store.open(db_path)
-    qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, _Tokens(sandbox), clock=clock)
+    qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, DirectTokens(sandbox.qbo), clock=clock)
     cw = CWClient(site="127.0.0.1:9", company_id=sv.CW_COMPANY, public_key=sv.CW_PUBLIC_KEY,
                   private_key=sv.CW_PRIVATE_KEY, client_id=sv.CW_CLIENT_ID, codebase=sv.CW_CODEBASE,
                   scheme="http", clock=clock)

@@ -364,3 +364,21 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
         if not page:
             return {}
         return {query.entity: copy.deepcopy(page), "startPosition": query.start_position, "maxResults": len(page)}
+
+
+class DirectTokens:
+    """A QBO token source that takes tokens straight from a simulator, skipping the browser step of OAuth.
+
+    For tests and benchmarks that exercise the API, not the connection (OAuth has its own tests and `demo`).
+    """
+
+    def __init__(self, sim: QBOSimulator) -> None:
+        self.sim = sim
+        self.token = sim.issue_tokens()["access_token"]
+
+    def access_token(self) -> str:
+        return self.token
+
+    def force_refresh(self) -> str:
+        self.token = self.sim.issue_tokens()["access_token"]
+        return self.token

@@ -423,7 +423,7 @@ def test_more_than_10_in_flight_get_429(api: Api, faults: Faults) -> None:
 
 
 def test_fault_knobs(api: Api, faults: Faults, sim: QBOSimulator) -> None:
-    cust = make_customer(api)
+    make_customer(api)
     faults.throttle_next = 1
     assert api.get("/preferences").status_code == 429
     faults.error_next = 1

@@ -27,7 +27,7 @@ from cwqbo.prefs import Filters, Prefs
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sandbox import server as sv
 from cwqbo.sandbox.faults import DropConnection, Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.qbo import DirectTokens, QBOSimulator
 from cwqbo.sandbox.qbo_limits import MAX_LENGTHS
 from cwqbo.store import Store
 
@@ -245,17 +245,6 @@ def test_missing_company_from_connectwise_is_a_clear_error() -> None:
 
 # -- through the engine --------------------------------------------------------------------------------
 
-class _Tokens:
-    def __init__(self, sandbox: sv.Sandbox) -> None:
-        self.sandbox = sandbox
-
-    def access_token(self) -> str:
-        return self.sandbox.qbo.issue_tokens()["access_token"]
-
-    def force_refresh(self) -> str:
-        return self.access_token()
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[sv.Sandbox, Store, ManualClock]]:
     clock = ManualClock(start=1_795_500_000.0)
@@ -277,7 +266,7 @@ def world(tmp_path: Path) -> Iterator[tuple[sv.Sandbox, Store, ManualClock]]:
 
 
 def _run(sandbox: sv.Sandbox, store: Store, clock: ManualClock, prefs: Prefs | None = None) -> sync.SyncReport:
-    qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, _Tokens(sandbox), clock=clock)
+    qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, DirectTokens(sandbox.qbo), clock=clock)
     cw = CWClient(site="127.0.0.1:9", company_id=sv.CW_COMPANY, public_key=sv.CW_PUBLIC_KEY,
                   private_key=sv.CW_PRIVATE_KEY, client_id=sv.CW_CLIENT_ID, codebase=sv.CW_CODEBASE,
                   scheme="http", clock=clock)

@@ -9,23 +9,11 @@ from cwqbo.prefs import Prefs
 from cwqbo.quickbooks.checks import preference_checks, probe
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
-
-
-class _Tokens:
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def access_token(self) -> str:
-        return self.token
-
-    def force_refresh(self) -> str:
-        return self.token
+from cwqbo.sandbox.qbo import DirectTokens, QBOSimulator
 
 
 def client_for(sim: QBOSimulator) -> QBOClient:
-    token = sim.issue_tokens()["access_token"]
-    return QBOClient("http://qbo.test/v3", sim.realm_id, _Tokens(token), ManualClock(1_790_000_000),
+    return QBOClient("http://qbo.test/v3", sim.realm_id, DirectTokens(sim), ManualClock(1_790_000_000),
                      client=httpx.Client(transport=httpx.MockTransport(sim.handle), base_url="http://qbo.test/v3"))
 
 

@@ -12,23 +12,10 @@ from cwqbo.prefs import Prefs
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.resolve import NEW_ID, Resolver, WouldCreate
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.qbo import DirectTokens, QBOSimulator
 from cwqbo.store import Store
 
 REALM = "9341453000000000"
-
-
-class _Tokens:
-    def __init__(self, sim: QBOSimulator) -> None:
-        self.sim = sim
-        self.token = sim.issue_tokens()["access_token"]
-
-    def access_token(self) -> str:
-        return self.token
-
-    def force_refresh(self) -> str:
-        self.token = self.sim.issue_tokens()["access_token"]
-        return self.token
 
 
 @pytest.fixture
@@ -43,7 +30,7 @@ def sim(clock: ManualClock) -> QBOSimulator:
 
 def client(sim: QBOSimulator, clock: ManualClock) -> QBOClient:
     http = httpx.Client(transport=httpx.MockTransport(sim.handle))
-    return QBOClient("http://sim.test", REALM, _Tokens(sim), clock=clock, client=http)
+    return QBOClient("http://sim.test", REALM, DirectTokens(sim), clock=clock, client=http)
 
 
 @pytest.fixture

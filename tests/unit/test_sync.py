@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cwqbo.sandbox.qbo import DirectTokens
 from cwqbo import cache, crashpoints, http, ledger, mapping, sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
@@ -31,21 +32,6 @@ from cwqbo.store import Store
 N_INVOICES = 64
 
 
-class _Tokens:
-    """A token source that asks the simulator for tokens directly (OAuth is tested elsewhere)."""
-
-    def __init__(self, sandbox: sv.Sandbox) -> None:
-        self.sandbox = sandbox
-        self.token = sandbox.qbo.issue_tokens()["access_token"]
-
-    def access_token(self) -> str:
-        return self.token
-
-    def force_refresh(self) -> str:
-        self.token = self.sandbox.qbo.issue_tokens()["access_token"]
-        return self.token
-
-
 @dataclass
 class World:
     sandbox: sv.Sandbox
@@ -54,7 +40,7 @@ class World:
     path: Path
 
     def deps(self, prefs: Prefs | None = None) -> sync.SyncDeps:
-        qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, _Tokens(self.sandbox), clock=self.clock)
+        qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, DirectTokens(self.sandbox.qbo), clock=self.clock)
         cw = CWClient(site="127.0.0.1:9", company_id=sv.CW_COMPANY, public_key=sv.CW_PUBLIC_KEY,
                       private_key=sv.CW_PRIVATE_KEY, client_id=sv.CW_CLIENT_ID, codebase=sv.CW_CODEBASE,
                       scheme="http", clock=self.clock)
