@@ -52,6 +52,10 @@ class MappingError(CwqboError):
         self.reason = reason
         self.fix = fix
 
+    def explained(self) -> str:
+        """Reason and fix on one line: what the sync summary and history show the operator."""
+        return f"{self.reason} — fix: {self.fix}" if self.fix else self.reason
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # text helpers

@@ -77,7 +77,7 @@ class Sender:
             try:
                 needs[w.inv.id] = mapping.needs(w.inv, d.prefs)
             except mapping.MappingError as exc:
-                self.r.fail(w, str(exc))
+                self.r.fail(w, exc.explained())
         if not needs:
             return []
         self.r.emit("resolve", f"matching customers and items for {len(needs)} invoice(s)")
@@ -104,7 +104,7 @@ class Sender:
             try:
                 w.doc = mapping.build_document(w.inv, d.prefs, refs)
             except mapping.MappingError as exc:
-                self.r.fail(w, str(exc))
+                self.r.fail(w, exc.explained())
                 continue
             w.payload = with_marker(w.doc.payload, w.inv.id)
             w.payload_hash = mapping.payload_hash(w.payload)

@@ -111,7 +111,7 @@ def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
     if not rows:
         render.info("no unsynced invoices")
         return ()
-    choices = [questionary.Choice(f"{r.number:<12} {r.date or '':<10} {r.company_name[:30]:<30} "
+    choices = [questionary.Choice(f"{r.number:<12} {str(r.date or ''):<10} {r.company_name[:30]:<30} "
                                   f"{render.money(r.total):>12}", value=r.number) for r in rows]
     picked = questionary.checkbox("Invoices to sync (space to tick, enter to go):", choices=choices).ask()
     return tuple(picked or ())

@@ -175,9 +175,6 @@ def test_enter_without_ticking_syncs_nothing(e2e: E2E) -> None:
     assert e2e.docs() == [] and e2e.cw_batches() == []
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: the --select checklist shows '<10' instead of the invoice date "
-                   "(cli/sync.py formats a date object with f'{r.date or '':<10}', which date.__format__ "
-                   "passes to strftime)")
 def test_checklist_shows_each_invoice_date(e2e: E2E) -> None:
     term = Terminal(e2e, "sync", "--select")
     assert term.read_until("space to tick"), term.screen[-2000:]
@@ -470,8 +467,6 @@ def test_overlong_invoice_number_fails_alone_with_its_reason(e2e: E2E) -> None:
     assert [i["number"] for i in listed] == [LONG_INVOICE_NUMBER]
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: sync shows MappingError.reason but drops its fix "
-                   "(sync.py fails the item with str(exc); exc.fix/hint never reaches the output or history)")
 def test_overlong_invoice_number_failure_says_how_to_fix_it(e2e: E2E) -> None:
     r = e2e.run_cli("sync", "--all")
     assert r.returncode == 1
