@@ -75,7 +75,6 @@ def invoice_row(inv: CWInvoice, *, in_scope: bool, unposted: bool, fetched_at: s
                 closed: bool = True) -> dict[str, Any]:
     """The `invoices` row for a CWInvoice (pure): money as exact strings, the record as JSON.
 
-    The JSON is serialised once and hashed for `content_hash` (the same value as `inv.content_hash()`).
     """
     data = invoice_json_text(inv)
     return {
@@ -85,7 +84,7 @@ def invoice_row(inv: CWInvoice, *, in_scope: bool, unposted: bool, fetched_at: s
         "total": str(inv.total), "subtotal": str(inv.subtotal), "sales_tax": str(inv.sales_tax),
         "line_count": len(inv.lines), "location_id": inv.location_id, "department_id": inv.department_id,
         "tax_code": inv.tax_code, "in_scope": int(in_scope), "unposted": int(unposted),
-        "content_hash": hashlib.sha256(data.encode()).hexdigest()[:32], "last_updated": inv.last_updated,
+        "content_hash": inv.content_hash(), "last_updated": inv.last_updated,
         "fetched_at": fetched_at, "data": data,
     }
 
@@ -260,7 +259,6 @@ def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs) -> list
     A verdict is reused only while both the invoice's content hash and the prefs are unchanged, so it is
     always what `mapping.readiness` would say now. Failing to save the memo never fails the listing.
     """
-    import hashlib
     import sqlite3
 
     from cwqbo.errors import StoreError

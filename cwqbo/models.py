@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 
+VOLATILE_FIELDS = ("status_id", "status_name", "last_updated")
+
 LineKind = Literal["product", "time", "expense", "agreement", "adjustment", "total"]
 
 
@@ -94,8 +96,16 @@ class CWInvoice:
         return self.type == "CreditMemo" or self.total < 0
 
     def content_hash(self) -> str:
-        """Stable hash of everything that would change the QBO document; detects re-opened invoices."""
-        return hashlib.sha256(invoice_json_text(self).encode()).hexdigest()[:32]
+        """Stable hash of what the QBO document is made from; detects invoices edited since they were synced.
+
+        Bookkeeping fields (status, last-updated time) are left out: re-opening and re-closing an invoice
+        without editing it is not a change to send to QuickBooks.
+        """
+        record = _plain(self)
+        for volatile in VOLATILE_FIELDS:
+            record.pop(volatile, None)
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
