@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from cwqbo import money
 from cwqbo.errors import CwqboError, UsageError
-from cwqbo.models import CWInvoice, invoice_from_json, invoice_json_text
+from cwqbo.models import CWInvoice, invoice_from_json, invoice_json_text_and_hash
 from cwqbo.prefs import Prefs
 from cwqbo.store import Store
 
@@ -76,7 +76,7 @@ def invoice_row(inv: CWInvoice, *, in_scope: bool, unposted: bool, fetched_at: s
     """The `invoices` row for a CWInvoice (pure): money as exact strings, the record as JSON.
 
     """
-    data = invoice_json_text(inv)
+    data, content_hash = invoice_json_text_and_hash(inv)
     return {
         "cw_id": inv.id, "number": inv.number, "type": inv.type, "status_name": inv.status_name,
         "closed": int(closed), "company_id": inv.company.id, "company_identifier": inv.company.identifier,
@@ -84,7 +84,7 @@ def invoice_row(inv: CWInvoice, *, in_scope: bool, unposted: bool, fetched_at: s
         "total": str(inv.total), "subtotal": str(inv.subtotal), "sales_tax": str(inv.sales_tax),
         "line_count": len(inv.lines), "location_id": inv.location_id, "department_id": inv.department_id,
         "tax_code": inv.tax_code, "in_scope": int(in_scope), "unposted": int(unposted),
-        "content_hash": inv.content_hash(), "last_updated": inv.last_updated,
+        "content_hash": content_hash, "last_updated": inv.last_updated,
         "fetched_at": fetched_at, "data": data,
     }
 

@@ -101,11 +101,7 @@ class CWInvoice:
         Bookkeeping fields (status, last-updated time) are left out: re-opening and re-closing an invoice
         without editing it is not a change to send to QuickBooks.
         """
-        record = _plain(self)
-        for volatile in VOLATILE_FIELDS:
-            record.pop(volatile, None)
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return _content_hash(_plain(self))
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -149,7 +145,22 @@ def invoice_json_text(inv: CWInvoice) -> str:
 
     Money is already text here, so the stdlib encoder is exact; a float anywhere is refused.
     """
-    return json.dumps(_plain(inv), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
+    return _dumps(_plain(inv))
+
+
+def invoice_json_text_and_hash(inv: CWInvoice) -> tuple[str, str]:
+    """`invoice_json_text(inv)` and `inv.content_hash()` from one walk of the record (the cache stores both)."""
+    record = _plain(inv)
+    return _dumps(record), _content_hash(record)
+
+
+def _content_hash(record: dict[str, Any]) -> str:
+    kept = {k: v for k, v in record.items() if k not in VOLATILE_FIELDS}
+    return hashlib.sha256(_dumps(kept).encode()).hexdigest()[:32]
+
+
+def _dumps(record: Any) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
 
 
 def _refuse(obj: Any) -> Any:
