@@ -134,18 +134,6 @@ def cached_ids(store: Store, ids: Iterable[int]) -> set[int]:
     return found
 
 
-def mark_out_of_scope(store: Store, keep_ids: Iterable[int]) -> int:
-    """After a full refresh: every in-scope row not in `keep_ids` leaves scope. Returns how many left."""
-    with store.transaction() as db:
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS _keep (cw_id INTEGER PRIMARY KEY)")
-        db.execute("DELETE FROM _keep")
-        db.conn.executemany("INSERT OR IGNORE INTO _keep (cw_id) VALUES (?)", ((int(i),) for i in keep_ids))
-        cur = db.execute("UPDATE invoices SET in_scope = 0 WHERE in_scope = 1 "
-                         "AND cw_id NOT IN (SELECT cw_id FROM _keep)")
-        db.execute("DELETE FROM _keep")
-    return max(cur.rowcount, 0)
-
-
 def _from_row(row: Sequence[Any]) -> CachedInvoice:
     d = dict(zip(_COLUMNS, row, strict=False))
     return CachedInvoice(
@@ -277,8 +265,9 @@ def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs) -> list
             continue
         try:
             status, reason = judge(row.invoice(), prefs)
-        except (CwqboError, ValueError, KeyError, TypeError) as exc:  # an unreadable record is itself the reason
-            status, reason = "invalid", f"cannot map: {exc}"
+        except (CwqboError, ValueError) as exc:  # an unreadable record is itself the reason; not memoised
+            verdicts.append(("invalid", f"cannot map: {exc}"))
+            continue
         verdicts.append((status, reason))
         fresh.append((row.cw_id, row.content_hash, prefs_hash, status, reason))
     if fresh:
@@ -289,4 +278,3 @@ def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs) -> list
         except (StoreError, sqlite3.Error):
             pass  # read-only or busy database: the listing is still right, just not memoised
     return verdicts
-

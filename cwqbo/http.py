@@ -24,10 +24,6 @@ def set_transport_override(transport: httpx.BaseTransport | None) -> None:
     _override = transport
 
 
-def transport_override() -> httpx.BaseTransport | None:
-    return _override
-
-
 def new_client(*, base_url: str = "", auth: httpx.Auth | tuple[str, str] | None = None,
                headers: dict[str, str] | None = None, timeout: httpx.Timeout | float | None = None,
                transport: httpx.BaseTransport | None = None, **kwargs: Any) -> httpx.Client:

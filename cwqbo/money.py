@@ -32,18 +32,6 @@ def round_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def to_cents(value: Decimal) -> int:
-    """Integer cents for storage; the value must already be whole cents."""
-    cents = value * 100
-    if cents != cents.to_integral_value():
-        raise ValueError(f"{value} is not a whole number of cents")
-    return int(cents)
-
-
-def from_cents(cents: int) -> Decimal:
-    return (Decimal(cents) / 100).quantize(CENT)
-
-
 def money_str(value: Decimal) -> str:
     """Two-decimal string for display and --json output."""
     return str(round_cents(value))

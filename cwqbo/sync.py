@@ -27,17 +27,17 @@ from typing import Any
 from cwqbo import cw_batch, ledger, recovery, selection
 from cwqbo.changed import handle_changed
 from cwqbo.errors import UsageError
-from cwqbo.markers import MARKER_RE, PRIVATE_NOTE_MAX, marker, owner_of, with_marker
+from cwqbo.markers import owner_of, with_marker
 from cwqbo.prefs import Prefs
-from cwqbo.qbo_send import CHUNK, PROBE_CHUNK, Sender, fault_text
+from cwqbo.qbo_send import Sender
 from cwqbo.run_state import RunState
-from cwqbo.sync_model import (ItemResult, PlanLine, PlannedDocument, Progress, Selection, SyncDeps, SyncEvent,
-                              SyncOptions, SyncReport, Trigger, run_status)
+from cwqbo.sync_model import (ItemResult, PlanLine, PlannedDocument, Progress, SyncDeps, SyncEvent, SyncOptions,
+                              SyncReport, run_status)
 
+# The engine's API: what the CLI, the benchmarks and the tests use.
 __all__ = [
-    "CHUNK", "MARKER_RE", "NOOP_MESSAGE", "PRIVATE_NOTE_MAX", "PROBE_CHUNK", "ItemResult", "PlanLine",
-    "PlannedDocument", "Progress", "Selection", "SyncDeps", "SyncEvent", "SyncOptions", "SyncReport", "Trigger",
-    "fault_text", "marker", "owner_of", "run_status", "run_sync", "scheduled_noop", "with_marker",
+    "NOOP_MESSAGE", "ItemResult", "PlanLine", "PlannedDocument", "SyncDeps", "SyncEvent", "SyncOptions",
+    "SyncReport", "owner_of", "run_sync", "scheduled_noop", "with_marker",
 ]
 
 PROBLEM_RE = re.compile(r"invoice (.*?) \(id (\d+)\)")

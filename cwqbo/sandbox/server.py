@@ -7,7 +7,6 @@ it is loaded at start and saved atomically after every request that may have cha
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -125,7 +124,7 @@ class Sandbox:
 
     def reset(self) -> None:
         """Back to freshly generated data; faults cleared."""
-        self.faults.update(_faults_json(Faults()))
+        self.faults.update(Faults().to_json())
         self._build()
 
     # -- serving --------------------------------------------------------------------------------------
@@ -189,7 +188,7 @@ class Sandbox:
                                     "invoiceIds": b["includedInvoiceIds"]} for b in self.cw.batches()]},
                 "qbo": {"invoices": qbo_docs["Invoice"], "credit_memos": qbo_docs["CreditMemo"],
                         "customers": len(self.qbo.documents("Customer")), "items": len(self.qbo.documents("Item"))},
-                "faults": _plain(_faults_json(self.faults)), "now": self.clock.now()}
+                "faults": _plain(self.faults.to_json()), "now": self.clock.now()}
 
     def _control(self, request: httpx.Request, path: str) -> httpx.Response:
         request.read()
@@ -209,7 +208,7 @@ class Sandbox:
                     self.faults.update(values)
                 except ValueError as exc:
                     return _json(400, {"error": str(exc)})
-            return _json(200, _plain(_faults_json(self.faults)))
+            return _json(200, _plain(self.faults.to_json()))
         if route == "/_sandbox/state" and method == "GET":
             return _json(200, self.summary())
         if method != "POST":
@@ -238,12 +237,6 @@ class Sandbox:
                 return _json(400, {"error": str(exc)})
             return _json(200, {"ok": True})
         return _json(404, {"error": f"no sandbox control route {route}"})
-
-
-def _faults_json(faults: Faults) -> dict[str, Any]:
-    """The public knobs (Faults.to_json deep-copies its lock via asdict and fails, so read fields directly)."""
-    return {f.name: (list(v) if isinstance(v := getattr(faults, f.name), list) else v)
-            for f in dataclasses.fields(faults) if not f.name.startswith("_")}
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

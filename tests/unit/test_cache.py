@@ -94,14 +94,6 @@ def test_unsynced_filters_and_sorts(store: Store) -> None:
         cache.unsynced(store, sort="colour")
 
 
-def test_mark_out_of_scope(store: Store) -> None:
-    put(store, [make_invoice(i) for i in range(1, 5)])
-    assert cache.mark_out_of_scope(store, keep_ids=[1, 3]) == 2
-    assert [c.cw_id for c in cache.unsynced(store)] == [1, 3]
-    put(store, [make_invoice(2)])  # seen again in scope later
-    assert [c.cw_id for c in cache.unsynced(store)] == [1, 2, 3]
-
-
 def test_changed_flags_synced_invoice_edited_in_cw(store: Store) -> None:
     a, b = make_invoice(1), make_invoice(2)
     put(store, [a, b])
