@@ -6,7 +6,7 @@ total QBO doesn't match.
 
 from __future__ import annotations
 
-from cwqbo import ledger, mapping, money
+from cwqbo import ledger, money
 from cwqbo.models import CWInvoice
 from cwqbo.qbo_send import Sender
 from cwqbo.quickbooks.client import QBOError
@@ -30,10 +30,10 @@ def handle_changed(run: RunState, sender: Sender, invoices: list[CWInvoice]) -> 
         return
     works = [Work(inv) for inv in invoices]
     for w in sender.prepare(works):
-        update_one(run, w)
+        update_one(run, sender, w)
 
 
-def update_one(run: RunState, w: Work) -> None:
+def update_one(run: RunState, sender: Sender, w: Work) -> None:
     d = run.d
     row = ledger.get(d.store, w.inv.id)
     if row is None or not row.qbo_id:
@@ -49,18 +49,18 @@ def update_one(run: RunState, w: Work) -> None:
     except QBOError as exc:
         run.fail(w, str(exc), tid=exc.tid, write=False)
         return
-    rec = mapping.reconcile(w.doc, result.obj, d.prefs)
-    error = None if rec.ok else (f"total differs by {money.money_str(rec.difference)}"
-                                 + (f": {rec.note}" if rec.note else "")
-                                 + f" (QBO {row.entity} {row.qbo_id} kept for review; nothing batched)")
-    if rec.ok:
+    obj, rec, tid, ok, warning = sender.settle_total(w, result.obj, result.tid)
+    token = obj.get("SyncToken")
+    error = warning
+    if ok:
         ledger.set_content(d.store, w.inv.id, content_hash=w.inv.content_hash(), payload_hash=w.payload_hash,
-                           sync_token=result.obj.get("SyncToken"), qbo_total=rec.qbo_total,
-                           cw_total=w.inv.total, tid=result.tid, now=run.now())
+                           sync_token=token, qbo_total=rec.qbo_total, cw_total=w.inv.total, tid=tid, now=run.now())
     else:  # never leave it 'created': the batch would export a total QBO doesn't match
-        ledger.mark_failed(d.store, w.inv.id, error=error or "", tid=result.tid, qbo_id=row.qbo_id,
-                           sync_token=result.obj.get("SyncToken"), qbo_total=rec.qbo_total,
-                           cw_total=w.inv.total, now=run.now())
-    res = run.result(w.inv, "updated" if rec.ok else "failed", qbo_id=row.qbo_id, entity=row.entity,
-                     tid=result.tid, qbo_total=rec.qbo_total, error=error)
+        error = ((warning + "; ") if warning else "") + (
+            f"total differs by {money.money_str(rec.difference)}" + (f": {rec.note}" if rec.note else "")
+            + f" (QBO {row.entity} {row.qbo_id} kept for review; nothing batched)")
+        ledger.mark_failed(d.store, w.inv.id, error=error, tid=tid, qbo_id=row.qbo_id, sync_token=token,
+                           qbo_total=rec.qbo_total, cw_total=w.inv.total, now=run.now())
+    res = run.result(w.inv, "updated" if ok else "failed", qbo_id=row.qbo_id, entity=row.entity,
+                     tid=tid, qbo_total=rec.qbo_total, error=error)
     run.finish_item(w, res)

@@ -262,16 +262,10 @@ class Sender:
         """
         d = self.r.d
         entity = w.doc.entity
-        rec = mapping.reconcile(w.doc, obj, d.prefs)
-        warning: str | None = None
-        if not rec.ok and d.prefs.tax.on_mismatch == "adjust":
-            obj, rec, tid, warning = self.adjust(w, obj, rec, tid)
-        elif not rec.ok and d.prefs.tax.on_mismatch == "warn":
-            warning = f"accepted with a difference of {money.money_str(rec.difference)}: {rec.note}"
+        obj, rec, tid, ok, warning = self.settle_total(w, obj, tid)
         qbo_id, token, qbo_total = str(obj.get("Id")), obj.get("SyncToken"), rec.qbo_total
         doc_number = None if obj.get("DocNumber") is None else str(obj.get("DocNumber"))
         store, cw_id, now = d.store, w.inv.id, self.r.now()
-        ok = rec.ok or d.prefs.tax.on_mismatch == "warn"
         sent, kept = (w.payload or {}).get("DocNumber"), obj.get("DocNumber")
         renumbered = not adopted and sent is not None and str(kept) != str(sent)
         if renumbered:  # QBO ignored our number: a later probe could never find it, so never batch it
@@ -300,6 +294,22 @@ class Sender:
                 write()
                 self.r.flush_items()
         return write
+
+    def settle_total(self, w: Work, obj: dict[str, Any],
+                     tid: str | None) -> tuple[dict[str, Any], Any, str | None, bool, str | None]:
+        """Reconcile QBO's total with CW's and apply `tax.on_mismatch`, for creates and updates alike.
+
+        Returns the (possibly adjusted) document, the reconciliation, the tid of the last call, whether the
+        document may be batched, and a warning for the operator.
+        """
+        prefs = self.r.d.prefs
+        rec = mapping.reconcile(w.doc, obj, prefs)
+        warning: str | None = None
+        if not rec.ok and prefs.tax.on_mismatch == "adjust":
+            obj, rec, tid, warning = self.adjust(w, obj, rec, tid)
+        elif not rec.ok and prefs.tax.on_mismatch == "warn":
+            warning = f"accepted with a difference of {money.money_str(rec.difference)}: {rec.note}"
+        return obj, rec, tid, rec.ok or prefs.tax.on_mismatch == "warn", warning
 
     def _intent(self, w: Work) -> ledger.Intent:
         return ledger.Intent(w.inv.id, w.inv.number, w.doc.entity, w.request_id, w.payload_hash,

@@ -204,6 +204,27 @@ def test_update_that_does_not_reconcile_fails_and_keeps_the_document(
     assert row.cw_id not in report.batched_ids and row.cw_id in world.sandbox.cw.unposted_ids()
 
 
+def test_update_follows_the_same_mismatch_policy_as_a_create(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tax.on_mismatch = warn accepts a create with a note; an --update of the same document must too."""
+    row = _created_not_batched(world, monkeypatch)
+    inv = world.sandbox.cw.invoice(row.cw_id)
+    world.sandbox.cw.update_invoice(row.cw_id, subtotal=Decimal(str(inv["subtotal"])) + 50,
+                                    total=Decimal(str(inv["total"])) + 50)
+    real = mapping.reconcile
+
+    def off_by_a_cent(doc: Any, obj: dict[str, Any], prefs: Prefs) -> mapping.Reconciliation:
+        return dataclasses.replace(real(doc, obj, prefs), ok=False, difference=Decimal("0.01"), note="rounding")
+
+    monkeypatch.setattr(mapping, "reconcile", off_by_a_cent)
+    prefs = Prefs()
+    prefs.tax.on_mismatch = "warn"
+    report = world.sync(update_changed=True, prefs=prefs)
+    item = next(i for i in report.items if i.cw_id == row.cw_id)
+    assert item.outcome == "updated" and "accepted with a difference of 0.01" in (item.error or "")
+    assert ledger.get(world.store, row.cw_id).state == "batched"
+
+
 # -- 5: unreadable invoices --------------------------------------------------------------------------
 
 def test_unreadable_invoice_is_reported_as_failed(world: World) -> None:
