@@ -1,8 +1,10 @@
-"""Shared fixtures: an isolated CWQBO_HOME, an in-memory keyring, a CliRunner. Keep this small."""
+"""Shared fixtures: an isolated CWQBO_HOME, an in-memory keyring, no network but loopback, a CliRunner."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +46,27 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(sock: socket.socket, address: object) -> None:
+    """Tests may talk to servers they start on 127.0.0.1, never to the network."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        host = str(address[0])
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise OSError(f"test tried to reach the network ({host}); tests use the sandbox on loopback only")
+    _real_connect(sock, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
 
 
 @pytest.fixture(autouse=True)

@@ -126,3 +126,12 @@ def test_money_and_envelope_keep_decimals_exact() -> None:
     doc = envelope("x", "success", 0, {"total": Decimal("12345678901234.10")})
     assert json.loads(json.dumps(doc))["data"]["total"] == "12345678901234.10"
     assert set(doc) == {"cwqbo_result_version", "command", "status", "exit_code", "data", "errors"}
+
+
+def test_the_suite_cannot_reach_the_network() -> None:
+    import socket
+
+    import pytest as _pytest
+
+    with _pytest.raises(OSError, match="tried to reach the network"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
