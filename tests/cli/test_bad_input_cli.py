@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cwqbo.cli.main import app
 from cwqbo.sandbox.server import Sandbox
+from tests.e2e.harness import connect_home
 
 LOG_PARTS = ("logs", "log", "locks", "lock")
 
@@ -68,9 +69,6 @@ class Env:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Sandbox]]:
     """One connected home (and one synced copy) per module, against one sandbox; tests get copies."""
-    from cwqbo.cli import demo
-    from cwqbo.config import Config, Paths
-    from cwqbo.context import AppContext
 
     base = tmp_path_factory.mktemp("template")
     connected, synced = base / "connected", base / "synced"
@@ -78,12 +76,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, P
     server = sandbox.start()
     mp = pytest.MonkeyPatch()
     try:
-        actx = AppContext(Paths(connected, connected), Config(default_profile=demo.DEMO_PROFILE), demo.DEMO_PROFILE)
-        actx.ensure_profile().secret_store = "file"
-        creds = sandbox.credentials(server.url)
-        demo._connect_connectwise(actx, creds["connectwise"])
-        demo._connect_quickbooks(actx, creds["quickbooks"])
-        actx.save_config()
+        connect_home(connected, sandbox, server.url)
         shutil.copytree(connected, synced)
         mp.setenv("CWQBO_HOME", str(synced))
         r = CliRunner().invoke(app, ["sync", "--all"])
@@ -267,9 +260,6 @@ MARKUP_NAMES = ["Acme [/] Corp", "[bold]Bold[/bold] [link=http://evil.example]cl
 
 @pytest.fixture
 def markup_env(home: Path, runner: CliRunner) -> Iterator[Env]:
-    from cwqbo.cli import demo
-    from cwqbo.config import Config, Paths
-    from cwqbo.context import AppContext
 
     sandbox = Sandbox(seed=4, invoices=3)
     for i, name in enumerate(MARKUP_NAMES):
@@ -278,12 +268,7 @@ def markup_env(home: Path, runner: CliRunner) -> Iterator[Env]:
                                                                      "description": "[/] desc [bold]"}])
     server = sandbox.start()
     try:
-        actx = AppContext(Paths(home, home), Config(default_profile=demo.DEMO_PROFILE), demo.DEMO_PROFILE)
-        actx.ensure_profile().secret_store = "file"
-        creds = sandbox.credentials(server.url)
-        demo._connect_connectwise(actx, creds["connectwise"])
-        demo._connect_quickbooks(actx, creds["quickbooks"])
-        actx.save_config()
+        connect_home(home, sandbox, server.url)
         yield Env(home, sandbox, runner)
     finally:
         server.stop()

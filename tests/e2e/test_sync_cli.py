@@ -16,6 +16,7 @@ import pytest
 
 from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
 from cwqbo.sandbox.server import Sandbox
+from tests.e2e.harness import connect_home
 
 pytestmark = pytest.mark.e2e
 
@@ -48,19 +49,11 @@ class Env:
 
 @pytest.fixture
 def env(home: Path) -> Iterator[Env]:
-    from cwqbo.cli import demo
-    from cwqbo.config import Config, Paths
-    from cwqbo.context import AppContext
 
     sandbox = Sandbox(seed=3, invoices=30)
     server = sandbox.start()
     try:
-        actx = AppContext(Paths(home, home), Config(default_profile=demo.DEMO_PROFILE), demo.DEMO_PROFILE)
-        actx.ensure_profile().secret_store = "file"
-        creds = sandbox.credentials(server.url)
-        demo._connect_connectwise(actx, creds["connectwise"])
-        demo._connect_quickbooks(actx, creds["quickbooks"])
-        actx.save_config()
+        connect_home(home, sandbox, server.url)
         yield Env(home, sandbox)
     finally:
         server.stop()

@@ -9,36 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cwqbo import crashpoints, cw_batch, http, ledger, mapping, sync
-from cwqbo.clock import ManualClock
+from cwqbo import crashpoints, cw_batch, ledger, mapping, sync
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import ConfigError, RemoteError
 from cwqbo.prefs import Prefs
 from cwqbo.resolve import Resolver
-from cwqbo.sandbox import server as sv
-from cwqbo.store import Store
 
-from .test_sync import World, _crash_at, _transport
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    clock = ManualClock(start=1_795_500_000.0)
-    sandbox = sv.Sandbox(seed=1, invoices=N_INVOICES, clock=clock)
-    http.set_transport_override(_transport(sandbox))
-    store = Store.open(tmp_path / "cwqbo.db")
-    try:
-        yield World(sandbox, store, clock, tmp_path / "cwqbo.db")
-    finally:
-        store.close()
-        http.set_transport_override(None)
+from .test_sync import World, _crash_at
 
 
 N_INVOICES = 24  # enough for every case (credit memos, long numbers), small enough to stay fast
