@@ -26,6 +26,8 @@ SecretStoreKind = Literal["keyring", "file"]
 ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 SECRET_STORES: tuple[str, ...] = get_args(SecretStoreKind)
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DEFAULT_CW_API_VERSION = "2025.1"
+_CW_API_VERSION = re.compile(r"^[0-9]{4}\.[0-9]{1,2}$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class CWSettings:
     client_id: str = ""
     scheme: str = "https"
     company_name: str = ""  # from companyinfo, for display only
+    # ConnectWise pins field shapes to this through `Accept: application/vnd.connectwise.com+json; version=…`.
+    api_version: str = DEFAULT_CW_API_VERSION
 
     @property
     def configured(self) -> bool:
@@ -197,6 +201,9 @@ def _profile(name: str, raw: Any, where: str, loc: _Locator) -> Profile:
     cw = _settings(CWSettings, raw.get("connectwise", {}), where, loc, base + ("connectwise",))
     if cw.scheme not in ("https", "http"):
         raise _fail(where, loc, base + ("connectwise", "scheme"), "must be \"https\" or \"http\"")
+    if not _CW_API_VERSION.match(cw.api_version):
+        raise _fail(where, loc, base + ("connectwise", "api_version"),
+                    f"must look like YYYY.N, e.g. \"{DEFAULT_CW_API_VERSION}\" (got {cw.api_version!r})")
     qbo = _settings(QBOSettings, raw.get("quickbooks", {}), where, loc, base + ("quickbooks",))
     if qbo.environment not in ENVIRONMENTS:
         raise _fail(where, loc, base + ("quickbooks", "environment"),

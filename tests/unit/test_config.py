@@ -178,3 +178,16 @@ def test_bad_pref_value_points_at_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, 'default_profile = "a"\n[profiles.a.prefs.tax]\nmode = "pin_cw"\non_mismatch = "sometimes"\n')
     with pytest.raises(ConfigError, match=r"config.toml:4: profiles.a.prefs.tax.on_mismatch: must be one of"):
         load_config(path)
+
+
+def test_connectwise_api_version_defaults_and_is_validated(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).profile().connectwise.api_version == "2025.1"
+    custom = GOOD.replace('public_key = "pub"', 'public_key = "pub"\napi_version = "2026.2"')
+    assert load_config(write(tmp_path, custom)).profile().connectwise.api_version == "2026.2"
+    bad = GOOD.replace('public_key = "pub"', 'public_key = "pub"\napi_version = "v2025_1"')
+    with pytest.raises(ConfigError, match=r"config.toml:10: profiles.acme.connectwise.api_version: must look like YYYY.N"):
+        load_config(write(tmp_path, bad))
+    path = tmp_path / "saved.toml"
+    save_config(Config(profiles={"a": Profile(name="a", connectwise=CWSettings(api_version="2026.2"))},
+                       default_profile="a"), path)
+    assert load_config(path).profile().connectwise.api_version == "2026.2"
