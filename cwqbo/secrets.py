@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import stat
 import tempfile
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +24,7 @@ CW_PRIVATE_KEY = "cw_private_key"
 QBO_CLIENT_SECRET = "qbo_client_secret"
 QBO_TOKENS = "qbo_tokens"
 _NOTE = "This file stores secret credentials for cwqbo. Do not share it."
+_RESTORE_HINT = "restore it from a backup, or move it aside and re-run `cwqbo connect` (both services)"
 
 
 def secret_name(profile: str, what: str) -> str:
@@ -91,18 +94,31 @@ class FileStore:
 
     def _read(self) -> dict[str, str]:
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            with open(self.path, "rb") as f:
+                mode = os.fstat(f.fileno()).st_mode
+                raw_bytes = f.read()
         except FileNotFoundError:
             return {}
         except OSError as e:
             raise SecretStoreError(f"cannot read secrets file {self.path}: {e.strerror}") from None
+        if os.name == "posix" and stat.S_IMODE(mode) & 0o077:
+            # Refused, not repaired: a secret that other users could read may already be copied, and cron must
+            # not keep going quietly with it. The fix is one command, and the keys should be rotated.
+            raise SecretStoreError(
+                f"secrets file {self.path} is readable by other users (mode {stat.S_IMODE(mode):04o}); "
+                "refusing to use it",
+                hint=f"run `chmod 600 {shlex.quote(str(self.path))}`, and rotate the keys if others may have read it")
+        try:
+            raw = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SecretStoreError(f"secrets file {self.path} is not UTF-8 text (bad byte at offset {e.start})",
+                                   hint=_RESTORE_HINT) from None
         try:
             data = json.loads(raw)
         except ValueError:
-            raise SecretStoreError(f"secrets file {self.path} is not valid JSON",
-                                   hint="restore it or delete it and re-run `cwqbo connect`") from None
+            raise SecretStoreError(f"secrets file {self.path} is not valid JSON", hint=_RESTORE_HINT) from None
         if not isinstance(data, dict):
-            raise SecretStoreError(f"secrets file {self.path} is not a JSON object")
+            raise SecretStoreError(f"secrets file {self.path} is not a JSON object", hint=_RESTORE_HINT)
         return {k: v for k, v in data.items() if isinstance(v, str) and not k.startswith("//")}
 
     def _write(self, data: dict[str, str]) -> None:

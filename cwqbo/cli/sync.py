@@ -61,12 +61,14 @@ def sync_command(
             render.info(NOOP_MESSAGE)
         raise typer.Exit(EXIT_OK)
     with app_ctx.sync_lock():
-        store = app_ctx.open_store()
         clients: list[Any] = []
+        store: Any = None
         try:
             profile = app_ctx.profile
+            # Credentials first: a refused secrets file or an unreachable service must not create a database.
             clients.append(app_ctx.cw_client())
             clients.append(app_ctx.qbo_client())
+            store = app_ctx.open_store()
             deps = SyncDeps(store=store, cw=clients[0], qbo=clients[1], prefs=profile.prefs,
                             filters=profile.filters, realm=str(profile.quickbooks.realm_id), clock=app_ctx.clock)
             refresh = not no_refresh
@@ -84,7 +86,8 @@ def sync_command(
         finally:
             for client in clients:
                 client.close()
-            store.close()
+            if store is not None:
+                store.close()
     code = EXIT_OK if report.ok else EXIT_SOME_FAILED
     if as_json:
         render.emit_json("sync", report.status, code, report_data(report),

@@ -54,6 +54,7 @@ def test_file_store_is_private_even_with_a_permissive_umask(tmp_path: Path) -> N
 
 def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "secrets.json").write_text("{not json")
+    os.chmod(tmp_path / "secrets.json", 0o600)
     with pytest.raises(SecretStoreError, match="not valid JSON"):
         FileStore(tmp_path / "secrets.json").get("a")
 
@@ -97,3 +98,27 @@ def test_tokens_round_trip_and_never_show_in_repr(tmp_path: Path) -> None:
 def test_missing_tokens_means_not_connected(tmp_path: Path) -> None:
     with pytest.raises(NotConnectedError, match="connect quickbooks|not connected"):
         load_tokens(FileStore(tmp_path / "secrets.json"), "acme")
+
+
+def test_non_utf8_file_is_a_secret_store_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.json"
+    path.write_bytes(b'{"a": "\xff\xfe"}')
+    os.chmod(path, 0o600)
+    with pytest.raises(SecretStoreError, match=r"secrets.json is not UTF-8") as exc:
+        FileStore(path).get("a")
+    assert exc.value.exit_code == 3 and exc.value.hint and "connect" in exc.value.hint
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_file_readable_by_others_is_refused_with_the_chmod_fix(tmp_path: Path, mode: int) -> None:
+    store = FileStore(tmp_path / "secrets.json")
+    store.set("a", "b")
+    os.chmod(store.path, mode)
+    with pytest.raises(SecretStoreError, match=rf"readable by other users \(mode 0{mode:o}\)") as exc:
+        store.get("a")
+    assert exc.value.hint and f"chmod 600 {store.path}" in exc.value.hint
+    with pytest.raises(SecretStoreError):
+        store.set("a", "c")  # nor is it silently rewritten
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == mode
+    os.chmod(store.path, 0o600)
+    assert store.get("a") == "b"
