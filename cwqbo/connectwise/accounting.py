@@ -1,0 +1,165 @@
+"""ConnectWise's Accounting Interface read as data: unposted rows, GL exports, and whether an export holds exactly
+the invoices we mean to batch. Pure functions; the calls live in `client.py`, the flow in `cw_batch.py`.
+
+What the published REST schema says (pyconnectwise's generated models; ../shared/reference/connectwise-accounting.md):
+- `UnpostedInvoice` rows have their own `id` and a `billingLogId`, the invoice (Billing Log) record id.
+- `POST /finance/accounting/export` (`ExportAccountingBatchRequest`) answers a `GLExport` whose `transactions` carry
+  `documentNumber`, `total` and `glEntryIds`, a comma-separated string of GL entry RecIDs. The export changes nothing.
+- `POST /finance/accounting/batches` (`CreateAccountingBatchRequest`) takes those GL entry RecIDs as
+  `processedRecordIds`; an `AccountingBatch` record never lists invoices, `/batches/{id}/entries` (`BatchEntry`) does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cwqbo.money import to_decimal
+
+# GLExport lists that hold documents other than invoices: an export of "only our invoices" must leave them empty.
+OTHER_DOCUMENTS = ("expenses", "expenseBills", "purchaseTransactions", "adjustmentTransactions",
+                   "inventoryTransfers")
+
+
+@dataclass(frozen=True, slots=True)
+class UnpostedRow:
+    """One row of `/finance/accounting/unpostedinvoices`."""
+
+    row_id: int
+    invoice_id: int  # billingLogId
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """An invoice we mean to batch: its CW id, number and the total we put in QuickBooks."""
+
+    cw_id: int
+    number: str
+    total: Decimal
+
+
+@dataclass
+class ExportCheck:
+    """What a GL export holds, measured against what we asked for."""
+
+    gl_ids: dict[int, list[int]] = field(default_factory=dict)  # cw_id → its GL entry ids (exact matches only)
+    missing: list[Expected] = field(default_factory=list)  # asked for, not in the export (e.g. no GL entries)
+    problems: list[str] = field(default_factory=list)  # any of these forbids batching anything
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and bool(self.gl_ids)
+
+    def all_gl_ids(self) -> list[int]:
+        return sorted(i for ids in self.gl_ids.values() for i in ids)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def unposted_row(raw: Mapping[str, Any]) -> UnpostedRow | None:
+    """An unposted row, or None when it lacks its own id or its billingLogId (then it can't be linked)."""
+    row_id, invoice_id = _int(raw.get("id")), _int(raw.get("billingLogId"))
+    if row_id is None or invoice_id is None:
+        return None
+    return UnpostedRow(row_id=row_id, invoice_id=invoice_id, number=str(raw.get("invoiceNumber") or ""))
+
+
+def export_invoice_id(row: UnpostedRow) -> int:
+    """The id `ExportAccountingBatchRequest.includedInvoiceIds` takes for one unposted invoice.
+
+    The schema leaves it open: the unposted row's own `id` or its `billingLogId`. We send the row id, because the
+    sibling field `includedProductIds: list[str]` matches `UnpostedProcurement.unpostedProductId: str`, an
+    unposted-row id rather than the product's. A wrong guess cannot batch anything wrong: `check_export` compares
+    the export's document numbers and totals with ours before a single GL entry is batched, and refuses otherwise.
+    """
+    return row.row_id
+
+
+def parse_gl_entry_ids(raw: Any) -> list[int]:
+    """`GLExportTransaction.glEntryIds` ("101,102, 103") → [101, 102, 103]; ValueError on anything else."""
+    if isinstance(raw, list):
+        parts = [str(p) for p in raw]
+    elif isinstance(raw, str):
+        parts = [p for p in (s.strip() for s in raw.split(",")) if p]
+    else:
+        raise ValueError(f"glEntryIds is {type(raw).__name__}, not a comma-separated string")
+    ids = []
+    for part in parts:
+        if not part.strip().isdigit():
+            raise ValueError(f"glEntryIds holds {part!r}, not a GL entry id")
+        ids.append(int(part))
+    return ids
+
+
+def check_export(export: Any, expected: Iterable[Expected]) -> ExportCheck:
+    """Whether a GL export holds exactly our invoices, with our totals, and each one's GL entry ids.
+
+    Anything we did not ask for (another document, an expense, a duplicate, a total that differs, a malformed or
+    shared GL entry id) is a problem: the caller batches nothing. Invoices we asked for that the export lacks are
+    `missing` (ConnectWise exports only invoices that have GL entries); the rest may still be batched.
+    """
+    want = {e.number: e for e in expected}
+    check = ExportCheck()
+    if not isinstance(export, Mapping):
+        check.problems.append("ConnectWise's GL export is not an object")
+        return check
+    for key in OTHER_DOCUMENTS:
+        others = export.get(key) or []
+        if others:
+            check.problems.append(f"the GL export also holds {len(others)} {key} entries that cwqbo did not ask for")
+    transactions = export.get("transactions") or []
+    if not isinstance(transactions, list):
+        check.problems.append("the GL export's transactions are not a list")
+        return check
+    seen_numbers: set[str] = set()
+    owner_of_gl: dict[int, str] = {}
+    for tx in transactions:
+        number = str(tx.get("documentNumber") or "") if isinstance(tx, Mapping) else ""
+        exp = want.get(number)
+        if exp is None:
+            check.problems.append(f"the GL export holds document {number or '(no number)'}, which cwqbo did not "
+                                  "ask for")
+            continue
+        if number in seen_numbers:
+            check.problems.append(f"the GL export holds document {number} twice")
+            continue
+        seen_numbers.add(number)
+        total = _total(tx.get("total"))
+        if total is None or abs(total) != abs(exp.total):
+            check.problems.append(f"the GL export's total for {number} is {tx.get('total')}, where QuickBooks "
+                                  f"holds {exp.total}")
+            continue
+        try:
+            ids = parse_gl_entry_ids(tx.get("glEntryIds"))
+        except ValueError as exc:
+            check.problems.append(f"the GL export's entry ids for {number} are unreadable: {exc}")
+            continue
+        if not ids:
+            check.problems.append(f"the GL export lists no GL entry ids for {number}")
+            continue
+        for gl in ids:
+            if gl in owner_of_gl and owner_of_gl[gl] != number:
+                check.problems.append(f"GL entry {gl} is listed for both {owner_of_gl[gl]} and {number}")
+            owner_of_gl[gl] = number
+        check.gl_ids[exp.cw_id] = sorted(set(ids))
+    check.missing = [e for n, e in want.items() if n not in seen_numbers]
+    return check
+
+
+def _total(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return to_decimal(value)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
