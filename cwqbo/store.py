@@ -109,6 +109,15 @@ def m004_ledger_doc_number(db: Database) -> None:
         db.execute("ALTER TABLE ledger ADD COLUMN doc_number TEXT")
 
 
+@MIGRATIONS()
+def m005_batch_gl_entries(db: Database) -> None:
+    """A ConnectWise batch holds GL entries, not invoices: remember the GL entry ids the export gave for the
+    batch's invoices *before* the batch POST, so a crash or a lost answer is settled by comparing them with what
+    ConnectWise's batch holds, never by posting again."""
+    if "gl_entry_ids" not in {c.name for c in db["batches"].columns}:
+        db.execute("ALTER TABLE batches ADD COLUMN gl_entry_ids TEXT")
+
+
 def utc_iso(ts: float | None = None) -> str:
     """Epoch seconds (e.g. `clock.now()`) → 'YYYY-MM-DDTHH:MM:SSZ', the store's timestamp format."""
     dt = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
