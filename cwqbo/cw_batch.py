@@ -1,23 +1,30 @@
-"""The ConnectWise accounting batch: exactly the invoices QBO confirmed, under a free `cwqbo-{day}-NNN` identifier.
+"""The ConnectWise accounting batch: exactly the invoices QBO confirmed, as ConnectWise's Accounting Interface does it.
 
-The batch is recorded pending before it is created, so an interrupted run's batch is settled (see recovery)
-rather than created twice.
+1. Read the confirmed invoices' unposted rows (linked by `billingLogId`, cross-checked by invoice number).
+2. Export them (`POST /finance/accounting/export`, a read) and check the export holds exactly them, with our totals
+   (`connectwise.accounting.check_export`); anything else batches nothing and says why.
+3. Record the batch, with the export's GL entry ids, in the ledger *before* the POST.
+4. POST one batch whose `processedRecordIds` are exactly those GL entry ids; after a 2xx it is never posted again.
+5. Verify it by what ConnectWise holds: the batch's entries (`/batches/{id}/entries`) are exactly ours.
+A crash or a lost answer anywhere is settled by `settle` (next run, or at once), by looking, never by re-posting.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from cwqbo import crashpoints, ledger
 from cwqbo.clock import Clock
+from cwqbo.connectwise import accounting
 from cwqbo.connectwise import conditions as cw_cond
-from cwqbo.errors import CwqboError
+from cwqbo.errors import CwqboError, RemoteError
 from cwqbo.run_state import RunState
 from cwqbo.selection import changed_invoices, still_closed
 
 EXTERNAL_BATCH = "(exported outside cwqbo)"
-BATCH_ATTEMPTS = 5  # identifiers tried when another profile's batches hold the next ones
+CHECK_BATCHES = "check Finance › Accounting Interface › Batches in ConnectWise"
 
 
 def today(clock: Clock) -> date:
@@ -31,74 +38,133 @@ def as_int(value: Any) -> int | None:
         return None
 
 
-def _still_unposted(run: RunState, ids: list[int]) -> list[int]:
-    """The ids CW still lists as unposted; those exported by someone else (and still Closed) are recorded so.
+Pair = tuple[ledger.LedgerRow, accounting.UnpostedRow]
 
-    A re-opened invoice is off the unposted list too, but it stays created-not-batched for a later run.
+
+def _unposted(run: RunState, rows: list[ledger.LedgerRow]) -> list[Pair]:
+    """The rows whose invoices CW still lists as unposted under the same number, each with its unposted row.
+
+    Invoices gone from the list while still Closed were exported by someone else: recorded so. A re-opened
+    invoice is off the list too, but it stays created-not-batched for a later run.
     """
     d = run.d
     try:
-        still = d.cw.unposted_invoice_ids(ids)
+        unposted = d.cw.unposted_rows([r.cw_id for r in rows])
     except CwqboError as exc:
         run.report.batch_error = f"could not read ConnectWise's unposted invoices: {exc}"
         return []
-    gone = [i for i in ids if i not in still and still_closed(d.store, i)]
-    if gone:  # exported by someone else after we created them: nothing left to batch for those
+    gone = [r.cw_id for r in rows if r.cw_id not in unposted and still_closed(d.store, r.cw_id)]
+    if gone:
         ledger.mark_batched(d.store, gone, EXTERNAL_BATCH, now=run.now())
         run.report.message = (f"{len(gone)} invoice(s) were already exported in ConnectWise by someone else; "
                               "they are in QuickBooks and were not batched again")
-    return [i for i in ids if i in still]
+    renumbered = [r for r in rows if r.cw_id in unposted and unposted[r.cw_id].number != r.invoice_number]
+    if renumbered:
+        run.report.batch_error = "; ".join(
+            f"ConnectWise lists invoice {r.cw_id} as {unposted[r.cw_id].number!r}, but it was synced as "
+            f"{r.invoice_number!r}: not batched (run `cwqbo sync --update` after checking it)" for r in renumbered)
+    return [(r, unposted[r.cw_id]) for r in rows if r.cw_id in unposted and r not in renumbered]
 
 
 def batch_confirmed(run: RunState) -> None:
-    """Create one CW accounting batch of exactly the invoices QBO confirmed (and CW still lists as unposted)."""
-    from cwqbo.connectwise.client import BatchIdentifierTaken  # late, like discover: keeps imports light
-
+    """Export and batch exactly the invoices QBO confirmed and CW still lists as unposted."""
     d = run.d
-    if any(b for b in ledger.pending_batches(d.store)):
-        return  # an unsettled batch may already hold these invoices; settle it first (next run)
+    if ledger.pending_batches(d.store):
+        return  # an unsettled batch may already hold these invoices: it is settled first (a later run)
     stale = {inv.id for inv in changed_invoices(d.store)}  # edited in CW since: QBO holds an older total
     rows = [r for r in ledger.created_not_batched(d.store) if r.cw_id not in stale]
     if not rows:
         return
-    ids = [r.cw_id for r in rows]
-    run.emit("batch", f"creating a ConnectWise accounting batch of {len(ids)} invoice(s)")
-    day = today(d.clock)
-    ids = _still_unposted(run, ids)
-    if not ids:
+    run.emit("batch", f"exporting {len(rows)} invoice(s) from ConnectWise's accounting interface")
+    found = _unposted(run, rows)
+    if not found:
         return
     try:
-        seen = [str(b.get("batchIdentifier")) for b in
-                (d.cw.list_batches(cw_cond.cmp("batchIdentifier", "like", f"cwqbo-{day.isoformat()}-%")) or [])
-                if isinstance(b, dict)]
+        ident = _free_identifier(run)
+        export = d.cw.export_invoices(ident, [accounting.export_invoice_id(u) for _, u in found])
     except CwqboError as exc:
-        run.report.batch_error = f"could not read ConnectWise batches: {exc}"
+        run.report.batch_error = f"could not export the invoices from ConnectWise: {exc}"
         return
-    for _attempt in range(BATCH_ATTEMPTS):
-        ident = ledger.next_batch_identifier(d.store, day, seen)
-        ledger.record_batch_pending(d.store, ident, ids, run.run_id, now=run.now())
-        crashpoints.crashpoint("sync.before_cw_batch")
-        try:
-            created = d.cw.create_batch(ident, ids)
-            break
-        except BatchIdentifierTaken as exc:  # another profile took it meanwhile: try the next one
+    crashpoints.crashpoint("sync.after_cw_export")
+    check = accounting.check_export(export, [accounting.Expected(r.cw_id, r.invoice_number, _total(r))
+                                             for r, _ in found])
+    if check.problems or not check.gl_ids:
+        why = "; ".join(check.problems) or "the GL export holds none of them"
+        run.report.batch_error = (f"nothing was batched in ConnectWise: {why}. The invoices are in QuickBooks; "
+                                  "check ConnectWise's accounting interface and GL entries, then re-run")
+        return
+    if check.missing:
+        run.report.batch_error = "; ".join(
+            f"invoice {e.number} is not in ConnectWise's GL export (it has no GL entries: open it in Finance › "
+            "Invoice Search › GL Entries, re-close it so ConnectWise makes them, then re-run)" for e in check.missing)
+    invoice_ids = sorted(check.gl_ids)
+    gl_ids = check.all_gl_ids()
+    ledger.record_batch_pending(d.store, ident, invoice_ids, run.run_id, gl_entry_ids=gl_ids, now=run.now())
+    crashpoints.crashpoint("sync.after_batch_intent")
+    run.emit("batch", f"creating ConnectWise accounting batch {ident} of {len(invoice_ids)} invoice(s)")
+    try:
+        d.cw.create_batch(ident, gl_ids)
+    except RemoteError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:  # refused: nothing was batched
             ledger.mark_batch_failed(d.store, ident, str(exc))
-            seen.append(ident)
-            ids = _still_unposted(run, ids)  # its batch may hold some of ours
-            if not ids:
-                return
-        except CwqboError as exc:
-            ledger.mark_batch_failed(d.store, ident, str(exc))
-            run.report.batch_error = (f"ConnectWise batch {ident} was not created ({exc}); the invoices are "
-                                      "in QuickBooks and the next run batches them")
+            run.report.batch_error = (f"ConnectWise refused batch {ident} ({exc}); the invoices are in QuickBooks "
+                                      "and the next run batches them")
             return
-    else:
-        run.report.batch_error = (f"no free ConnectWise batch identifier after {ident}; the invoices are in "
-                                  "QuickBooks and the next run batches them")
+        settle(run, ident)  # the answer was lost: look, never post again blind
+        return
+    except CwqboError as exc:  # auth or permission: ConnectWise did not take it
+        ledger.mark_batch_failed(d.store, ident, str(exc))
+        run.report.batch_error = f"ConnectWise batch {ident} was not created: {exc}"
         return
     crashpoints.crashpoint("sync.after_cw_batch")
-    cw_batch_id = as_int(created.get("id")) if isinstance(created, dict) else as_int(created)
-    ledger.mark_batch_created(d.store, ident, cw_batch_id, now=run.now())
-    run.report.batch_identifier = ident
-    run.report.batched_ids = ids
+    ledger.mark_batch_posted(d.store, ident)
+    settle(run, ident)
 
+
+def _total(row: ledger.LedgerRow) -> Decimal:
+    """The CW total the invoice was synced with (QuickBooks holds the same: it was reconciled to the cent)."""
+    total = row.cw_total if row.cw_total is not None else row.qbo_total
+    return total if total is not None else Decimal(0)
+
+
+def _free_identifier(run: RunState) -> str:
+    """`cwqbo-{day}-NNN`, past every identifier used today here or (by another profile) in ConnectWise."""
+    day = today(run.d.clock)
+    seen = [str(b.get("batchIdentifier")) for b in
+            run.d.cw.list_batches(cw_cond.cmp("batchIdentifier", "like", f"cwqbo-{day.isoformat()}-%")) or []
+            if isinstance(b, dict)]
+    return ledger.next_batch_identifier(run.d.store, day, seen)
+
+
+def settle(run: RunState, identifier: str) -> None:
+    """Decide an unsettled batch by what ConnectWise holds: created (exactly our GL entries), or not created.
+
+    A `pending` batch ConnectWise doesn't have was never created: failed, its invoices go into a later batch. A
+    `posted` batch (ConnectWise said 2xx) is never failed: if it can't be verified it stays, loudly, for a person.
+    """
+    d = run.d
+    batch = ledger.get_batch(d.store, identifier)
+    if batch is None or batch.state not in ("pending", "posted"):
+        return
+    try:
+        found = d.cw.find_batch(identifier)
+        entries = d.cw.batch_entry_ids(int(found["id"])) if found and found.get("id") is not None else set()
+    except CwqboError as exc:
+        run.report.batch_error = f"could not check ConnectWise batch {identifier}: {exc}"
+        ledger.note_batch_error(d.store, identifier, run.report.batch_error)
+        return
+    ours = set(batch.gl_entry_ids)
+    if found is not None and ours and entries == ours:
+        ledger.mark_batch_created(d.store, identifier, as_int(found.get("id")), now=run.now())
+        run.report.batch_identifier = identifier
+        run.report.batched_ids = list(batch.invoice_ids)
+        return
+    if batch.state == "posted" or (found is not None and entries & ours):
+        run.report.batch_error = (f"ConnectWise batch {identifier} does not hold exactly the GL entries cwqbo "
+                                  f"exported ({len(entries & ours)} of {len(ours)}, {len(entries - ours)} others); "
+                                  f"it is not posted again and its invoices wait: {CHECK_BATCHES}")
+        ledger.note_batch_error(d.store, identifier, run.report.batch_error)
+        return
+    why = ("the identifier is used in ConnectWise by a batch of other GL entries" if found is not None
+           else "not found in ConnectWise")
+    ledger.mark_batch_failed(d.store, identifier, f"{why}; its invoices go into the next batch")

@@ -106,6 +106,10 @@ class LedgerRow:
 
 @dataclass(frozen=True, slots=True)
 class BatchRow:
+    """A ConnectWise batch cwqbo meant to create. States: `pending` (recorded before the POST, outcome unknown),
+    `posted` (ConnectWise answered 2xx but the batch is not yet verified: never posted again), `created`
+    (verified: it holds exactly our GL entries), `failed` (not created; its invoices go into a later batch)."""
+
     identifier: str
     state: str
     cw_batch_id: int | None
@@ -113,6 +117,7 @@ class BatchRow:
     run_id: int | None
     created_at: str | None
     error: str | None
+    gl_entry_ids: list[int]
 
 
 def _rows(store: Store, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
@@ -255,18 +260,27 @@ def next_batch_identifier(store: Store, day: date, seen: Iterable[str] = ()) -> 
 
 def _batch(row: dict[str, Any]) -> BatchRow:
     ids = json.loads(row["invoice_ids"]) if row.get("invoice_ids") else []
+    gl = json.loads(row["gl_entry_ids"]) if row.get("gl_entry_ids") else []
     return BatchRow(identifier=row["identifier"], state=row["state"], cw_batch_id=row.get("cw_batch_id"),
                     invoice_ids=[int(i) for i in ids], run_id=row.get("run_id"), created_at=row.get("created_at"),
-                    error=row.get("error"))
+                    error=row.get("error"), gl_entry_ids=[int(i) for i in gl])
 
 
 def record_batch_pending(store: Store, identifier: str, invoice_ids: Iterable[int], run_id: int | None, *,
-                         now: str | None = None) -> None:
+                         gl_entry_ids: Iterable[int] = (), now: str | None = None) -> None:
     """Committed before the CW POST, so a crash mid-POST is checked (not blindly re-sent) next run."""
     with _tx(store):
-        store.db.execute("insert or replace into batches (identifier, state, cw_batch_id, invoice_ids, run_id, "
-                         "created_at, error) values (?, 'pending', null, ?, ?, ?, null)",
-                         [identifier, json.dumps(sorted(int(i) for i in invoice_ids)), run_id, now or iso()])
+        store.db.execute("insert or replace into batches (identifier, state, cw_batch_id, invoice_ids, gl_entry_ids, "
+                         "run_id, created_at, error) values (?, 'pending', null, ?, ?, ?, ?, null)",
+                         [identifier, json.dumps(sorted(int(i) for i in invoice_ids)),
+                          json.dumps(sorted(int(i) for i in gl_entry_ids)), run_id, now or iso()])
+
+
+def mark_batch_posted(store: Store, identifier: str, note: str | None = None) -> None:
+    """ConnectWise answered 2xx: from now on this batch is only ever looked at, never posted again."""
+    with _tx(store):
+        store.db.execute("update batches set state = 'posted', error = ? where identifier = ? and state = 'pending'",
+                         [note, identifier])
 
 
 def mark_batch_created(store: Store, identifier: str, cw_batch_id: int | None, *, now: str | None = None) -> None:
@@ -282,8 +296,16 @@ def mark_batch_created(store: Store, identifier: str, cw_batch_id: int | None, *
 
 
 def mark_batch_failed(store: Store, identifier: str, error: str) -> None:
+    """Not created in ConnectWise (never for a `posted` batch: ConnectWise accepted that one)."""
     with _tx(store):
-        store.db.execute("update batches set state = 'failed', error = ? where identifier = ?", [error, identifier])
+        store.db.execute("update batches set state = 'failed', error = ? where identifier = ? and state != 'posted'",
+                         [error, identifier])
+
+
+def note_batch_error(store: Store, identifier: str, error: str) -> None:
+    """Why an unsettled batch is still unsettled, for `history`; its state stays."""
+    with _tx(store):
+        store.db.execute("update batches set error = ? where identifier = ?", [error, identifier])
 
 
 def get_batch(store: Store, identifier: str) -> BatchRow | None:
@@ -292,7 +314,9 @@ def get_batch(store: Store, identifier: str) -> BatchRow | None:
 
 
 def pending_batches(store: Store) -> list[BatchRow]:
-    return [_batch(r) for r in _rows(store, "select * from batches where state = 'pending' order by identifier")]
+    """Batches whose outcome is not settled yet (`pending` or `posted`): their invoices wait for them."""
+    return [_batch(r) for r in _rows(store, "select * from batches where state in ('pending', 'posted') "
+                                            "order by identifier")]
 
 
 def batches(store: Store) -> list[BatchRow]:

@@ -1,14 +1,12 @@
 """Settling what an interrupted run left behind, before anything new is sent.
 
 Ledger intents are settled by sending them again through the normal path with the *same* requestid (the probe
-adopts whatever QBO already has); pending ConnectWise batches are looked up and marked created or failed.
+adopts whatever QBO already has); pending ConnectWise batches are settled by what ConnectWise holds (`cw_batch.settle`).
 """
 
 from __future__ import annotations
 
-from cwqbo import ledger
-from cwqbo.cw_batch import as_int
-from cwqbo.errors import CwqboError
+from cwqbo import cw_batch, ledger
 from cwqbo.models import CWInvoice
 from cwqbo.qbo_send import Sender
 from cwqbo.run_state import RunState
@@ -39,20 +37,7 @@ def recover(run: RunState, sender: Sender) -> set[int]:
 
 
 def settle_pending_batches(run: RunState) -> None:
-    """Settle CW batches whose outcome an interrupted run never learnt: created, taken by someone else, or lost."""
+    """Settle CW batches whose outcome an interrupted run never learnt, by what ConnectWise holds."""
     for batch in ledger.pending_batches(run.d.store):
         run.emit("batch", f"checking ConnectWise batch {batch.identifier}")
-        try:
-            row = run.d.cw.find_batch(batch.identifier)
-            if isinstance(row, dict) and run.d.cw.batch_holds(row, batch.invoice_ids):
-                ledger.mark_batch_created(run.d.store, batch.identifier, as_int(row.get("id")), now=run.now())
-                continue
-            if isinstance(row, dict):  # same identifier, other invoices: another profile's batch
-                ledger.mark_batch_failed(run.d.store, batch.identifier, "the identifier is used in ConnectWise "
-                                         "by a batch of other invoices; its invoices go into the next batch")
-                continue
-            ledger.mark_batch_failed(run.d.store, batch.identifier, "not found in ConnectWise after an "
-                                     "interrupted run; its invoices go into the next batch")
-        except CwqboError as exc:
-            # Leave it pending: a later run checks again; don't batch its invoices twice meanwhile.
-            run.report.batch_error = f"could not check batch {batch.identifier}: {exc}"
+        cw_batch.settle(run, batch.identifier)

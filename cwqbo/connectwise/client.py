@@ -10,7 +10,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import stamina
@@ -18,9 +18,12 @@ import stamina
 from cwqbo import http, money
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
+from cwqbo.connectwise.accounting import UnpostedRow, unposted_row
 from cwqbo.errors import AuthError, ConfigError, PermissionDenied, RemoteError
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # 500 only for idempotent requests, like the rest
+DEFAULT_API_VERSION = "2025.1"
+ACCEPT = "application/vnd.connectwise.com+json; version={}"
 MAX_ATTEMPTS = 6
 MAX_WAIT = 120.0  # never honour a Retry-After longer than this (seconds)
 MAX_CONDITION_CHARS = 5000  # encoded `conditions` budget per request; keeps URLs < ~6 KB
@@ -47,6 +50,7 @@ class CWSettingsLike(Protocol):
     public_key: str
     client_id: str
     scheme: str
+    api_version: str
 
 
 def security_area(path: str) -> tuple[str, str]:
@@ -108,8 +112,8 @@ def fetch_company_info(site: str, company_id: str, scheme: str = "https", *,
     try:
         resp = c.get(url)
     except httpx.TransportError as exc:
-        raise ConfigError(f"cannot reach ConnectWise site {host}: {type(exc).__name__}",
-                          hint="check the site name and your network") from exc
+        raise RemoteError(f"cannot reach ConnectWise at {host}: {type(exc).__name__}: {exc}",
+                          hint="ConnectWise may be down, or the site name or network is wrong; try again later") from exc
     finally:
         if own:
             c.close()
@@ -117,6 +121,9 @@ def fetch_company_info(site: str, company_id: str, scheme: str = "https", *,
                             hint="the company id is the one you type at the ConnectWise login screen")
     if resp.status_code == 404:
         raise not_found
+    if resp.status_code >= 500:
+        raise RemoteError(f"ConnectWise at {host} answered HTTP {resp.status_code} for companyinfo",
+                          status=resp.status_code, hint="ConnectWise may be down; try again later")
     if resp.status_code >= 400:
         raise ConfigError(f"ConnectWise site {host} answered HTTP {resp.status_code} for companyinfo")
     try:
@@ -159,10 +166,6 @@ def _error_message(resp: httpx.Response) -> str:
     return str(data)[:200]
 
 
-class BatchIdentifierTaken(RemoteError):
-    """A CW batch with the identifier we chose exists and holds other invoices (another profile's)."""
-
-
 class CWClient:
     """Authenticated ConnectWise client. `calls` counts HTTP requests (benchmarks read it).
 
@@ -174,7 +177,8 @@ class CWClient:
                  public_key: str | None = None, private_key: str | None = None,
                  client_id: str | None = None, codebase: str | None = None, *,
                  scheme: str | None = None, client: httpx.Client | None = None,
-                 clock: Clock | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+                 clock: Clock | None = None, max_attempts: int = MAX_ATTEMPTS,
+                 api_version: str | None = None) -> None:
         if not isinstance(site, str):
             settings = site
             # positional form CWClient(settings, private_key, codebase)
@@ -182,7 +186,8 @@ class CWClient:
             codebase = codebase or public_key
             site, company_id = settings.site, str(settings.company_id)
             public_key, client_id = settings.public_key, settings.client_id
-            scheme = scheme or getattr(settings, "scheme", "https")
+            scheme = scheme or settings.scheme
+            api_version = api_version or settings.api_version
         scheme = scheme or "https"
         missing = [n for n, v in (("company id", company_id), ("public key", public_key),
                                   ("private key", private_key), ("client id", client_id)) if not v]
@@ -197,15 +202,15 @@ class CWClient:
         self.max_attempts = max_attempts
         self.calls = 0
         auth = (f"{company_id}+{public_key}", str(private_key))
-        headers = {"clientId": str(client_id)}
+        # The Accept header pins the API version, so field shapes don't change when ConnectWise moves its default.
+        headers = {"clientId": str(client_id), "Accept": ACCEPT.format(api_version or DEFAULT_API_VERSION)}
         if client is None:
             self._http = http.new_client(base_url=self.base_url, auth=auth, headers=headers)
         else:
             self._http = client
             client.base_url = httpx.URL(self.base_url + "/")
-            client.auth = auth  # type: ignore[assignment]
+            client.auth = auth
             client.headers.update(headers)
-        self._host = urlsplit(self.base_url).netloc
 
     # -- plumbing -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -223,7 +228,7 @@ class CWClient:
     def _backoff(self, attempt: int, wait: float | None) -> float:
         if wait is not None:
             return wait
-        return min(MAX_WAIT, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+        return float(min(MAX_WAIT, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  json_body: Any = None, idempotent: bool = True) -> httpx.Response:
@@ -337,32 +342,33 @@ class CWClient:
 
     def iter_page_lists(self, path: str, conditions: str | None = None, fields: Iterable[str] | None = None,
                         order_by: str | None = None, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Pages as lists, following `Link: rel="next"`; without Link headers, page numbers until a short page."""
+        """Pages as lists, by page number: the next number comes from `Link: rel="next"` when ConnectWise sends
+        one (as pyconnectwise reads it: only its `page`, never its host), else until a short page. A next page that
+        does not move forward is refused rather than looped on."""
         if not 1 <= page_size <= 1000:
             raise ValueError("page_size must be 1..1000")
         params = self._list_params(conditions, fields, order_by, page_size)
         page = 1
-        url: str = path
-        query: dict[str, Any] | None = {**params, "page": page}
         while True:
-            resp = self._request("GET", url, params=query)
+            resp = self._request("GET", path, params={**params, "page": page})
             items = self._parse(resp) or []
             if not isinstance(items, list):
                 raise RemoteError(f"ConnectWise returned a non-list for {self._path_of(path)}")
             if items:
                 yield items
+            if not items:
+                return
             if "link" in resp.headers:
-                nxt = resp.links.get("next", {}).get("url")
-                if not nxt or not items:
+                nxt = _page_of(resp.links.get("next", {}).get("url"))
+                if nxt is None:
                     return
-                if urlsplit(nxt).netloc not in ("", self._host):
-                    raise RemoteError(f"ConnectWise sent a next-page link to another host ({urlsplit(nxt).netloc})")
-                url, query = nxt, None
+            elif len(items) < page_size:
+                return
             else:
-                if len(items) < page_size:
-                    return
-                page += 1
-                url, query = path, {**params, "page": page}
+                nxt = page + 1
+            if nxt <= page:
+                raise RemoteError(f"ConnectWise's next-page link for {self._path_of(path)} points back to page {nxt}")
+            page = nxt
 
     def iter_pages(self, path: str, conditions: str | None = None, fields: Iterable[str] | None = None,
                    order_by: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
@@ -433,18 +439,53 @@ class CWClient:
         return self._by_invoice("/expense/entries", invoice_ids)
 
     def unposted_invoices(self, invoice_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Unposted rows, optionally only those of these invoices (matched on `billingLogId`, the invoice id)."""
         path = "/finance/accounting/unpostedinvoices"
         if invoice_ids is None:
             return list(self.iter_pages(path, order_by="id asc"))
         out: list[dict[str, Any]] = []
-        for condition in cond.in_chunks("id", sorted({int(i) for i in invoice_ids}),
+        for condition in cond.in_chunks("billingLogId", sorted({int(i) for i in invoice_ids}),
                                         max_chars=MAX_CONDITION_CHARS):
             out.extend(self.iter_pages(path, condition, order_by="id asc"))
         return out
 
+    def unposted_rows(self, invoice_ids: Iterable[int] | None = None) -> dict[int, UnpostedRow]:
+        """Unposted rows by invoice id; a row that can't be linked to an invoice is left out."""
+        rows = (unposted_row(r) for r in self.unposted_invoices(invoice_ids) if isinstance(r, dict))
+        return {r.invoice_id: r for r in rows if r is not None}
+
     def unposted_invoice_ids(self, invoice_ids: Iterable[int] | None = None) -> set[int]:
         """Invoices closed and not yet in any accounting batch (optionally only among `invoice_ids`)."""
-        return {int(r["id"]) for r in self.unposted_invoices(invoice_ids)}
+        return set(self.unposted_rows(invoice_ids))
+
+    def export_invoices(self, identifier: str, included_invoice_ids: Iterable[int]) -> dict[str, Any]:
+        """The GL export of exactly these unposted invoices (`ExportAccountingBatchRequest` → `GLExport`).
+
+        The export is a read: ConnectWise changes nothing, so it is retried like a GET.
+        """
+        ids = sorted({int(i) for i in included_invoice_ids})
+        if not ids:
+            raise ValueError("export_invoices needs at least one invoice")
+        body = {"batchIdentifier": _identifier(identifier), "exportInvoicesFlag": True,
+                "exportExpensesFlag": False, "exportProductsFlag": False, "includedInvoiceIds": ids}
+        data = self.post_json("/finance/accounting/export", body, idempotent=True)
+        if not isinstance(data, dict):
+            raise RemoteError("ConnectWise's GL export answer is not an object")
+        return data
+
+    def create_batch(self, identifier: str, gl_entry_ids: Iterable[int]) -> dict[str, Any]:
+        """POST one accounting batch of exactly these GL entries (`CreateAccountingBatchRequest`).
+
+        Sent once: never retried after it may have reached ConnectWise. The answer is a `GLExport` of what was
+        batched; the batch record itself is read back with `find_batch`.
+        """
+        ids = sorted({int(i) for i in gl_entry_ids})
+        if not ids:
+            raise ValueError("create_batch needs at least one GL entry id")
+        body = {"batchIdentifier": _identifier(identifier), "exportInvoicesFlag": True,
+                "exportExpensesFlag": False, "exportProductsFlag": False, "processedRecordIds": ids}
+        data = self.post_json("/finance/accounting/batches", body)
+        return data if isinstance(data, dict) else {}
 
     def list_batches(self, conditions: str | None = None) -> list[dict[str, Any]]:
         return list(self.iter_pages("/finance/accounting/batches", conditions, order_by="id asc"))
@@ -453,60 +494,23 @@ class CWClient:
         found = self.list_batches(cond.eq("batchIdentifier", identifier))
         return found[0] if found else None
 
-    def batched_invoice_ids(self, batches: Iterable[dict[str, Any]] | None = None) -> set[int]:
-        """Invoice ids the given (default: all) batches include, where the API reports them."""
-        ids: set[int] = set()
-        for b in self.list_batches() if batches is None else batches:
-            for key in ("includedInvoiceIds", "processedRecordIds"):
-                ids.update(int(i) for i in b.get(key) or [])
-        return ids
+    def batch_entry_ids(self, batch_id: int) -> set[int]:
+        """The GL entry ids a batch holds (`/finance/accounting/batches/{id}/entries`, model `BatchEntry`)."""
+        rows = self.iter_pages(f"/finance/accounting/batches/{int(batch_id)}/entries", order_by="id asc")
+        return {int(r["id"]) for r in rows if isinstance(r, dict) and r.get("id") is not None}
 
-    def batch_holds(self, batch: dict[str, Any], invoice_ids: Iterable[int]) -> bool:
-        """Whether a CW batch found by identifier is *ours*: it holds exactly these invoices.
 
-        Two cwqbo profiles on one CW compute the same identifiers; a batch with our name but other
-        invoices must never mark ours batched. When the record doesn't list its ids, ours count as in it
-        only if none is still unposted.
-        """
-        ids = {int(i) for i in invoice_ids}
-        listed = batch.get("processedRecordIds") or batch.get("includedInvoiceIds")
-        if listed is not None:
-            return {int(i) for i in listed} == ids
-        return not self.unposted_invoice_ids(ids) & ids
+def _page_of(url: str | None) -> int | None:
+    """The `page` parameter of a next-page link; None when there is no usable one."""
+    if not url:
+        return None
+    for key, value in parse_qsl(urlsplit(url).query):
+        if key.lower() == "page" and value.isdigit():
+            return int(value)
+    return None
 
-    def _ours_or_taken(self, found: dict[str, Any], identifier: str, ids: list[int]) -> dict[str, Any]:
-        if self.batch_holds(found, ids):
-            return found
-        raise BatchIdentifierTaken(f"ConnectWise already has a batch {identifier} holding other invoices")
 
-    def create_batch(self, identifier: str, invoice_ids: Iterable[int]) -> dict[str, Any]:
-        """Create an accounting batch of exactly these invoices; safe to call again with the same identifier.
-
-        Returns the batch record (`id`, `batchIdentifier`, ...; plus `glExport`, the POST's answer, when
-        this call created it). A lost response is resolved by looking the batch up by identifier, never by
-        a blind re-POST. A batch with this identifier holding other invoices (another profile's) raises
-        BatchIdentifierTaken: the caller takes the next identifier.
-        """
-        ids = sorted({int(i) for i in invoice_ids})
-        if not ids:
-            raise ValueError("create_batch needs at least one invoice id")
-        if not identifier or len(identifier) > 50:
-            raise ValueError("batch identifier must be 1..50 characters")
-        existing = self.find_batch(identifier)
-        if existing is not None:
-            return self._ours_or_taken(existing, identifier, ids)
-        body = {"batchIdentifier": identifier, "exportInvoicesFlag": True, "exportExpensesFlag": False,
-                "exportProductsFlag": False, "processedRecordIds": ids}
-        try:
-            export = self.post_json("/finance/accounting/batches", body) or {}
-        except RemoteError:
-            found = self.find_batch(identifier)
-            if found is not None:  # lost answer, or someone took the identifier meanwhile
-                return self._ours_or_taken(found, identifier, ids)
-            raise
-        # the POST answers with the GL export, which lacks the batch id: read the batch record back
-        created = self.find_batch(identifier)
-        if created is None:
-            return export if isinstance(export, dict) else {}
-        return {**self._ours_or_taken(created, identifier, ids), "glExport": export}
-
+def _identifier(identifier: str) -> str:
+    if not identifier or len(identifier) > 50:
+        raise ValueError("batch identifier must be 1..50 characters")
+    return identifier
