@@ -11,13 +11,14 @@ from cwqbo.models import CWInvoice
 from cwqbo.qbo_send import Sender
 from cwqbo.quickbooks.client import QBOError
 from cwqbo.run_state import RunState, Work
+from cwqbo.sync_model import PlannedUpdate
 
 
 def handle_changed(run: RunState, sender: Sender, invoices: list[CWInvoice]) -> None:
     """Skip them with a hint, or (with --update) update their QBO documents in place."""
     if not invoices:
         return
-    if not run.o.update_changed or run.o.dry_run:
+    if not run.o.update_changed:
         for inv in invoices:
             row = ledger.get(run.d.store, inv.id)
             run.done += 1
@@ -30,7 +31,30 @@ def handle_changed(run: RunState, sender: Sender, invoices: list[CWInvoice]) -> 
         return
     works = [Work(inv) for inv in invoices]
     for w in sender.prepare(works):
-        update_one(run, sender, w)
+        if run.o.dry_run:
+            preview_update(run, w)
+        else:
+            update_one(run, sender, w)
+
+
+def preview_update(run: RunState, w: Work) -> None:
+    """Dry run of --update: read what QBO holds now and show what the update would change; write nothing."""
+    row = ledger.get(run.d.store, w.inv.id)
+    if row is None or not row.qbo_id:
+        run.fail(w, "changed in ConnectWise but its QuickBooks document is unknown", write=False)
+        return
+    try:
+        current = run.d.qbo.read(row.entity, row.qbo_id)
+    except QBOError as exc:
+        run.fail(w, str(exc), tid=exc.tid, write=False)
+        return
+    old = current.obj.get("TotalAmt")
+    run.report.plan_updates.append(PlannedUpdate(
+        cw_id=w.inv.id, number=w.inv.number, entity=row.entity, qbo_id=row.qbo_id,
+        old_total=money.to_decimal(old) if old is not None else row.qbo_total,
+        new_total=w.doc.expected_total if w.doc is not None else w.inv.total,
+        sync_token=str(current.obj.get("SyncToken")) if current.obj.get("SyncToken") is not None else None))
+    run.finish_item(w, run.result(w.inv, "dry-run", qbo_id=row.qbo_id, entity=row.entity))
 
 
 def update_one(run: RunState, sender: Sender, w: Work) -> None:

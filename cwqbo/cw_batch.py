@@ -121,6 +121,16 @@ def batch_confirmed(run: RunState) -> None:
     settle(run, ident)
 
 
+def preview(run: RunState) -> None:
+    """Dry run: the invoices a real run would export and batch (already confirmed, plus those it would create)."""
+    d = run.d
+    if ledger.pending_batches(d.store):
+        return
+    stale = {inv.id for inv in changed_invoices(d.store)}
+    numbers = [r.invoice_number for r in ledger.created_not_batched(d.store) if r.cw_id not in stale]
+    run.report.plan_batch = sorted({*numbers, *(p.number for p in run.report.plan)})
+
+
 def _total(row: ledger.LedgerRow) -> Decimal:
     """The CW total the invoice was synced with (QuickBooks holds the same: it was reconciled to the cent)."""
     total = row.cw_total if row.cw_total is not None else row.qbo_total

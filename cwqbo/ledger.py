@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 NAMESPACE = uuid.UUID("5d3c8f1e-2b7a-4c61-9e0f-6a1b2c3d4e5f")
 
 LedgerState = Literal["intent", "created", "batched", "failed"]
-Outcome = Literal["created", "adopted", "updated", "failed", "skipped", "dry-run"]
+Outcome = Literal["created", "adopted", "updated", "failed", "waiting", "skipped", "dry-run"]
 RunStatus = Literal["running", "ok", "partial", "failed", "interrupted"]
 
 
@@ -347,10 +347,29 @@ def finish_run(store: Store, run_id: int, *, status: RunStatus, selected: int, c
 
 
 def mark_interrupted_runs(store: Store) -> int:
-    """Runs left 'running' by a process that died (the sync lock guarantees none is alive)."""
+    """Runs left 'running' by a process that died (the sync lock guarantees none is alive).
+
+    Their counts come from the run items they wrote before dying (written with their ledger rows), so `history`
+    shows what a killed run really did, not 0/0/0/0.
+    """
     with _tx(store):
-        cursor = store.db.execute("update runs set status = 'interrupted' where status = 'running'")
+        cursor = store.db.execute(
+            "update runs set status = 'interrupted', "
+            "selected = (select count(*) from run_items i where i.run_id = runs.id), "
+            "created = (select count(*) from run_items i where i.run_id = runs.id "
+            "           and i.outcome in ('created', 'adopted', 'updated')), "
+            "failed = (select count(*) from run_items i where i.run_id = runs.id and i.outcome = 'failed'), "
+            "skipped = (select count(*) from run_items i where i.run_id = runs.id and i.outcome = 'skipped'), "
+            "message = coalesce(message, 'killed or crashed before it finished; the next run settled what it left') "
+            "where status = 'running'")
         return cursor.rowcount
+
+
+def discard_run(store: Store, run_id: int) -> None:
+    """Forget a run that did nothing at all (e.g. refused a mistyped invoice number): history keeps real runs."""
+    with _tx(store):
+        store.db.execute("delete from run_items where run_id = ?", [run_id])
+        store.db.execute("delete from runs where id = ?", [run_id])
 
 
 def run(store: Store, run_id: int) -> dict[str, Any] | None:

@@ -65,6 +65,19 @@ class RunState:
             for i in self.unwritten], now=self.now())
         self.unwritten.clear()
 
+    def _known_failure(self, cw_id: int, error: str) -> int | None:
+        """The run that first reported this very failure, when an `--all` run meets it again unchanged.
+
+        Cron runs `sync --all` every few minutes; an invoice that can't be mapped until someone fixes it must not
+        turn each quiet run into a new failed run. Named invoices (`--invoice`, `--select`) always fail loudly.
+        """
+        if self.o.selection != "all" or self.o.dry_run:
+            return None
+        prior = ledger.get(self.d.store, cw_id)
+        if prior is None or prior.state != "failed" or prior.error != error or prior.run_id is None:
+            return None
+        return prior.run_id
+
     def result(self, inv: CWInvoice, outcome: str, **kw: Any) -> ItemResult:
         return ItemResult(cw_id=inv.id, number=inv.number, company=inv.company.name, total=inv.total,
                           outcome=outcome, **kw)
@@ -72,10 +85,16 @@ class RunState:
     def fail(self, w: Work, error: str, *, tid: str | None = None, entity: str | None = None,
              qbo_id: str | None = None, qbo_total: Decimal | None = None, write: bool = True) -> ItemResult:
         entity = entity or (w.doc.entity if w.doc is not None else None)
-        res = self.result(w.inv, "failed", error=error, tid=tid, entity=entity, qbo_id=qbo_id, qbo_total=qbo_total)
+        first_run = self._known_failure(w.inv.id, error) if write else None
+        if first_run is not None:  # reported before, nothing changed: listed, but not a new alarm
+            res = self.result(w.inv, "waiting", tid=tid, entity=entity, qbo_id=qbo_id, qbo_total=qbo_total,
+                              error=f"still waiting for a fix (first reported in run {first_run}): {error}")
+        else:
+            res = self.result(w.inv, "failed", error=error, tid=tid, entity=entity, qbo_id=qbo_id,
+                              qbo_total=qbo_total)
         if write and not self.o.dry_run:
             ledger.mark_failed(self.d.store, w.inv.id, error=error, tid=tid, qbo_id=qbo_id, qbo_total=qbo_total,
-                               number=w.inv.number, entity=entity, cw_total=w.inv.total, run_id=self.run_id,
-                               now=self.now())
+                               number=w.inv.number, entity=entity, cw_total=w.inv.total,
+                               run_id=first_run if first_run is not None else self.run_id, now=self.now())
         self.finish_item(w, res)
         return res

@@ -38,6 +38,9 @@ def select(run: RunState, handled: set[int]) -> tuple[list[CWInvoice], list[Item
         if inv is None:  # pragma: no cover - row exists but data unreadable
             raise UsageError(f"invoice {number} is in the cache without its detail; refresh and retry")
         row = ledger.get(store, cw_id)
+        if (row is not None and row.state in ("created", "batched") and row.content_hash is not None
+                and row.content_hash != _cached_hash(store, cw_id)):
+            continue  # edited in CW since it was synced: `changed` reports it (or updates it with --update)
         if row is not None and row.state in ("created", "batched"):
             skipped.append(run.result(inv, "skipped", qbo_id=row.qbo_id, entity=row.entity,
                                       error=f"already in QuickBooks ({row.entity} {row.qbo_id})"))
@@ -51,8 +54,10 @@ def select(run: RunState, handled: set[int]) -> tuple[list[CWInvoice], list[Item
 
 
 def changed(run: RunState, handled: set[int]) -> list[CWInvoice]:
-    """Synced invoices edited in CW since, except those this run already handled."""
-    return [i for i in changed_invoices(run.d.store) if i.id not in handled]
+    """Synced invoices edited in CW since (only the named ones with --invoice), except those already handled."""
+    named = set(run.o.invoice_numbers) if run.o.selection == "invoices" else None
+    return [i for i in changed_invoices(run.d.store)
+            if i.id not in handled and (named is None or i.number in named)]
 
 
 # --- cache adapters -----------------------------------------------------------------------------------
@@ -60,6 +65,11 @@ def changed(run: RunState, handled: set[int]) -> list[CWInvoice]:
 def cached_invoice(store: Store, cw_id: int) -> CWInvoice | None:
     found = cache.find(store, cw_id)
     return found.invoice() if found is not None else None
+
+
+def _cached_hash(store: Store, cw_id: int) -> str | None:
+    found = cache.find(store, cw_id)
+    return found.content_hash if found is not None else None
 
 
 def unsynced_invoices(store: Store) -> list[CWInvoice]:

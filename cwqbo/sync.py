@@ -78,13 +78,22 @@ class _Engine:
             invoices, skipped = selection.select(r, handled)
             for res in skipped:
                 r.report.items.append(res)
-            changed = [] if o.selection == "invoices" else selection.changed(r, handled)
+            changed = selection.changed(r, handled)
             r.total = len(invoices) + len(changed)
             r.emit("plan", f"{len(invoices)} invoice(s) to send")
             self.sender.process(invoices)
             handle_changed(r, self.sender, changed)
-            if not o.dry_run:
+            if o.dry_run:
+                cw_batch.preview(r)
+            else:
                 cw_batch.batch_confirmed(r)
+        except UsageError:
+            if r.run_id is not None and not (r.report.items or r.report.recovered or r.report.batched_ids):
+                ledger.discard_run(d.store, r.run_id)  # refused before doing anything: not a failed run
+                r.run_id = r.report.run_id = None
+            elif r.run_id is not None:
+                self._finish(started, status="failed", message="stopped by a usage error")
+            raise
         except BaseException as exc:
             if r.run_id is not None:
                 try:
@@ -122,7 +131,11 @@ class _Engine:
         r.qbo_calls = getattr(self.d.qbo, "calls", 0) - self._qbo0
         r.cw_calls = getattr(self.d.cw, "calls", 0) - self._cw0
         r.duration = time.monotonic() - started
-        r.status = status or run_status(r.created, r.failed, r.batch_error)
+        r.waiting = sum(1 for i in r.items if i.outcome == "waiting")
+        r.status = status or run_status(r.created, r.failed, r.batch_error, len(r.batched_ids))
+        if r.batched_ids and not message:
+            note = f"batched {len(r.batched_ids)} invoice(s) in ConnectWise as {r.batch_identifier}"
+            r.message = f"{r.message}; {note}" if r.message else note
         r.message = message or r.message
         if self.r.run_id is None:
             return

@@ -49,7 +49,7 @@ class ItemResult:
     number: str
     company: str
     total: Decimal
-    outcome: str  # created | adopted | updated | failed | skipped | dry-run
+    outcome: str  # created | adopted | updated | failed | waiting | skipped | dry-run
     qbo_id: str | None = None
     entity: str | None = None
     tid: str | None = None
@@ -75,6 +75,19 @@ class PlannedDocument:
     doc_number: str
     total: Decimal
     lines: tuple[PlanLine, ...]
+
+
+@dataclass(frozen=True)
+class PlannedUpdate:
+    """What a dry run with --update would change in QBO for an invoice edited in CW after it was synced."""
+
+    cw_id: int
+    number: str
+    entity: str
+    qbo_id: str
+    old_total: Decimal | None  # what QBO holds now
+    new_total: Decimal  # what the update would make it (CW's total)
+    sync_token: str | None  # the SyncToken the update would be sent with
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,9 @@ class SyncReport:
     batch_error: str | None = None
     batched_ids: list[int] = field(default_factory=list)
     recovered: int = 0
+    plan_updates: list[PlannedUpdate] = field(default_factory=list)
+    plan_batch: list[str] = field(default_factory=list)  # invoice numbers a real run would batch in ConnectWise
+    waiting: int = 0  # failures already reported, unchanged since: not a new alarm (see RunState.fail)
 
     @property
     def ok(self) -> bool:
@@ -116,9 +132,10 @@ class SyncReport:
 Progress = Callable[[SyncEvent], None]
 
 
-def run_status(created: int, failed: int, batch_error: str | None) -> str:
+def run_status(created: int, failed: int, batch_error: str | None, batched: int = 0) -> str:
+    """ok, partial or failed; a run that only batched what an earlier run created did something too."""
     if failed == 0 and batch_error is None:
         return "ok"
-    if created == 0 and failed > 0:
+    if created == 0 and batched == 0 and failed > 0:
         return "failed"
     return "partial"
