@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from cwqbo import money
 from cwqbo.errors import CwqboError
-from cwqbo.models import Address, CompanyRef, CWInvoice, InvoiceLine
+from cwqbo.models import PROBLEMS, Address, CompanyRef, CWInvoice, InvoiceLine
 from cwqbo.prefs import Prefs
 from cwqbo.sandbox.qbo_limits import TABLE as _LIMITS
 
@@ -39,18 +39,19 @@ ZERO = Decimal("0")
 _PRICE_QUANTUM = Decimal("0.00001")  # QBO amounts are "10.5 format"
 
 Entity = Literal["Invoice", "CreditMemo"]
-Readiness = Literal["ready", "needs a customer", "needs an item", "needs a tax code", "invalid"]
+Readiness = Literal["ready", "needs a customer", "needs an item", "needs a tax code", "kept for review", "invalid"]
 
 
 class MappingError(CwqboError):
     """An invoice that cannot become a QBO document as configured; `reason` says why, `fix` what to change."""
 
-    def __init__(self, reason: str, fix: str = "") -> None:
+    def __init__(self, reason: str, fix: str = "", *, status: Readiness = "invalid") -> None:
         # CW text (invoice numbers, item keys) can hold newlines/control characters: keep the message one line
         reason, fix = one_line(reason), one_line(fix)
         super().__init__(reason, hint=fix or None)
         self.reason = reason
         self.fix = fix
+        self.status: Readiness = status  # how list-unsynced / check-permissions classify it
 
     def explained(self) -> str:
         """Reason and fix on one line: what the sync summary and history show the operator."""
@@ -88,9 +89,32 @@ def _joins_previous(ch: str) -> bool:
             or "\U0001f3fb" <= ch <= "\U0001f3ff")
 
 
-def _clean_name(name: str) -> str:
-    """QBO names: ':' is the hierarchy separator, so it becomes ' - '; whitespace collapsed and trimmed."""
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cc"
+
+
+def clean_name(name: str) -> str:
+    """QBO names: ':' is the hierarchy separator, so it becomes ' - '; whitespace collapsed and trimmed.
+
+    Control characters (NUL, escapes, DEL, C1 controls) are whitespace here like tabs and newlines: each becomes a
+    space before the run of spaces collapses, so 'Acme\x00Dental' is 'Acme Dental' and nothing invisible reaches
+    QuickBooks.
+    """
+    if not name.isprintable():
+        name = "".join(" " if _is_control(ch) else ch for ch in name)
     return re.sub(r"\s+", " ", name.replace(":", " - ")).strip()
+
+
+_clean_name = clean_name
+
+
+def clean_text(text: str) -> str:
+    """Free text QBO shows the customer (descriptions, memo, notes): line breaks kept (CR LF / CR → LF), tabs
+    kept, every other control character (NUL, escapes, DEL, C1) stripped."""
+    if text.isprintable():
+        return text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or not _is_control(ch))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -102,7 +126,7 @@ def _addr(a: Address | None) -> dict[str, str] | None:
     ml = _INV_LIMITS
     pairs = [("Line1", a.line1), ("Line2", a.line2), ("City", a.city), ("CountrySubDivisionCode", a.state),
              ("PostalCode", a.zip), ("Country", a.country)]
-    out = {k: truncate(v.strip(), ml.get(f"BillAddr.{k}", 500)) for k, v in pairs if v and v.strip()}
+    out = {k: truncate(clean_name(v), ml.get(f"BillAddr.{k}", 500)) for k, v in pairs if v and clean_name(v)}
     return out or None
 
 
@@ -118,6 +142,7 @@ class CustomerSpec:
     fallback_name: str  # DisplayName to use when display_name collides with a vendor/employee/other customer
     bill_addr: dict[str, str] | None = None
     ship_addr: dict[str, str] | None = None
+    currency: str | None = None  # ISO code of the invoice; a new customer is created in it (multicurrency on)
 
 
 def customer_display_name(company: CompanyRef, prefs: Prefs) -> str:
@@ -142,7 +167,8 @@ def customer_spec(inv: CWInvoice, prefs: Prefs) -> CustomerSpec:
         company_name=truncate(_clean_name(inv.company.name or "") or display, COMPANY_NAME_MAX),
         cw_company_id=inv.company.id, identifier=inv.company.identifier,
         fallback_name=disambiguated_name(display, inv.company),
-        bill_addr=_addr(inv.billing_address), ship_addr=_addr(inv.shipping_address))
+        bill_addr=_addr(inv.billing_address), ship_addr=_addr(inv.shipping_address),
+        currency=(inv.currency or "").upper() or None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -180,6 +206,38 @@ class Refs:
     us_automated_tax: bool = False
     us: bool = True  # US tax model (TAX/NON line codes); False → per-line TaxCode ids + GlobalTaxCalculation
     class_per_line: bool = False  # Preferences.AccountingInfoPrefs.ClassTrackingPerTxnLine
+    # Preferences.CurrencyPrefs.HomeCurrency (None: not known, no currency check) and .MultiCurrencyEnabled
+    home_currency: str | None = None
+    multicurrency: bool = False
+    customer_currency: str | None = None  # the resolved customer's CurrencyRef.value (None: home currency)
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyFacts:
+    """What mapping needs to know of the connected QBO company (CompanyInfo.Country, Preferences.CurrencyPrefs)."""
+
+    country: str | None = None  # None: not known yet
+    home_currency: str | None = None
+    multicurrency: bool = False
+
+    @property
+    def us(self) -> bool | None:
+        return None if self.country is None else self.country.upper() == "US"
+
+
+def company_facts(preferences: dict[str, Any] | None, country: str | None = None) -> CompanyFacts:
+    """CompanyFacts from a QBO Preferences object and CompanyInfo.Country.
+
+    `Preferences.CurrencyPrefs.HomeCurrency` is a reference (`{"value": "USD"}`, python-quickbooks
+    `CurrencyPrefs.class_dict = {"HomeCurrency": Ref}`); a bare code is accepted too.
+    `MultiCurrencyEnabled` is a boolean (python-quickbooks defaults it to False).
+    """
+    cur = (preferences or {}).get("CurrencyPrefs") or {}
+    home = cur.get("HomeCurrency")
+    code = home.get("value") if isinstance(home, dict) else home
+    return CompanyFacts(country=(str(country).upper() or None) if country else None,
+                        home_currency=str(code).upper() if code else None,
+                        multicurrency=cur.get("MultiCurrencyEnabled") in (True, "true"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +246,7 @@ class QBODocument:
     payload: dict[str, Any]
     doc_number: str
     expected_total: Decimal
+    tax: Decimal = ZERO  # the tax in expected_total (lines + tax = expected_total): what a dry-run preview shows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -241,6 +300,31 @@ def _hours(value: Decimal | None, prefs: Prefs) -> str:
     return format(q.normalize(), "f")
 
 
+def _hours_at(hours: Decimal, rate: Decimal, amount: Decimal, prefs: Prefs) -> str:
+    """'2 h @ 150.00' when the hours shown × the rate is the line amount; otherwise the hours and the amount
+    ('0.25 h, 49.50'): a customer must never be able to multiply the description to a different amount.
+    Hours, rate and amount are shown positive (a credit memo credits positive hours)."""
+    shown = _hours(abs(hours), prefs)
+    amount = abs(amount)
+    try:
+        matches = money.round_cents(Decimal(shown) * abs(rate)) == amount
+    except InvalidOperation:
+        matches = False
+    if matches:
+        return f"{shown} h @ {money.money_str(abs(rate))}"
+    return f"{shown} h, {money.money_str(amount)}"
+
+
+def _time_subject(line: InvoiceLine) -> str | None:
+    """The entry's own description, unless it only repeats the ticket and notes (ConnectWise records compose
+    'ServiceTicket #9001 — Reset VPN' from exactly those two, and they are shown on their own)."""
+    desc = (line.description or "").strip()
+    composed = " — ".join(x for x in (line.ticket, line.notes) if x)
+    if not desc or desc == composed or desc in (line.ticket, line.notes):
+        return None
+    return desc
+
+
 def _join(*parts: str | None, sep: str = " · ") -> str:
     return sep.join(p for p in parts if p)
 
@@ -266,16 +350,16 @@ def _plan(inv: CWInvoice, prefs: Prefs) -> list[_Planned]:
         desc = line.description or ""
         if line.kind == "time":  # detailed: one line per entry
             desc = _join(line.service_date.isoformat() if line.service_date else None, line.member,
-                         f"{_hours(line.hours if line.hours is not None else line.quantity, prefs)} h @ "
-                         f"{money.money_str(line.unit_price)}", line.ticket, line.description or None)
+                         _hours_at(line.quantity, line.unit_price, line.amount, prefs), line.ticket,
+                         _time_subject(line))
             if prefs.time.include_notes and line.notes:
                 desc = f"{desc}\n{line.notes}"
         planned.append(_Planned(item, key, line.kind, taxable, sign * line.amount,
                                 sign * line.quantity, line.unit_price, desc, line.service_date))
     # fill the grouped time lines
     for p, lines in groups.values():
-        hours = sum((ln.hours if ln.hours is not None else ln.quantity for ln in lines), ZERO)
         qty = sum((ln.quantity for ln in lines), ZERO)
+        hours = abs(qty)  # time quantity is hours; shown positive (a credit memo credits positive hours)
         prices = {ln.unit_price for ln in lines}
         p.amount = sign * sum((ln.amount for ln in lines), ZERO)
         p.qty = sign * qty
@@ -336,13 +420,32 @@ def entity_for(inv: CWInvoice) -> Entity:
 
 def doc_number(inv: CWInvoice, prefs: Prefs) -> str:
     """prefix + CW number; refuse anything QBO would reject (> 21 characters)."""
-    number = f"{prefs.fields.docnumber_prefix}{inv.number}".strip()
+    check_source(inv)
+    prefix = prefs.fields.docnumber_prefix
+    number = f"{prefix}{inv.number}".strip()
     if len(number) > DOCNUMBER_MAX:
+        bare = inv.number.strip()
+        if not prefix or len(bare) > DOCNUMBER_MAX:
+            # the ConnectWise number alone is too long: no prefix setting can help
+            fix = (f"renumber the invoice in ConnectWise to at most {DOCNUMBER_MAX} characters, or exclude it"
+                   + (" (the fields.docnumber_prefix alone would not fix it)" if prefix else ""))
+        else:
+            room = DOCNUMBER_MAX - len(bare)
+            shorter = (f"shorten fields.docnumber_prefix to at most {room} character(s), or clear it "
+                       "(cwqbo prefs set fields.docnumber_prefix '')" if room else
+                       "clear fields.docnumber_prefix (cwqbo prefs set fields.docnumber_prefix '')")
+            fix = f"{shorter}, or renumber the invoice in ConnectWise"
         raise MappingError(
-            f"invoice number {number} is {len(number)} characters; QuickBooks allows {DOCNUMBER_MAX}",
-            "set fields.docnumber_prefix to something shorter (cwqbo prefs set fields.docnumber_prefix '') "
-            "or rename the invoice in ConnectWise")
+            f"invoice number {number} is {len(number)} characters; QuickBooks allows {DOCNUMBER_MAX}", fix)
     return number
+
+
+def check_source(inv: CWInvoice) -> None:
+    """Refuse an invoice whose ConnectWise record cannot be posted as sent (no total, no invoice number)."""
+    problems = inv.extra.get(PROBLEMS) if isinstance(inv.extra, dict) else None
+    if problems:
+        raise MappingError("; ".join(str(p) for p in problems),
+                           "complete the invoice in ConnectWise (re-open, fix, close) and sync again")
 
 
 _NO_LINES = "invoice {number} has no lines to send (zero subtotal, total {total})"
@@ -359,9 +462,10 @@ def custom_values(inv: CWInvoice, prefs: Prefs) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for cw_field, qbo_name in prefs.fields.custom_fields.items():
         value = source[cw_field] if cw_field in source else inv.extra.get(cw_field)
-        if value is None or str(value).strip() == "":
+        text = clean_name(str(value)) if value is not None else ""
+        if not text:
             continue
-        out.append((qbo_name, truncate(str(value).strip(), CUSTOM_FIELD_MAX)))
+        out.append((qbo_name, truncate(text, CUSTOM_FIELD_MAX)))
     return out
 
 
@@ -391,6 +495,7 @@ def _tax_code_names(inv: CWInvoice, prefs: Prefs, plan: list[_Planned]) -> set[s
 
 def needs(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None) -> Needs:
     """Every QBO object (by name) that building this invoice will reference. Pass `us=True` to skip tax codes."""
+    check_source(inv)
     plan = _plan(inv, prefs)
     items = {p.item for p in plan if p.item}
     if prefs.tax.mode == "line_item" and inv.sales_tax:
@@ -452,14 +557,16 @@ def _line_tax_code(p_taxable: bool, inv: CWInvoice, prefs: Prefs, refs: Refs, fo
     if force_exempt or not p_taxable:
         if not tp.exempt_code:
             raise MappingError("a non-taxable line needs a QuickBooks tax code, and tax.exempt_code is not set",
-                               "cwqbo prefs set tax.exempt_code 'Exempt' (a TaxCode name in QuickBooks)")
+                               "cwqbo prefs set tax.exempt_code 'Exempt' (a TaxCode name in QuickBooks)",
+                               status="needs a tax code")
         name = tp.exempt_code
     else:
         cw_code = inv.tax_code or ""
         name = tp.codes.get(cw_code, "") or tp.default_code
         if not name:
             raise MappingError(f"ConnectWise tax code '{cw_code}' has no QuickBooks tax code mapped and no default",
-                               f"cwqbo prefs map tax '{cw_code}' <QBO TaxCode>, or set tax.default_code")
+                               f"cwqbo prefs map tax '{cw_code}' <QBO TaxCode>, or set tax.default_code",
+                               status="needs a tax code")
     return {"value": _ref(refs.tax_codes, name, "tax code", "check tax.codes / tax.default_code / tax.exempt_code")}
 
 
@@ -472,7 +579,7 @@ def _sales_line(amount: Decimal, qty: Decimal | None, unit_price: Decimal | None
         detail["ServiceDate"] = service_date.isoformat()
     line: dict[str, Any] = {"DetailType": "SalesItemLineDetail", "Amount": amount}
     if description:
-        line["Description"] = truncate(description, DESCRIPTION_MAX)
+        line["Description"] = truncate(clean_text(description), DESCRIPTION_MAX)
     line["SalesItemLineDetail"] = detail
     return line
 
@@ -491,7 +598,8 @@ def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
     for p in plan:
         if p.item is None:
             raise MappingError(f"no QuickBooks item for ConnectWise {p.kind} '{p.cw_key}'",
-                               f"cwqbo prefs map item '{p.cw_key}' <QBO item>, or set items.fallback")
+                               f"cwqbo prefs map item '{p.cw_key}' <QBO item>, or set items.fallback",
+                               status="needs an item")
         item = refs.items.get(p.item)
         if item is None:
             raise MappingError(f"no QuickBooks item resolved for '{p.item}'", "the sync engine must resolve needs()")
@@ -510,6 +618,9 @@ def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
         raise MappingError(_NO_LINES.format(number=inv.number, total=money.money_str(inv.total)), _NO_LINES_FIX)
     payload: dict[str, Any] = {"DocNumber": number, "TxnDate": inv.date.isoformat(),
                                "CustomerRef": {"value": refs.customer_id}}
+    currency = currency_ref(inv, refs)
+    if currency is not None:
+        payload["CurrencyRef"] = currency
     if entity == "Invoice" and inv.due_date is not None:
         payload["DueDate"] = inv.due_date.isoformat()
     if inv.terms and inv.terms in prefs.fields.terms_map:
@@ -517,10 +628,11 @@ def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
                                                  "check fields.terms_map")}
     memo_src = prefs.fields.customer_memo
     memo = inv.top_comment if memo_src == "top_comment" else inv.bottom_comment if memo_src == "bottom_comment" else None
-    if memo and memo.strip():
-        payload["CustomerMemo"] = {"value": truncate(memo.strip(), CUSTOMER_MEMO_MAX)}
+    memo = clean_text(memo).strip() if memo else None
+    if memo:
+        payload["CustomerMemo"] = {"value": truncate(memo, CUSTOMER_MEMO_MAX)}
     if prefs.fields.private_note:
-        note = render_note(prefs.fields.private_note, inv).strip()
+        note = clean_text(render_note(prefs.fields.private_note, inv)).strip()
         if note:
             payload["PrivateNote"] = truncate(note, PRIVATE_NOTE_MAX)
     custom = custom_values(inv, prefs)
@@ -567,7 +679,41 @@ def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
             raise MappingError(
                 f"ConnectWise lines and tax add up to {money.money_str(expected)} but the invoice total is "
                 f"{money.money_str(cw_total)}", "correct the invoice in ConnectWise (re-open, fix, close) and sync again")
-    return QBODocument(entity=entity, payload=payload, doc_number=number, expected_total=expected)
+    return QBODocument(entity=entity, payload=payload, doc_number=number, expected_total=expected,
+                       tax=expected - lines_total)
+
+
+def currency_ref(inv: CWInvoice, refs: Refs) -> dict[str, str] | None:
+    """The document's CurrencyRef, or None to leave it out; MappingError when QuickBooks cannot book it.
+
+    Intuit (Invoice.CurrencyRef, qbTypesDump): "This must be defined if multicurrency is enabled for the
+    company"; Customer.CurrencyRef: "Once set, it cannot be changed … If not specified, currency for this
+    customer is the home currency". So: multicurrency off → only home-currency invoices (no CurrencyRef);
+    on → CurrencyRef always, and the customer must be in the invoice's currency. ConnectWise's invoice and
+    CurrencyReference carry no exchange rate (pyconnectwise `Invoice`, `CurrencyReference`), so ExchangeRate
+    is left to QuickBooks. An invoice with no currency in ConnectWise is taken to be in the home currency.
+    """
+    home = refs.home_currency
+    if not home:
+        return None  # the engine did not tell us the company's currency: nothing to check against
+    home = home.upper()
+    doc = (inv.currency or home).upper()
+    if not refs.multicurrency:
+        if doc != home:
+            raise MappingError(
+                f"invoice {inv.number} is in {doc} but the QuickBooks company works in {home} and multicurrency "
+                f"is off; posting it would book {doc} amounts as {home}",
+                "turn on multicurrency in QuickBooks (Settings › Account and settings › Advanced › Currency), or "
+                "exclude the invoice and enter it by hand", status="invalid")
+        return None
+    customer = (refs.customer_currency or home).upper()
+    if customer != doc:
+        raise MappingError(
+            f"invoice {inv.number} is in {doc} but its QuickBooks customer is in {customer} (a customer's currency "
+            "never changes)",
+            f"bill this company through a QuickBooks customer in {doc}: rename the existing customer in QuickBooks so "
+            f"cwqbo creates one in {doc}, or exclude the invoice")
+    return {"value": doc}
 
 
 def _canonical(obj: Any) -> Any:
@@ -598,23 +744,42 @@ class Reconciliation:
     action: Literal["none", "fail", "adjust", "warn"] = "none"
 
 
+def _sales_lines_total(lines: Any) -> Decimal | None:
+    if not isinstance(lines, list):
+        return None
+    return sum((money.to_decimal(ln.get("Amount")) for ln in lines
+                if isinstance(ln, dict) and ln.get("DetailType") == "SalesItemLineDetail"), ZERO)
+
+
 def reconcile(doc: QBODocument, qbo_obj: dict[str, Any], prefs: Prefs) -> Reconciliation:
-    """Compare QBO's TotalAmt with what CW billed, exactly to the cent; `action` follows tax.on_mismatch."""
+    """Compare QBO's TotalAmt with what CW billed, exactly to the cent; `action` follows tax.on_mismatch.
+
+    The reason is diagnosed from the figures alone, so the same document and the same QBO answer always get
+    the same reason, whether QBO's answer is a create response or a later read or query: when QBO's line
+    amounts (or, if its answer has no lines, the ones we sent) equal ours, the difference is tax — QBO's tax
+    being `TxnTaxDetail.TotalTax` or, when its answer has none, its total less the lines; otherwise the lines
+    themselves differ.
+    """
     qbo_total = money.round_cents(money.to_decimal(qbo_obj.get("TotalAmt")))
     cw_total = money.round_cents(doc.expected_total)
     diff = cw_total - qbo_total
     if diff == 0:
         return Reconciliation(True, cw_total, qbo_total, ZERO, "totals match")
     sent_tax = (doc.payload.get("TxnTaxDetail") or {}).get("TotalTax")
-    qbo_tax = (qbo_obj.get("TxnTaxDetail") or {}).get("TotalTax")
-    lines_sent = sum((money.to_decimal(ln.get("Amount")) for ln in doc.payload.get("Line", [])
-                      if ln.get("DetailType") == "SalesItemLineDetail"), ZERO)
-    if qbo_tax is not None and lines_sent + money.to_decimal(qbo_tax) == qbo_total:
+    lines_sent = _sales_lines_total(doc.payload.get("Line")) or ZERO
+    qbo_lines = _sales_lines_total(qbo_obj.get("Line"))
+    if qbo_lines is None or qbo_lines == 0 and lines_sent != 0 and not qbo_obj.get("Line"):
+        qbo_lines = lines_sent  # QBO's answer did not include its lines (a query of a few fields)
+    if money.round_cents(qbo_lines) == money.round_cents(lines_sent):
+        tax_detail = qbo_obj.get("TxnTaxDetail") or {}
+        qbo_tax = (money.to_decimal(tax_detail["TotalTax"]) if tax_detail.get("TotalTax") is not None
+                   else qbo_total - qbo_lines)
         expected_tax = cw_total - lines_sent
-        why = (f"QuickBooks calculated tax {money.money_str(money.to_decimal(qbo_tax))} where ConnectWise charged "
+        why = (f"QuickBooks calculated tax {money.money_str(qbo_tax)} where ConnectWise charged "
                f"{money.money_str(expected_tax)} (tax engine" + (", pinned tax ignored)" if sent_tax is not None else ")"))
     else:
-        why = "line amounts differ (rounding)"
+        why = (f"QuickBooks line amounts add up to {money.money_str(qbo_lines)} where cwqbo sent "
+               f"{money.money_str(lines_sent)}")
     mode = prefs.tax.on_mismatch
     note = f"QuickBooks total {qbo_total} differs from ConnectWise {cw_total} by {diff}: {why}"
     return Reconciliation(False, cw_total, qbo_total, diff, note, mode)
@@ -639,13 +804,32 @@ def adjustment_line(diff: Decimal, refs: Refs, prefs: Prefs | None = None) -> di
 # ---------------------------------------------------------------------------------------------------------------
 # readiness (list-unsynced)
 
+_CHECK_ID = "(check)"  # the id readiness gives every reference it assumes the sync would resolve
+
+
 def readiness(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None,
-              known_customers: Collection[str] | None = None) -> tuple[Readiness, str]:
-    """Static check of whether `inv` can sync as configured: ('ready', '') or (status, readable reason)."""
+              known_customers: Collection[str] | None = None, company: CompanyFacts | None = None,
+              kept_for_review: str | None = None) -> tuple[Readiness, str]:
+    """Whether `inv` can sync as configured: ('ready', '') or (status, readable reason).
+
+    It runs the sync's own mapping (`needs` and `build_document`) with every reference the sync would resolve
+    assumed found, so an invoice the dry run fails for a mapping reason is never called ready. `company` (the
+    connected QBO company: country, home currency, multicurrency) decides the tax model and the currency check;
+    without it a company is taken to be US unless non-US tax codes are mapped. `kept_for_review` is the ledger's
+    error for an invoice whose QBO document was kept for review: such an invoice is not synced again until
+    someone resolves it.
+    """
+    if kept_for_review:
+        return "kept for review", kept_for_review
+    if us is None and company is not None:
+        us = company.us
+    if us is None:
+        us = not (prefs.tax.codes or prefs.tax.default_code)
     try:
+        check_source(inv)
         doc_number(inv, prefs)
     except MappingError as exc:
-        return "invalid", exc.reason
+        return exc.status, exc.reason
     if _is_empty(inv):
         return "invalid", "no lines and a zero total"
     if known_customers is not None and not prefs.fields.create_missing_customers:
@@ -653,21 +837,19 @@ def readiness(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None,
         if name not in known_customers:
             return "needs a customer", f"no QuickBooks customer named '{name}' (creating customers is off)"
     plan = _plan(inv, prefs)
-    if not plan and not (prefs.tax.mode == "line_item" and inv.sales_tax):
-        return "invalid", f"no lines to send (zero subtotal, total {money.money_str(inv.total)})"
     unmapped = sorted({f"{p.kind} '{p.cw_key}'" for p in plan if p.item is None})
     if unmapped:
         return "needs an item", "no item mapped for " + ", ".join(unmapped)
-    if us is False or (us is None and (prefs.tax.codes or prefs.tax.default_code)):
-        tp = prefs.tax
-        if any(p.taxable for p in plan) and tp.mode != "line_item":
-            if not (tp.codes.get(inv.tax_code or "") or tp.default_code):
-                return "needs a tax code", f"ConnectWise tax code '{inv.tax_code or ''}' is not mapped and no default"
-        if (tp.mode == "line_item" or any(not p.taxable for p in plan)) and not tp.exempt_code:
-            return "needs a tax code", "tax.exempt_code is not set for non-taxable lines"
     try:
-        if prefs.fields.private_note:
-            render_note(prefs.fields.private_note, inv)
+        n = needs(inv, prefs, us=us)
+        refs = Refs(customer_id=_CHECK_ID, items={name: ItemRef(_CHECK_ID, name) for name in n.items},
+                    tax_codes={name: _CHECK_ID for name in n.tax_codes}, terms={t: _CHECK_ID for t in n.terms},
+                    classes={c: _CHECK_ID for c in n.classes}, departments={d: _CHECK_ID for d in n.departments},
+                    custom_fields={f: _CHECK_ID for f in n.custom_fields}, us=us,
+                    home_currency=company.home_currency if company else None,
+                    multicurrency=company.multicurrency if company else False,
+                    customer_currency=(inv.currency or None) if company and company.multicurrency else None)
+        build_document(inv, prefs, refs)
     except MappingError as exc:
-        return "invalid", exc.reason
+        return exc.status, exc.reason
     return "ready", ""

@@ -9,12 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
+import datetime as _dt
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 
 VOLATILE_FIELDS = ("status_id", "status_name", "last_updated")
+
+# `CWInvoice.extra` key: why ConnectWise's record cannot become a QBO document (e.g. no total, no number).
+# Only present when there is a problem, so the content hash of every sound invoice is unchanged.
+PROBLEMS = "problems"
 
 LineKind = Literal["product", "time", "expense", "agreement", "adjustment", "total"]
 
@@ -68,8 +73,8 @@ class CWInvoice:
     status_id: int
     status_name: str
     company: CompanyRef
-    date: date
-    due_date: date | None
+    date: _dt.date
+    due_date: _dt.date | None
     subtotal: Decimal
     sales_tax: Decimal
     total: Decimal
@@ -137,7 +142,8 @@ def _plain(value: Any) -> Any:
 
 def invoice_to_json(inv: CWInvoice) -> dict[str, Any]:
     """Plain JSON-safe dict: Decimals and dates as strings."""
-    return _plain(inv)
+    record: dict[str, Any] = _plain(inv)
+    return record
 
 
 def invoice_json_text(inv: CWInvoice) -> str:

@@ -14,12 +14,17 @@ from decimal import Decimal
 from typing import Any
 
 from cwqbo.errors import RemoteError
-from cwqbo.models import Address, CompanyRef, CWInvoice, InvoiceLine
+from cwqbo.models import PROBLEMS, Address, CompanyRef, CWInvoice, InvoiceLine
 from cwqbo.money import round_cents, to_decimal
 
 SKIP_BILLABLE = frozenset({"DoNotBill"})  # not on the invoice at all
 ZERO_BILLABLE = frozenset({"NoCharge"})  # printed on the invoice at no charge
+NOT_BILLED = frozenset({"NoDefault"})  # time/expense with no billing decision: ConnectWise bills nothing
 ZERO = Decimal("0")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _ref_name(ref: Any) -> str:
@@ -76,22 +81,43 @@ def _ticket(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _billing(row: Mapping[str, Any]) -> str:
+    """`billableOption` (pyconnectwise `TimeEntry`/`ExpenseEntry`: Billable, DoNotBill, NoCharge, NoDefault;
+    `ProductItem`: Billable, DoNotBill, NoCharge). A missing value is Billable (older records omit it)."""
+    return str(row.get("billableOption") or "Billable")
+
+
+def _optional(raw: Mapping[str, Any], key: str, where: str) -> Decimal | None:
+    return None if raw.get(key) is None else _amount(raw, key, where)
+
+
 def product_line(p: Mapping[str, Any]) -> InvoiceLine | None:
-    """A product line; extended price = CW `extPrice` if sent, else quantity × price − discount."""
-    option = p.get("billableOption") or "Billable"
+    """A product line from ConnectWise's own `ProductItem` fields (pyconnectwise `ProductItem`).
+
+    The schema has no extended price: the line is billed quantity × `price` − `discount`, where the billed
+    quantity is `quantity` − `quantityCancelled` (a cancelled quantity is not billed; `cancelledFlag` with no
+    `quantityCancelled` cancels the whole line). `discount` is the line's discount amount. `billableOption`
+    DoNotBill leaves the line off the invoice, NoCharge prints it at no charge. `taxableFlag` is the line's
+    taxability; `customerDescription` (else `description`) is what the customer reads.
+    """
+    option = _billing(p)
     if option in SKIP_BILLABLE:
         return None
     where = f"product {p.get('id')}"
-    qty = _amount(p, "quantity", where)
+    ordered = _amount(p, "quantity", where)
+    cancelled = _optional(p, "quantityCancelled", where)
+    if cancelled is None and p.get("cancelledFlag") is True:
+        cancelled = ordered
+    qty = ordered - (cancelled or ZERO)
+    if cancelled and qty == 0:
+        return None  # cancelled in full: nothing of it is billed
     price = _amount(p, "price", where)
     if option in ZERO_BILLABLE:
         amount = ZERO
         price = ZERO
-    elif p.get("extPrice") is not None:
-        amount = round_cents(_amount(p, "extPrice", where))
     else:
         amount = round_cents(qty * price - _amount(p, "discount", where))
-    catalog = p.get("catalogItem") if isinstance(p.get("catalogItem"), Mapping) else {}
+    catalog = _mapping(p.get("catalogItem"))
     return InvoiceLine(kind="product", source_id=p.get("id"),
                        description=str(p.get("customerDescription") or p.get("description") or ""),
                        quantity=qty, unit_price=price, amount=amount,
@@ -99,14 +125,35 @@ def product_line(p: Mapping[str, Any]) -> InvoiceLine | None:
                        service_date=parse_date(p.get("purchaseDate") or p.get("invoiceDate")))
 
 
+def _invoice_hours(t: Mapping[str, Any], where: str) -> Decimal:
+    """Hours ConnectWise puts on the invoice (pyconnectwise `TimeEntry`): `invoiceHours` when sent; else the
+    billable hours (`hoursBilled`, else `actualHours`) less the hours an agreement covers (`agreementHours`)."""
+    if t.get("invoiceHours") is not None:
+        return _amount(t, "invoiceHours", where)
+    billed = _amount(t, "hoursBilled", where) if t.get("hoursBilled") is not None \
+        else _amount(t, "actualHours", where)
+    covered = _optional(t, "agreementHours", where)
+    if covered:
+        return max(billed - covered, ZERO) if billed >= 0 else min(billed - covered, ZERO)
+    return billed
+
+
 def time_line(t: Mapping[str, Any]) -> InvoiceLine | None:
-    """A billed time entry: hours billed × hourly rate (services are non-taxable unless CW says so)."""
-    option = t.get("billableOption") or "Billable"
-    if option in SKIP_BILLABLE:
+    """A time entry as ConnectWise bills it (pyconnectwise `TimeEntry`): invoice hours × `hourlyRate`.
+
+    Agreement time: hours an agreement covers (`agreementHours`, valued in `agreementAmount`) are paid by the
+    agreement, not by this invoice; only `invoiceHours` reach it (an entry fully covered by its agreement is not
+    an invoice line). The schema has no billed-amount field for time. `billableOption` DoNotBill or NoDefault
+    bills nothing (the entry is left off), NoCharge prints it at no charge. Services are non-taxable unless
+    `taxableFlag` says so.
+    """
+    option = _billing(t)
+    if option in SKIP_BILLABLE or option in NOT_BILLED:
         return None
     where = f"time entry {t.get('id')}"
-    hours = _amount(t, "hoursBilled", where) if t.get("hoursBilled") is not None \
-        else _amount(t, "actualHours", where)
+    hours = _invoice_hours(t, where)
+    if hours == 0 and (_optional(t, "agreementHours", where) or t.get("invoiceHours") is not None):
+        return None  # all of it is covered by the agreement: nothing reaches the invoice
     rate = _amount(t, "hourlyRate", where)
     if option in ZERO_BILLABLE:
         rate = ZERO
@@ -127,12 +174,13 @@ def time_line(t: Mapping[str, Any]) -> InvoiceLine | None:
 
 
 def expense_line(e: Mapping[str, Any]) -> InvoiceLine | None:
-    """A billed expense at its invoice amount (falls back to the raw amount)."""
-    option = e.get("billableOption") or "Billable"
-    if option in SKIP_BILLABLE:
+    """A billed expense (pyconnectwise `ExpenseEntry`): `invoiceAmount` (what reaches the invoice, net of
+    any `agreementAmount` coverage), else `billAmount`, else the raw `amount`. `billableOption` as for time."""
+    option = _billing(e)
+    if option in SKIP_BILLABLE or option in NOT_BILLED:
         return None
     where = f"expense {e.get('id')}"
-    key = "invoiceAmount" if e.get("invoiceAmount") is not None else "amount"
+    key = next((k for k in ("invoiceAmount", "billAmount") if e.get(k) is not None), "amount")
     amount = ZERO if option in ZERO_BILLABLE else round_cents(_amount(e, key, where))
     etype = _ref_name(e.get("type")) or None
     member = e.get("member")
@@ -186,7 +234,19 @@ def build_invoice(raw: Mapping[str, Any], products: Iterable[Mapping[str, Any]] 
     kind = str(raw.get("type") or "Standard").replace(" ", "")  # "Credit Memo" → "CreditMemo"
     subtotal = _amount(raw, "subtotal", where)
     sales_tax = _amount(raw, "salesTax", where)
-    total = _amount(raw, "total", where) if raw.get("total") is not None else subtotal + sales_tax
+    # A missing total or number fails this invoice in mapping (see `models.PROBLEMS`), never the run: with no
+    # total there is nothing to reconcile QuickBooks against, and the record id is no invoice number (as a
+    # DocNumber it could collide with a real one).
+    problems: list[str] = []
+    if raw.get("total") is None:
+        problems.append(f"ConnectWise sent {where} without a total, so there is nothing to check the "
+                        "QuickBooks total against")
+        total = subtotal + sales_tax
+    else:
+        total = _amount(raw, "total", where)
+    number = str(raw.get("invoiceNumber") or "").strip()
+    if not number:
+        problems.append(f"ConnectWise sent invoice id {inv_id} without an invoice number")
 
     detail: list[InvoiceLine] = []
     for build, rows in ((product_line, products), (time_line, time_entries), (expense_line, expenses)):
@@ -205,17 +265,19 @@ def build_invoice(raw: Mapping[str, Any], products: Iterable[Mapping[str, Any]] 
     balance_taxable = bool(raw.get("taxableFlag")) and sales_tax != 0 and not any_taxable
     lines = detail + _balancing_lines(raw, subtotal - itemised, balance_taxable)
 
-    status = raw.get("status") if isinstance(raw.get("status"), Mapping) else {}
+    status = _mapping(raw.get("status"))
     status_id = int(status.get("id") or 0)
     status_name = str(status.get("name") or "") or _status_name(statuses, status_id)
     currency = raw.get("currency")
-    info = raw.get("_info") if isinstance(raw.get("_info"), Mapping) else {}
+    info = _mapping(raw.get("_info"))
     extra = {k: raw[k] for k in ("applyToType", "applyToId", "specialInvoiceFlag") if raw.get(k) is not None}
     tickets = sorted({ln.ticket for ln in lines if ln.ticket})
     if tickets:
         extra["tickets"] = tickets
+    if problems:
+        extra[PROBLEMS] = problems
     return CWInvoice(
-        id=inv_id, number=str(raw.get("invoiceNumber") or inv_id), type=kind,
+        id=inv_id, number=number, type=kind,
         status_id=status_id, status_name=status_name, company=company, date=inv_date,
         due_date=parse_date(raw.get("dueDate")), subtotal=subtotal, sales_tax=sales_tax, total=total,
         lines=tuple(lines), bill_to=_company(raw.get("billToCompany")),
@@ -223,13 +285,25 @@ def build_invoice(raw: Mapping[str, Any], products: Iterable[Mapping[str, Any]] 
         reference=raw.get("reference") or None, location_id=raw.get("locationId"),
         department_id=raw.get("departmentId"), tax_code=_ref_name(raw.get("taxCode")) or None,
         taxable=bool(raw.get("taxableFlag", True)),
-        currency=(str(currency.get("isoCode") or currency.get("currencyCode") or currency.get("name") or "") or None)
-        if isinstance(currency, Mapping) else (currency or None),
+        currency=_currency_code(currency),
         billing_address=_address(raw, "billingSite"), shipping_address=_address(raw, "shippingSite"),
         top_comment=raw.get("topComment") or None, bottom_comment=raw.get("bottomComment") or None,
         site_name=_ref_name(raw.get("billingSite")) or None, last_updated=str(info.get("lastUpdated") or ""),
         extra=extra,
     )
+
+
+def _currency_code(ref: Any) -> str | None:
+    """ISO code of the invoice's currency: pyconnectwise `CurrencyReference.currencyCode` (else
+    `currencyIdentifier`; `isoCode` as older simulator data sent it). A bare name is no code: None."""
+    if isinstance(ref, Mapping):
+        for key in ("currencyCode", "isoCode", "currencyIdentifier"):
+            code = str(ref.get(key) or "").strip().upper()
+            if code:
+                return code
+        return None
+    code = str(ref or "").strip().upper()
+    return code if len(code) == 3 and code.isalpha() else None
 
 
 def _negate(ln: InvoiceLine) -> InvoiceLine:

@@ -113,11 +113,18 @@ def test_docnumber_over_21_characters_is_refused_with_a_fix() -> None:
     with pytest.raises(MappingError) as exc:
         build(inv)
     assert str(exc.value) == "invoice number 1234567890123456789012 is 22 characters; QuickBooks allows 21"
-    assert "docnumber_prefix" in (exc.value.hint or "") and isinstance(exc.value, CwqboError)
+    # no prefix is set, so clearing it cannot help: the fix is the number itself
+    assert exc.value.hint == "renumber the invoice in ConnectWise to at most 21 characters, or exclude it"
+    assert isinstance(exc.value, CwqboError)
     prefs = Prefs()
     prefs.fields.docnumber_prefix = "CW-"
-    with pytest.raises(MappingError, match="is 24 characters"):
+    with pytest.raises(MappingError, match="is 24 characters") as exc:
         build(make_inv([product_line("10")], number="123456789012345678901"), prefs)
+    assert exc.value.hint == ("clear fields.docnumber_prefix (cwqbo prefs set fields.docnumber_prefix ''), "
+                              "or renumber the invoice in ConnectWise")
+    with pytest.raises(MappingError, match="is 23 characters") as exc:
+        build(make_inv([product_line("10")], number="12345678901234567890"), prefs)
+    assert exc.value.hint.startswith("shorten fields.docnumber_prefix to at most 1 character(s)")
     assert readiness(inv, Prefs())[0] == "invalid"
 
 
