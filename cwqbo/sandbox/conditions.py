@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Union
 
-__all__ = ["ConditionError", "parse", "matches", "compile_conditions", "error_body", "lookup"]
+__all__ = ["ConditionError", "parse", "matches", "compile_conditions", "compile_node", "error_body", "lookup",
+           "rewrite_fields", "index_hint"]
 
 
 class ConditionError(ValueError):
@@ -406,4 +407,35 @@ def compile_conditions(text: str | None) -> Callable[[Any], bool]:
     if text is None or not text.strip():
         return lambda record: True
     node = parse(text)
+    return lambda record: matches(node, record)
+
+
+def rewrite_fields(node: Node, fn: Callable[[tuple[str, ...]], tuple[str, ...]]) -> Node:
+    """The same condition with every field path passed through `fn` (which may raise to refuse a field)."""
+    if isinstance(node, Compare):
+        return Compare(fn(node.field), node.op, node.value)
+    return BoolOp(node.op, tuple(rewrite_fields(p, fn) for p in node.parts))
+
+
+def index_hint(node: Node | None) -> tuple[tuple[str, ...], tuple[Any, ...]] | None:
+    """(field, values) of a top-level `field = v` / `field in (...)` that every match must satisfy, if any."""
+    if node is None:
+        return None
+    if isinstance(node, Compare):
+        if node.op == "=" and node.value is not None:
+            return node.field, (node.value,)
+        if node.op == "in":
+            return node.field, tuple(node.value)
+        return None
+    if node.op == "and":
+        for part in node.parts:
+            hint = index_hint(part)
+            if hint is not None:
+                return hint
+    return None
+
+
+def compile_node(node: Node | None) -> Callable[[Any], bool]:
+    if node is None:
+        return lambda record: True
     return lambda record: matches(node, record)

@@ -1,36 +1,38 @@
-"""In-memory ConnectWise PSA (Manage) REST API v3, faithful enough that a real client cannot tell.
+"""In-memory ConnectWise PSA (Manage) REST API v3, held to ConnectWise's published schema.
 
 Covers what cwqbo reads and writes: company info, invoices, billing statuses, companies, products,
-time and expense entries, the accounting interface (unposted invoices, batches) and the security
-role of the API member. Same shape as `qbo.QBOSimulator`: `handle(httpx.Request) -> httpx.Response`
-over state guarded by a lock, `to_state()/from_state()`, and `Faults` honoured on every API call.
-Field names and shapes follow ../shared/reference/connectwise.md.
+time and expense entries, the accounting interface (unposted invoices, GL export, batches and their
+entries) and the security role of the API member. Same shape as `qbo.QBOSimulator`:
+`handle(httpx.Request) -> httpx.Response` over state guarded by a lock, `to_state()/from_state()`, and
+`Faults` honoured on every API call. Every record carries only fields of pyconnectwise's models
+(`cw_schema`); lists live in `cw_query`, the general ledger in `cw_gl`, export documents in `cw_export`.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import datetime as dt
-import math
 import threading
 import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
 from cwqbo import money
 from cwqbo.clock import Clock
-from cwqbo.sandbox import conditions as cond
+from cwqbo.sandbox import cw_export, cw_gl, cw_schema
+from cwqbo.sandbox.cw_query import Collection, CWError, bad_request, json_response, not_found
+from cwqbo.sandbox import cw_query as q
 from cwqbo.sandbox.faults import DropConnection, Faults
-from cwqbo.sandbox.generator import BILLING_STATUSES, CWData, company_ref, iso, make_company
+from cwqbo.sandbox.generator import BILLING_STATUSES, CWData, company_ref, iso, line_amount, make_company
 
-DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 1000
-LEVELS = ("None", "Mine", "My Department", "My Location", "All")
+LEVELS = ("None", "My", "All")  # SecurityRoleSetting levels in the schema
+REQUEST_LOG_SIZE = 500
+KINDS = ("products", "time_entries", "expenses")
 
 # security-role module functions: (area name, module, identifier)
 ROLE_FUNCTIONS: list[tuple[str, str, str]] = [
@@ -45,30 +47,14 @@ ROLE_FUNCTIONS: list[tuple[str, str, str]] = [
     ("Member Maintenance", "System", "MemberMaintenance"),
 ]
 API_ROLE_ID = 7
-API_MEMBER = {"id": 190, "identifier": "cwqbo-api", "firstName": "cwqbo", "lastName": "API", "name": "cwqbo API",
-              "memberType": "API", "inactiveFlag": False, "licenseClass": "A", "defaultEmail": "Office",
-              "defaultPhone": "Office", "agreementInvoicingDisplayOptions": "RemainOnInvoicingScreen",
+API_MEMBER = {"id": 190, "identifier": "cwqbo-api", "firstName": "cwqbo", "lastName": "API", "inactiveFlag": False,
+              "licenseClass": "A", "defaultEmail": "Office", "defaultPhone": "Office",
+              "agreementInvoicingDisplayOptions": "RemainOnInvoicingScreen",
               "invoicingDisplayOptions": "RemainOnInvoicingScreen", "invoiceScreenDefaultTabFormat": "ShowInvoicingTab"}
 
-
-class CWError(Exception):
-    """An API error answered as the real service would (status + JSON body)."""
-
-    def __init__(self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"code": code, "message": message}
-        if errors is not None:
-            self.body["errors"] = errors
-
-
-def _bad_request(message: str, field: str, resource: str, code: str = "InvalidField") -> CWError:
-    return CWError(400, "InvalidObject", f"{resource} object is invalid",
-                   [{"code": code, "message": message, "resource": resource, "field": field}])
-
-
-def _not_found(resource: str, id_: Any) -> CWError:
-    return CWError(404, "NotFound", f"{resource} recId {id_} not found")
+_bad_request = bad_request
+_not_found = not_found
+_json = json_response
 
 
 class CWSimulator:
@@ -86,6 +72,8 @@ class CWSimulator:
         self.codebase = codebase if codebase.endswith("/") else codebase + "/"
         self.api_prefix = f"/{self.codebase}apis/3.0"
         self._lock = threading.RLock()
+        # (method, path, Accept header or None) of the latest API requests, newest last
+        self.request_log: collections.deque[tuple[str, str, str | None]] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         self.from_state(self._empty_state())
 
     # -- state ----------------------------------------------------------------------------------------
@@ -93,37 +81,48 @@ class CWSimulator:
     @staticmethod
     def _empty_state() -> dict[str, Any]:
         return {"companies": [], "billing_statuses": copy.deepcopy(BILLING_STATUSES), "invoices": [], "products": [],
-                "time_entries": [], "expenses": [], "batches": [], "batched": {},
+                "time_entries": [], "expenses": [], "gl": cw_gl.empty_state(),
                 "role": {name: {"inquireLevel": "All", "addLevel": "All", "editLevel": "All", "deleteLevel": "All"}
                          for name, _, _ in ROLE_FUNCTIONS},
-                "next_id": {"invoice": 1001, "company": 1, "product": 1, "time": 1, "expense": 1, "batch": 1}}
+                "next_id": {"invoice": 1001, "company": 1, "product": 1, "time": 1, "expense": 1}}
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot (Decimals stay Decimal: write it with money.dumps)."""
         with self._lock:
-            state = copy.deepcopy(self._state)
-            state["batched"] = {str(k): v for k, v in state["batched"].items()}
-            return state
+            return copy.deepcopy(self._state)
 
     def state_json(self) -> str:
         """`money.dumps(self.to_state())` without the deep copy (for saving large sandboxes often)."""
         with self._lock:
-            return money.dumps({**self._state, "batched": {str(k): v for k, v in self._state["batched"].items()}})
+            return money.dumps(self._state)
 
     def from_state(self, state: dict[str, Any]) -> None:
         with self._lock:
             st = copy.deepcopy(state)
-            st["batched"] = {int(k): v for k, v in st.get("batched", {}).items()}
+            if "gl" not in st:
+                raise ValueError("this ConnectWise sandbox state predates the GL ledger; reset the sandbox")
             self._state = st
             self._reindex()
 
     def _reindex(self) -> None:
         st = self._state
-        self._invoices = {r["id"]: r for r in st["invoices"]}
-        self._companies = {r["id"]: r for r in st["companies"]}
+        self._invoices: dict[int, dict[str, Any]] = {r["id"]: r for r in st["invoices"]}
+        self._companies: dict[int, dict[str, Any]] = {r["id"]: r for r in st["companies"]}
+        self._line_by_id: dict[str, dict[int, dict[str, Any]]] = {k: {} for k in KINDS}
+        self._lines_of: dict[str, dict[int, list[dict[str, Any]]]] = {k: {} for k in KINDS}
+        for kind in KINDS:
+            for row in st[kind]:
+                self._index_line(kind, row)
+        self.gl = cw_gl.GLLedger(st["gl"], lambda: self._invoices, self._is_closed, self._now_iso)
+
+    def _index_line(self, kind: str, row: dict[str, Any]) -> None:
+        self._line_by_id[kind][row["id"]] = row
+        inv_id = (row.get("invoice") or {}).get("id")
+        if inv_id is not None:
+            self._lines_of[kind].setdefault(inv_id, []).append(row)
 
     def load(self, data: CWData, *, copy_data: bool = True) -> None:
-        """Replace everything with generated data (prior batches become real batches).
+        """Replace everything with generated data: Closed invoices get GL entries, prior batches become batches.
 
         `copy_data=False` adopts the records as they are (fast for large fresh data sets; the caller must
         not keep mutating them).
@@ -145,8 +144,15 @@ class CWSimulator:
             nxt["expense"] = max([r["id"] for r in data.expenses], default=0) + 1
             self._state = st
             self._reindex()
+            for inv_id in data.no_gl_invoice_ids:
+                self.gl.keep_without_gl(inv_id)
+            for inv in st["invoices"]:
+                if self._is_closed(inv):
+                    self.gl.post_invoice(inv, self._lines_for(inv["id"]))
+            for source in ("expense", "procurement"):
+                self.gl.seed_other(source, take(data.other_gl.get(source, [])))
             for prior in data.batches:
-                self._create_batch(prior["batchIdentifier"], list(prior["invoiceIds"]), {})
+                self.batch_invoices(prior["batchIdentifier"], list(prior["invoiceIds"]))
 
     # -- test helpers ---------------------------------------------------------------------------------
 
@@ -158,18 +164,80 @@ class CWSimulator:
         with self._lock:
             return copy.deepcopy(self._get_invoice(id_))
 
-    def batches(self) -> list[dict[str, Any]]:
+    def is_closed(self, invoice_id: int) -> bool:
+        """Whether the invoice's billing status is a closed one (`BillingStatus.closedFlag`)."""
         with self._lock:
-            return copy.deepcopy(self._state["batches"])
+            return self._is_closed(self._get_invoice(invoice_id))
+
+    def batches(self) -> list[dict[str, Any]]:
+        """The `AccountingBatch` records (no invoice ids: use `invoices_in_batch` / `batch_entry_ids`)."""
+        with self._lock:
+            return copy.deepcopy(self._state["gl"]["batches"])
+
+    def _batch_named(self, batch: int | str) -> dict[str, Any]:
+        for b in self._state["gl"]["batches"]:
+            if b["id"] == batch or (isinstance(batch, str) and b["batchIdentifier"] == batch):
+                return b
+        raise KeyError(f"no batch {batch!r}")
+
+    def invoices_in_batch(self, batch: int | str) -> list[int]:
+        """Invoice ids with GL entries in the batch (by batch id or identifier)."""
+        with self._lock:
+            return self.gl.invoices_in_batch(self._batch_named(batch)["id"])
+
+    def batch_entry_ids(self, batch: int | str) -> list[int]:
+        """The GL entry ids a batch holds: assert "exactly these entries were batched" with it."""
+        with self._lock:
+            return [e["id"] for e in self.gl.batch_entries(self._batch_named(batch)["id"])]
 
     def unposted_ids(self) -> list[int]:
+        """Invoice ids (billingLogIds) of the invoices on the unposted list."""
         with self._lock:
-            return [r["id"] for r in self._state["invoices"] if self._is_unposted(r)]
+            return [r["id"] for r in self._state["invoices"] if self.gl.is_unposted(r)]
+
+    def unposted_row_id(self, invoice_id: int) -> int | None:
+        """The `UnpostedInvoice.id` of an invoice's row (None until it was first Closed)."""
+        with self._lock:
+            return self.gl.row_of.get(invoice_id)
+
+    def gl_entries_of(self, invoice_id: int) -> list[dict[str, Any]]:
+        """The invoice's GL entries: id, kind (product/time/expense/tax/ar), accountNumber, debit, credit, batchId."""
+        with self._lock:
+            return [{k: e.get(k) for k in ("id", "kind", "lineId", "accountNumber", "debit", "credit", "amount",
+                                           "batchId")} for e in self.gl.entries_of(invoice_id)]
+
+    def unbatched_gl_entry_ids(self) -> list[int]:
+        """Every GL entry id in no batch (invoices and other tools' work)."""
+        with self._lock:
+            return [e["id"] for e in self._state["gl"]["entries"] if e["batchId"] is None]
+
+    def no_gl_invoice_ids(self) -> list[int]:
+        """Closed invoices ConnectWise holds no GL entries for (unposted for ever, never exported)."""
+        with self._lock:
+            return list(self._state["gl"]["no_gl"])
+
+    def batch_invoices(self, identifier: str, invoice_ids: Iterable[int]) -> dict[str, Any]:
+        """Another tool batched these invoices: a batch of exactly their unbatched GL entries."""
+        with self._lock:
+            entries: list[int] = []
+            for inv_id in invoice_ids:
+                entries += [e["id"] for e in self.gl.exportable(self._get_invoice(inv_id))]
+            batch = self.gl.create_batch(identifier, entries, {"exportInvoicesFlag": True})
+            return copy.deepcopy(batch)
+
+    def set_export_invoice_id_field(self, value: str) -> None:
+        """Which id `includedInvoiceIds` of the GL export takes: "id" (unposted row, default) or "billingLogId"."""
+        with self._lock:
+            self.gl.set_export_id_field(value)
+
+    @property
+    def export_invoice_id_field(self) -> str:
+        with self._lock:
+            return self.gl.export_id_field
 
     def lines(self, invoice_id: int) -> dict[str, list[dict[str, Any]]]:
         with self._lock:
-            return {kind: copy.deepcopy([r for r in self._state[kind] if (r.get("invoice") or {}).get("id") == invoice_id])
-                    for kind in ("products", "time_entries", "expenses")}
+            return copy.deepcopy(self._lines_for(invoice_id))
 
     def add_company(self, name: str, **fields: Any) -> dict[str, Any]:
         with self._lock:
@@ -186,8 +254,9 @@ class CWSimulator:
                     **fields: Any) -> dict[str, Any]:
         """Add an invoice with its lines; missing fields get defaults and totals are computed from the lines.
 
-        Lines need only the interesting fields: products `quantity`/`price`(/`taxableFlag`), time entries
-        `actualHours`/`hourlyRate`, expenses `amount`. Returns the stored invoice.
+        Lines need only the interesting fields: products `quantity`/`price`(/`taxableFlag`/`quantityCancelled`),
+        time entries `actualHours`/`hourlyRate`(/`agreementHours`), expenses `amount`. A Closed invoice gets its
+        GL entries. Returns the stored invoice.
         """
         with self._lock:
             now = self.clock.now()
@@ -204,11 +273,12 @@ class CWSimulator:
             ref = {"id": id_, "identifier": str(inv.setdefault("invoiceNumber", str(19000 + id_)))}
             day = inv.setdefault("date", iso(dt.datetime.fromtimestamp(now, dt.timezone.utc).date()))
             status = next(s for s in self._state["billing_statuses"] if s["id"] == (3 if closed else 1))
-            inv.setdefault("status", {"id": status["id"], "name": status["name"], "isClosed": status["closedFlag"]})
+            inv.setdefault("status", {"id": status["id"], "name": status["name"]})
             totals = {"productTotal": Decimal("0"), "serviceTotal": Decimal("0"), "expenseTotal": Decimal("0")}
             taxable = Decimal("0")
-            for kind, rows, total_key in (("products", products, "productTotal"), ("time_entries", time_entries,
-                                                                                  "serviceTotal"),
+            stamp = {"lastUpdated": iso(dt.datetime.fromtimestamp(now, dt.timezone.utc))}
+            for kind, rows, total_key in (("products", products, "productTotal"),
+                                          ("time_entries", time_entries, "serviceTotal"),
                                           ("expenses", expenses, "expenseTotal")):
                 for raw in rows:
                     line = copy.deepcopy(raw)
@@ -217,14 +287,15 @@ class CWSimulator:
                     line.setdefault("invoice", ref)
                     line.setdefault("company", cref)
                     line.setdefault("billableOption", "Billable")
-                    line.setdefault("_info", {"lastUpdated": iso(dt.datetime.fromtimestamp(now, dt.timezone.utc))})
+                    line.setdefault("_info", dict(stamp))
                     if kind == "products":
                         line.setdefault("catalogItem", {"id": 1, "identifier": "MISC"})
                         line.setdefault("description", line["catalogItem"]["identifier"])
                         line["quantity"] = money.to_decimal(line.get("quantity", 1))
                         line["price"] = money.to_decimal(line.get("price", 0))
+                        line["quantityCancelled"] = money.to_decimal(line.get("quantityCancelled", 0))
                         line.setdefault("taxableFlag", tax_rate > 0)
-                        amount = money.round_cents(line["quantity"] * line["price"])
+                        amount = line_amount("product", line)
                         if line["taxableFlag"]:
                             taxable += amount
                     elif kind == "time_entries":
@@ -235,18 +306,24 @@ class CWSimulator:
                         line.setdefault("timeStart", day)
                         line["actualHours"] = money.to_decimal(line.get("actualHours", 1))
                         line["hourlyRate"] = money.to_decimal(line.get("hourlyRate", 0))
-                        line.setdefault("hoursBilled", line["actualHours"])
+                        billable = line["billableOption"] == "Billable"
+                        line.setdefault("hoursBilled", line["actualHours"] if billable else Decimal("0"))
+                        line["agreementHours"] = money.to_decimal(line.get("agreementHours", 0))
+                        line.setdefault("agreementAmount", money.round_cents(line["agreementHours"] * line["hourlyRate"]))
+                        line.setdefault("invoiceHours",
+                                        line["hoursBilled"] - line["agreementHours"] if billable else Decimal("0"))
                         line.setdefault("notes", "")
-                        amount = money.round_cents(line["actualHours"] * line["hourlyRate"])
+                        amount = line_amount("time", line)
                     else:
                         line.setdefault("type", {"id": 1, "name": "Mileage"})
                         line.setdefault("date", day)
                         line.setdefault("notes", "")
                         line["amount"] = money.to_decimal(line.get("amount", 0))
-                        amount = line["amount"]
-                    if line["billableOption"] == "Billable":
-                        totals[total_key] += amount
+                        line.setdefault("invoiceAmount", line["amount"])
+                        amount = line_amount("expense", line)
+                    totals[total_key] += amount
                     self._state[kind].append(line)
+                    self._index_line(kind, line)
             subtotal = sum(totals.values(), Decimal("0"))
             tax = money.round_cents(taxable * tax_rate)
             inv.setdefault("type", "CreditMemo" if subtotal < 0 else "Standard")
@@ -264,17 +341,16 @@ class CWSimulator:
             inv.setdefault("billingTerms", {"id": 1, "name": "Net 30"})
             inv.setdefault("taxCode", {"id": 1, "name": "Tax Exempt"} if tax_rate == 0 else {"id": 2, "name": "Sales Tax"})
             inv.setdefault("taxableFlag", tax_rate > 0)
-            inv.setdefault("location", {"id": 1, "name": "Main"})
-            inv.setdefault("locationId", inv["location"]["id"])
-            inv.setdefault("department", {"id": 10, "name": "Managed Services"})
-            inv.setdefault("departmentId", inv["department"]["id"])
-            inv.setdefault("businessUnit", inv["department"])
+            inv.setdefault("locationId", 1)
+            inv.setdefault("departmentId", 10)
             for key in ("customerPO", "reference", "topComment", "bottomComment", "internalNotes"):
                 inv.setdefault(key, "")
-            inv.setdefault("currency", {"id": 1, "symbol": "$", "isoCode": "USD", "name": "US Dollar"})
-            inv.setdefault("_info", {"lastUpdated": iso(dt.datetime.fromtimestamp(now, dt.timezone.utc))})
+            inv.setdefault("currency", {"id": 1, "symbol": "$", "currencyCode": "USD", "name": "US Dollar"})
+            inv.setdefault("_info", dict(stamp))
             self._state["invoices"].append(inv)
             self._invoices[id_] = inv
+            if self._is_closed(inv):
+                self.gl.post_invoice(inv, self._lines_for(id_))
             return copy.deepcopy(inv)
 
     def close_invoice(self, id_: int, status_name: str = "Closed") -> None:
@@ -303,11 +379,17 @@ class CWSimulator:
 
     # -- internals ------------------------------------------------------------------------------------
 
+    def _now_iso(self) -> str:
+        return iso(dt.datetime.fromtimestamp(self.clock.now(), dt.timezone.utc))
+
     def _take_id(self, kind: str) -> int:
         nxt = self._state["next_id"]
-        value = nxt[kind]
+        value: int = nxt[kind]
         nxt[kind] = value + 1
         return value
+
+    def _lines_for(self, invoice_id: int) -> dict[str, list[dict[str, Any]]]:
+        return {kind: list(self._lines_of[kind].get(invoice_id, [])) for kind in KINDS}
 
     def _company_named(self, name: str) -> dict[str, Any]:
         for comp in self._state["companies"]:
@@ -326,9 +408,8 @@ class CWSimulator:
         return inv
 
     def _touch(self, inv: dict[str, Any]) -> None:
-        now = dt.datetime.fromtimestamp(self.clock.now(), dt.timezone.utc)
         previous = inv.get("_info", {}).get("lastUpdated", "")
-        stamp = iso(now)
+        stamp = self._now_iso()
         if stamp <= previous:  # keep lastUpdated strictly increasing even when the clock stands still
             stamp = iso(dt.datetime.fromisoformat(previous.replace("Z", "+00:00")) + dt.timedelta(seconds=1))
         inv.setdefault("_info", {})["lastUpdated"] = stamp
@@ -337,52 +418,38 @@ class CWSimulator:
         with self._lock:
             inv = self._get_invoice(id_)
             status = next(s for s in self._state["billing_statuses"] if s["name"] == name)
-            inv["status"] = {"id": status["id"], "name": status["name"], "isClosed": status["closedFlag"]}
+            inv["status"] = {"id": status["id"], "name": status["name"]}
             self._touch(inv)
+            if self._is_closed(inv):
+                self.gl.post_invoice(inv, self._lines_for(id_))
+            else:
+                self.gl.unpost_invoice(id_)
 
     def _is_closed(self, inv: dict[str, Any]) -> bool:
         sid = (inv.get("status") or {}).get("id")
         return any(s["id"] == sid and s["closedFlag"] for s in self._state["billing_statuses"])
 
-    def _is_unposted(self, inv: dict[str, Any]) -> bool:
-        return self._is_closed(inv) and inv["id"] not in self._state["batched"]
-
     def _unposted_record(self, inv: dict[str, Any]) -> dict[str, Any]:
         comp = self._companies.get(inv["company"]["id"], {})
-        return {"id": inv["id"], "billingLogId": inv["id"], "locationId": inv.get("locationId"),
+        return {"id": self.gl.ensure_row(inv["id"]), "billingLogId": inv["id"], "locationId": inv.get("locationId"),
                 "departmentId": inv.get("departmentId"), "company": inv["company"],
                 "accountNumber": comp.get("accountNumber", ""), "billToCompany": inv.get("billToCompany"),
                 "billToSite": inv.get("billingSite"), "shipToCompany": inv.get("shipToCompany"),
                 "shipToSite": inv.get("shippingSite"), "invoiceNumber": inv["invoiceNumber"],
                 "invoiceDate": inv.get("date"), "invoiceType": inv.get("type"), "description": inv.get("reference", ""),
-                "billingTerms": inv.get("billingTerms"), "dueDays": "30", "dueDate": inv.get("dueDate"),
+                "billingTerms": inv.get("billingTerms"), "dueDate": inv.get("dueDate"),
                 "currency": inv.get("currency"), "subTotal": inv["subtotal"], "total": inv["total"],
                 "invoiceTaxableFlag": inv.get("taxableFlag", False), "taxCode": inv.get("taxCode"),
                 "avalaraTaxFlag": False, "itemTaxableFlag": False, "salesTaxAmount": inv["salesTax"],
-                "createdBy": "jlee", "dateClosed": inv.get("_info", {}).get("lastUpdated"),
-                "_info": inv.get("_info")}
-
-    def _create_batch(self, identifier: str, ids: list[int], body: dict[str, Any]) -> dict[str, Any]:
-        now = iso(dt.datetime.fromtimestamp(self.clock.now(), dt.timezone.utc))
-        batch_id = self._take_id("batch")
-        batch = {"id": batch_id, "batchIdentifier": identifier,
-                 "exportInvoicesFlag": bool(body.get("exportInvoicesFlag", True)),
-                 "exportExpensesFlag": bool(body.get("exportExpensesFlag", False)),
-                 "exportProductsFlag": bool(body.get("exportProductsFlag", False)), "closedFlag": False,
-                 "thruDate": now, "locationId": body.get("locationId"),
-                 "summarizeInvoices": body.get("summarizeInvoices", "Default"),
-                 "includedInvoiceIds": list(ids), "excludedInvoiceIds": [],
-                 "_info": {"dateEntered": now, "lastUpdated": now, "enteredBy": API_MEMBER["identifier"]}}
-        self._state["batches"].append(batch)
-        for id_ in ids:
-            self._state["batched"][id_] = batch_id
-        return batch
+                "createdBy": (inv.get("_info") or {}).get("updatedBy", "jlee"),
+                "dateClosed": (inv.get("_info") or {}).get("lastUpdated"), "_info": inv.get("_info")}
 
     # -- entry point ----------------------------------------------------------------------------------
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         request.read()
         path = request.url.path
+        self.request_log.append((request.method.upper(), path, request.headers.get("accept")))
         try:
             if path.lower().startswith("/login/companyinfo/"):
                 return self._company_info(path.split("/")[-1] or path.rstrip("/").split("/")[-1])
@@ -448,22 +515,51 @@ class CWSimulator:
 
     # -- routing --------------------------------------------------------------------------------------
 
-    def _collections(self) -> dict[str, tuple[str, Callable[[], list[dict[str, Any]]], str]]:
+    def _line_collection(self, area: str, kind: str, model: str) -> Collection:
+        by_id = self._line_by_id[kind]
+        of = self._lines_of[kind]
+        return Collection(area, model, lambda: self._state[kind], {
+            ("id",): lambda ids: [by_id[i] for i in ids if i in by_id],
+            ("invoice", "id"): lambda ids: [r for i in dict.fromkeys(ids) for r in of.get(i, [])]})
+
+    def _unposted_collection(self) -> Collection:
+        def rows_for(invoices: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
+            return [self._unposted_record(inv) for inv in invoices if inv is not None and self.gl.is_unposted(inv)]
+
+        return Collection("Accounting Interface", "UnpostedInvoice", lambda: rows_for(self._state["invoices"]), {
+            ("id",): lambda ids: rows_for(self._invoices.get(self.gl.invoice_of_row.get(i, -1)) for i in ids),
+            ("billingLogId",): lambda ids: rows_for(self._invoices.get(i) for i in ids)})
+
+    def _collections(self) -> dict[str, Collection]:
         st = self._state
+        invoices = self._invoices
+        batches = self.gl.batch_by_id
         return {
-            "/finance/invoices": ("Invoicing", lambda: st["invoices"], "Invoice"),
-            "/finance/billingstatuses": ("Billing Statuses", lambda: st["billing_statuses"], "BillingStatus"),
-            "/company/companies": ("Company Maintenance", lambda: st["companies"], "Company"),
-            "/procurement/products": ("Product", lambda: st["products"], "ProductItem"),
-            "/time/entries": ("Time Entry", lambda: st["time_entries"], "TimeEntry"),
-            "/expense/entries": ("Expense Report Entry", lambda: st["expenses"], "ExpenseEntry"),
-            "/finance/accounting/unpostedinvoices": (
-                "Accounting Interface",
-                lambda: [self._unposted_record(r) for r in st["invoices"] if self._is_unposted(r)], "UnpostedInvoice"),
-            "/finance/accounting/batches": ("Accounting Interface", lambda: st["batches"], "AccountingBatch"),
-            "/system/securityroles": ("Security Roles", lambda: [self._role()], "SecurityRole"),
-            "/system/members": ("Member Maintenance", lambda: [self._member()], "Member"),
+            "/finance/invoices": Collection("Invoicing", "Invoice", lambda: st["invoices"], {
+                ("id",): lambda ids: [invoices[i] for i in ids if i in invoices]}),
+            "/finance/billingstatuses": Collection("Billing Statuses", "BillingStatus", lambda: st["billing_statuses"]),
+            "/company/companies": Collection("Company Maintenance", "Company", lambda: st["companies"]),
+            "/procurement/products": self._line_collection("Product", "products", "ProductItem"),
+            "/time/entries": self._line_collection("Time Entry", "time_entries", "TimeEntry"),
+            "/expense/entries": self._line_collection("Expense Report Entry", "expenses", "ExpenseEntry"),
+            "/finance/accounting/unpostedinvoices": self._unposted_collection(),
+            "/finance/accounting/batches": Collection("Accounting Interface", "AccountingBatch",
+                                                      lambda: st["gl"]["batches"], {
+                ("id",): lambda ids: [batches[i] for i in ids if i in batches]}),
+            "/system/securityroles": Collection("Security Roles", "SecurityRole", lambda: [self._role()]),
+            "/system/members": Collection("Member Maintenance", "Member", lambda: [self._member()]),
         }
+
+    def _entries_collection(self, batch_id: int) -> Collection:
+        def rows() -> list[dict[str, Any]]:
+            return [cw_export.batch_entry(e) for e in self.gl.batch_entries(batch_id)]
+
+        by_id = self.gl.by_id
+        return Collection("Accounting Interface", "BatchEntry", rows, {
+            ("id",): lambda ids: [cw_export.batch_entry(by_id[i]) for i in ids
+                                  if i in by_id and by_id[i]["batchId"] == batch_id],
+            ("invoice", "id"): lambda ids: [cw_export.batch_entry(e) for i in dict.fromkeys(ids)
+                                            for e in self.gl.entries_of(i) if e["batchId"] == batch_id]})
 
     def _api(self, request: httpx.Request, sub: str) -> httpx.Response:
         method = request.method.upper()
@@ -478,169 +574,140 @@ class CWSimulator:
                 role_id = key.split("/")[3]
                 if role_id != str(API_ROLE_ID):
                     raise _not_found("SecurityRole", role_id)
-                return self._list(request, params, self._role_settings())
+                return q.listing(request, params, Collection("Security Roles", "SecurityRoleSetting",
+                                                             self._role_settings))
         if key == "/finance/accounting/batches" and method == "POST":
             return self._post_batch(request)
         if key == "/finance/accounting/export" and method == "POST":
-            with self._lock:
-                self._require("Accounting Interface")
-                body = self._body(request)
-                ids = self._batch_ids(body)
-                return _json(200, self._gl_export(str(body.get("batchIdentifier") or ""), ids))
-        collections = self._collections()
-        for base, (area, rows, resource) in collections.items():
+            return self._post_export(request)
+        if key.startswith("/finance/accounting/batches/"):
+            parts = key.split("/")[4:]
+            if parts and parts[0].isdigit() and len(parts) > 1:
+                return self._batch_sub(request, params, method, int(parts[0]), parts[1:])
+        for base, coll in self._collections().items():
             if key == base or key == base + "/count" or key.startswith(base + "/"):
                 rest = key[len(base):].strip("/")
                 with self._lock:
                     if method == "DELETE" and base == "/finance/accounting/batches" and rest.isdigit():
-                        self._require(area, "delete")
-                        return self._delete_batch(int(rest))
-                    if method != "GET":
-                        raise CWError(405, "MethodNotAllowed", f"The requested resource does not support http method "
-                                      f"'{method}'.")
-                    self._require(area)
-                    if rest == "count":
-                        pred = self._predicate(params)
-                        return _json(200, {"count": sum(1 for r in rows() if pred(r))})
-                    if rest == "":
-                        return self._list(request, params, rows())
-                    if rest.isdigit():
-                        for row in rows():
-                            if row["id"] == int(rest):
-                                return _json(200, _project(row, params.get("fields")))
-                        raise _not_found(resource, rest)
-                    raise CWError(404, "NotFound", f"The resource {sub} was not found")
+                        self._require(coll.area, "delete")
+                        if not self.gl.delete_batch(int(rest)):
+                            raise _not_found("AccountingBatch", rest)
+                        return httpx.Response(204)
+                    return self._read(request, params, method, coll, rest, sub)
         raise CWError(404, "NotFound", f"The resource {sub} was not found")
 
-    def _predicate(self, params: dict[str, str]) -> Callable[[Any], bool]:
-        try:
-            return cond.compile_conditions(params.get("conditions"))
-        except cond.ConditionError as exc:
-            raise CWError(400, **_unpack(cond.error_body(exc))) from None
+    def _read(self, request: httpx.Request, params: dict[str, str], method: str, coll: Collection, rest: str,
+              sub: str) -> httpx.Response:
+        if method != "GET":
+            raise CWError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
+        self._require(coll.area)
+        if rest == "count":
+            return q.count(coll, params)
+        if rest == "":
+            return q.listing(request, params, coll)
+        if rest.isdigit():
+            return q.one(params, coll, int(rest), coll.model)
+        raise CWError(404, "NotFound", f"The resource {sub} was not found")
 
-    def _list(self, request: httpx.Request, params: dict[str, str], rows: list[dict[str, Any]]) -> httpx.Response:
-        pred = self._predicate(params)
-        selected = [r for r in rows if pred(r)]
-        order = params.get("orderBy") or params.get("orderby")
-        if order:
-            for part in reversed([p.strip() for p in order.split(",") if p.strip()]):
-                words = part.split()
-                path = tuple(words[0].split("/"))
-                desc = len(words) > 1 and words[1].lower() == "desc"
-                if len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-                    raise CWError(400, "InvalidObject", f"Invalid orderBy: {order}")
-                present = [r for r in selected if cond.lookup(r, path) is not None]
-                missing = [r for r in selected if cond.lookup(r, path) is None]
-                present.sort(key=lambda r: _sort_key(cond.lookup(r, path)), reverse=desc)
-                selected = (missing + present) if not desc else (present + missing)
-        page = _int_param(params, "page", 1)
-        size = _int_param(params, "pageSize", DEFAULT_PAGE_SIZE)
-        if page < 1:
-            raise CWError(400, "InvalidObject", "page must be greater than 0")
-        size = max(1, min(size, MAX_PAGE_SIZE))
-        chunk = selected[(page - 1) * size: page * size]
-        body = [_project(r, params.get("fields")) for r in chunk]
-        headers: dict[str, str] = {}
-        last = max(1, math.ceil(len(selected) / size))
-        links = []
-        base = str(request.url.copy_with(query=None))
+    def _batch_sub(self, request: httpx.Request, params: dict[str, str], method: str, batch_id: int,
+                   parts: list[str]) -> httpx.Response:
+        """`/batches/{id}/entries[/count|/{entryId}]` and `POST /batches/{id}/export`."""
+        with self._lock:
+            self._require("Accounting Interface")
+            if batch_id not in self.gl.batch_by_id:
+                raise _not_found("AccountingBatch", batch_id)
+            if parts == ["export"] and method == "POST":
+                entries = self.gl.batch_entries(batch_id)
+                return _json(200, cw_export.gl_export(self.gl, self._invoices, entries))
+            if parts[0] == "entries":
+                rest = "/".join(parts[1:])
+                return self._read(request, params, method, self._entries_collection(batch_id), rest,
+                                  f"/finance/accounting/batches/{batch_id}/{'/'.join(parts)}")
+        raise CWError(404, "NotFound", f"The resource /finance/accounting/batches/{batch_id}/{'/'.join(parts)} "
+                      "was not found")
 
-        def link(p: int, rel: str) -> str:
-            # page goes last, as the real API writes it (pyconnectwise parses `page=N>` from each link)
-            q = {k: v for k, v in params.items() if k.lower() not in ("page", "pagesize")}
-            q["pageSize"] = str(size)
-            q["page"] = str(p)
-            return f'<{base}?{urlencode(q)}>; rel="{rel}"'
-
-        if page > 1:
-            links += [link(1, "first"), link(page - 1, "prev")]
-        if page < last:
-            links += [link(page + 1, "next"), link(last, "last")]
-        if links:
-            headers["Link"] = ", ".join(links)
-        return _json(200, body, headers)
-
-    def _body(self, request: httpx.Request) -> dict[str, Any]:
+    def _body(self, request: httpx.Request, model: str, resource: str) -> dict[str, Any]:
+        """The JSON object body, refused (400) when it names a field outside the request `model`."""
         try:
             body = money.loads(request.content or b"{}")
         except ValueError:
             raise CWError(400, "InvalidObject", "The request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise CWError(400, "InvalidObject", "The request body must be a JSON object")
+        known = cw_schema.MODELS[model]
+        for key in body:
+            if key not in known:
+                raise _bad_request(f"{key} is not a field of {model}", key, resource)
+        for key in cw_schema.REQUIRED.get(model, []):
+            if body.get(key) is None:
+                raise _bad_request(f"{key} is required", key, resource, "NullValue")
         return body
 
-    def _batch_ids(self, body: dict[str, Any]) -> list[int]:
-        raw = body.get("processedRecordIds")
-        if raw is None:
-            raw = body.get("includedInvoiceIds")
-        if not isinstance(raw, list) or not raw:
-            raise _bad_request("processedRecordIds may not be empty", "processedRecordIds", "AccountingBatch",
-                               "NullValue")
-        ids: list[int] = []
-        for value in raw:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise _bad_request(f"processedRecordIds contains an invalid id {value!r}", "processedRecordIds",
-                                   "AccountingBatch")
-            ids.append(value)
-        for id_ in ids:
-            inv = self._invoices.get(id_)
-            if inv is None:
-                raise _bad_request(f"Invoice recId {id_} not found", "processedRecordIds", "AccountingBatch")
-            if id_ in self._state["batched"]:
-                batch = next(b for b in self._state["batches"] if b["id"] == self._state["batched"][id_])
-                raise _bad_request(f"Invoice {inv['invoiceNumber']} has already been exported in batch "
-                                   f"{batch['batchIdentifier']}", "processedRecordIds", "AccountingBatch",
-                                   "AlreadyExported")
-            if not self._is_closed(inv):
-                raise _bad_request(f"Invoice {inv['invoiceNumber']} is not closed and cannot be exported",
-                                   "processedRecordIds", "AccountingBatch")
-        return ids
+    @staticmethod
+    def _check_flags(body: dict[str, Any], resource: str) -> None:
+        flags = ("exportInvoicesFlag", "exportExpensesFlag", "exportProductsFlag")
+        for flag in flags:
+            if flag in body and body[flag] is not None and not isinstance(body[flag], bool):
+                raise _bad_request(f"{flag} must be true or false", flag, resource)
+        if not any(body.get(flag) is True for flag in flags):
+            # the schema: "Batch (export) must include invoices, expenses, or products"
+            raise _bad_request("Batch must export Invoices, Expenses or Products", "exportInvoicesFlag", resource)
+
+    @staticmethod
+    def _check_identifier(body: dict[str, Any], resource: str, required: bool) -> str:
+        identifier = body.get("batchIdentifier")
+        if identifier is None and not required:
+            return ""
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise _bad_request("batchIdentifier may not be null", "batchIdentifier", resource, "NullValue")
+        if len(identifier) > 50:
+            raise _bad_request("batchIdentifier may not exceed 50 characters", "batchIdentifier", resource,
+                               "InvalidLength")
+        return identifier
+
+    def _post_export(self, request: httpx.Request) -> httpx.Response:
+        resource = "ExportAccountingBatchRequest"
+        with self._lock:
+            self._require("Accounting Interface")
+            body = self._body(request, resource, resource)
+            self._check_identifier(body, resource, required=False)
+            self._check_flags(body, resource)
+            for key in ("includedInvoiceIds", "excludedInvoiceIds", "includedExpenseIds", "excludedExpenseIds"):
+                value = body.get(key)
+                if value is not None and (not isinstance(value, list)
+                                          or any(isinstance(v, bool) or not isinstance(v, int) for v in value)):
+                    raise _bad_request(f"{key} must be a list of integers", key, resource)
+            for key in ("includedProductIds", "excludedProductIds"):
+                value = body.get(key)
+                if value is not None and (not isinstance(value, list) or any(not isinstance(v, str) for v in value)):
+                    raise _bad_request(f"{key} must be a list of strings", key, resource)
+            if body.get("thruDate") is not None and cw_export._parse_day(body["thruDate"]) is None:
+                raise _bad_request("thruDate is not a valid date", "thruDate", resource)
+            entries = cw_export.select_export(self.gl, self._invoices, body)
+            return _json(200, cw_export.gl_export(self.gl, self._invoices, entries))
 
     def _post_batch(self, request: httpx.Request) -> httpx.Response:
+        resource = "AccountingBatch"
         with self._lock:
             self._require("Accounting Interface", "add")
-            body = self._body(request)
-            identifier = body.get("batchIdentifier")
-            if not isinstance(identifier, str) or not identifier.strip():
-                raise _bad_request("batchIdentifier may not be null", "batchIdentifier", "AccountingBatch", "NullValue")
-            if len(identifier) > 50:
-                raise _bad_request("batchIdentifier may not exceed 50 characters", "batchIdentifier",
-                                   "AccountingBatch", "InvalidLength")
-            if any(b["batchIdentifier"].lower() == identifier.lower() for b in self._state["batches"]):
-                raise _bad_request(f"Batch identifier {identifier} already exists", "batchIdentifier",
-                                   "AccountingBatch", "ObjectExists")
-            ids = self._batch_ids(body)
-            self._create_batch(identifier, ids, body)
-            result = self._gl_export(identifier, ids)
+            body = self._body(request, "CreateAccountingBatchRequest", resource)
+            identifier = self._check_identifier(body, resource, required=True)
+            if any(b["batchIdentifier"].lower() == identifier.lower() for b in self._state["gl"]["batches"]):
+                raise _bad_request(f"Batch identifier {identifier} already exists", "batchIdentifier", resource,
+                                   "ObjectExists")
+            self._check_flags(body, resource)
+            try:
+                ids = self.gl.check_batchable(body.get("processedRecordIds"))
+            except cw_gl.GLError as exc:
+                raise _bad_request(str(exc), exc.field, resource, exc.code) from None
+            self.gl.create_batch(identifier, ids, body)
+            result = cw_export.gl_export(self.gl, self._invoices, [self.gl.by_id[i] for i in ids])
         if self.faults.applies(request.url.path) and self.faults.take("drop_after_commit_next"):
             raise DropConnection("simulated connection drop after commit")
         return _json(201, result)
 
-    def _delete_batch(self, batch_id: int) -> httpx.Response:
-        batches = self._state["batches"]
-        for i, batch in enumerate(batches):
-            if batch["id"] == batch_id:
-                del batches[i]
-                for id_ in batch["includedInvoiceIds"]:
-                    self._state["batched"].pop(id_, None)
-                return httpx.Response(204)
-        raise _not_found("AccountingBatch", batch_id)
-
-    def _gl_export(self, identifier: str, ids: list[int]) -> dict[str, Any]:
-        transactions = []
-        for id_ in ids:
-            inv = self._invoices[id_]
-            transactions.append({"id": str(id_), "documentNumber": inv["invoiceNumber"], "documentType": inv["type"],
-                                 "documentDate": inv.get("date"), "companyId": inv["company"]["id"],
-                                 "companyIdentifier": inv["company"]["identifier"], "total": inv["total"],
-                                 "salesTax": inv["salesTax"]})
-        return {"exportSettings": {"batchIdentifier": identifier, "exportInvoicesFlag": True,
-                                   "thruDate": iso(dt.datetime.fromtimestamp(self.clock.now(), dt.timezone.utc))},
-                "customers": [], "vendors": [], "transactions": transactions, "expenses": [], "expenseBills": [],
-                "purchaseTransactions": [], "adjustmentTransactions": [], "inventoryTransfers": []}
-
     def _role(self) -> dict[str, Any]:
-        return {"id": API_ROLE_ID, "name": "API Integration", "roleType": "Custom"}
+        return {"id": API_ROLE_ID, "name": "API Integration", "adminFlag": False, "inactiveFlag": False}
 
     def _member(self) -> dict[str, Any]:
         member = dict(API_MEMBER)
@@ -662,64 +729,3 @@ class CWSimulator:
 class _Throttled(CWError):
     def __init__(self) -> None:
         super().__init__(429, "TooManyRequests", "Too many requests. Please retry after a short wait.")
-
-
-def _unpack(body: dict[str, Any]) -> dict[str, Any]:
-    return {"code": body["code"], "message": body["message"], "errors": body.get("errors")}
-
-
-def _int_param(params: dict[str, str], name: str, default: int) -> int:
-    raw = params.get(name)
-    if raw is None:
-        raw = next((v for k, v in params.items() if k.lower() == name.lower()), None)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise CWError(400, "InvalidObject", f"The value '{raw}' is not valid for {name}.") from None
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if isinstance(value, bool):
-        return (0, int(value))
-    if isinstance(value, (int, Decimal)):
-        return (0, Decimal(value))
-    if isinstance(value, dict):
-        return (2, str(value.get("name") or value.get("id") or ""))
-    return (1, str(value).lower())
-
-
-def _project(row: dict[str, Any], fields: str | None) -> dict[str, Any]:
-    """Keep only the requested `fields` (comma list; `a/b` keeps nested `b` under `a`)."""
-    if not fields:
-        return copy.deepcopy(row)
-    out: dict[str, Any] = {}
-    for spec in (f.strip() for f in fields.split(",")):
-        if not spec:
-            continue
-        parts = spec.split("/")
-        src: Any = row
-        dst = out
-        for j, part in enumerate(parts):
-            if not isinstance(src, dict):
-                break
-            key = next((k for k in src if k.lower() == part.lower()), None)
-            if key is None:
-                break
-            if j == len(parts) - 1:
-                dst[key] = copy.deepcopy(src[key])
-            else:
-                if not isinstance(src[key], dict):
-                    break
-                dst = dst.setdefault(key, {})
-                src = src[key]
-    return out
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    all_headers = {"Content-Type": "application/json; charset=utf-8"}
-    if status == 429:
-        all_headers["Retry-After"] = "1"
-    all_headers.update(headers or {})
-    return httpx.Response(status, content=money.dumps(body).encode("utf-8"), headers=all_headers)

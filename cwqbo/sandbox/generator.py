@@ -1,9 +1,21 @@
 """Seeded ConnectWise data for the sandbox: companies, invoices and their product/time/expense lines.
 
-Records are in the API's JSON shape (camelCase, Decimal amounts). Every invoice's lines sum exactly to
-its `subtotal`; `salesTax` is the rounded tax on taxable product lines; `total = subtotal + salesTax`.
-Agreement invoices carry their agreement fee as a product line (with an `agreement` reference), so
-`agreementAmount` is 0 and never needs adding on top of the lines.
+Records are in the API's JSON shape (camelCase, Decimal amounts) and carry only fields of ConnectWise's
+published schema (pyconnectwise's models; `cw_schema.MODELS`). Every invoice's billed lines (`line_amount`)
+sum exactly to its `subtotal`; `salesTax` is the rounded tax on taxable product lines; `total = subtotal +
+salesTax`. Agreement invoices carry their agreement fee as a product line (with an `agreement` reference), so
+the invoice's `agreementAmount` is 0 and never needs adding on top of the lines.
+
+How ConnectWise bills a line (our reading of the schema's fields, documented here once):
+- ProductItem: `quantity` ordered, `quantityCancelled` of them cancelled (not billed), `price` per unit,
+  `cost` per unit (not billed), `discount` kept 0 here. Billed = round((quantity - quantityCancelled) * price)
+  when `billableOption` is Billable; DoNotBill/NoCharge lines bill nothing.
+- TimeEntry: `actualHours` worked (= timeEnd - timeStart - `hoursDeduct`), `hoursBilled` the billable hours
+  (actualHours for Billable, 0 for NoCharge/DoNotBill), `agreement` the agreement that covers the work,
+  `agreementHours` the hours it covers and `agreementAmount` their value (agreementHours * hourlyRate),
+  `invoiceHours` what the invoice charges (hoursBilled - agreementHours), `hourlyRate` the rate.
+  Billed = round(invoiceHours * hourlyRate): covered time is not charged.
+- ExpenseEntry: `amount` spent, `invoiceAmount` what the invoice charges (billed when Billable).
 The same seed always gives the same data, and 10,000 invoices take well under a second.
 """
 
@@ -72,6 +84,25 @@ class CWData:
     time_entries: list[dict[str, Any]] = field(default_factory=list)
     expenses: list[dict[str, Any]] = field(default_factory=list)
     batches: list[dict[str, Any]] = field(default_factory=list)  # prior batches: {"batchIdentifier", "invoiceIds"}
+    no_gl_invoice_ids: list[int] = field(default_factory=list)  # Closed, but ConnectWise holds no GL entries
+    # other tools' unposted GL work: {"expense": [...], "procurement": [...]} (see cw_gl.GLLedger.seed_other)
+    other_gl: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def line_amount(kind: str, line: dict[str, Any]) -> Decimal:
+    """What ConnectWise charges for one invoice line (`kind`: product, time or expense); see the docstring."""
+    if (line.get("billableOption") or "Billable") != "Billable":
+        return ZERO
+    if kind == "product":
+        qty = Decimal(line.get("quantity") or 0) - Decimal(line.get("quantityCancelled") or 0)
+        return _money(qty * Decimal(line.get("price") or 0))
+    if kind == "time":
+        hours = line.get("invoiceHours")
+        if hours is None:
+            hours = Decimal(line.get("actualHours") or 0) - Decimal(line.get("agreementHours") or 0)
+        return _money(Decimal(hours) * Decimal(line.get("hourlyRate") or 0))
+    value = line.get("invoiceAmount")
+    return _money(Decimal(value if value is not None else line.get("amount") or 0))
 
 
 def iso(day: dt.date | dt.datetime) -> str:
@@ -115,13 +146,15 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
         else:
             name = f"{rng.choice(_WORDS)} {rng.choice(_SUFFIXES)}"
         data.companies.append(make_company(i + 1, name, 0 if i < len(SPECIAL_COMPANIES) else i, country))
-    # make sure identifiers are unique even if two generated names collide
     tax_codes = TAX_CODES.get(country, TAX_CODES["US"])
     long_at = min(3, invoices - 1)
+    no_gl_at = 5 if invoices > 8 else -1  # one Closed invoice ConnectWise holds no GL entries for
     exported_every = 23  # a few closed invoices were already exported in a prior batch
     product_id = time_id = expense_id = 0
     prior: list[int] = []
     long_text = ("Quarterly infrastructure review, patching and documentation. " * 80).strip()  # > 4000 chars
+    currency = {"id": 1, "symbol": "$", "currencyCode": "CAD" if country == "CA" else "USD",
+                "name": "Canadian Dollar" if country == "CA" else "US Dollar"}
 
     for i in range(invoices):
         inv_id = 1001 + i
@@ -130,7 +163,7 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
         roll = rng.random()
         inv_type = "CreditMemo" if roll < 0.08 else "Agreement" if roll < 0.25 else "Standard"
         sign = Decimal(-1) if inv_type == "CreditMemo" else Decimal(1)
-        closed = rng.random() >= 0.10 or i in (1, long_at)
+        closed = rng.random() >= 0.10 or i in (1, long_at, no_gl_at)
         status = BILLING_STATUSES[rng.choice((2, 3)) if closed else rng.choice((0, 1))]
         day = start + dt.timedelta(days=(i * 3) // max(1, invoices // 60 or 1) % 60)
         tax_code, rate = tax_codes[1] if rng.random() < 0.6 else tax_codes[0]
@@ -138,95 +171,138 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
         terms = dict(rng.choice(BILLING_TERMS))
         ref = {"id": inv_id, "identifier": number}
         cref = company_ref(company)
-        subtotal = taxable = ZERO
+        location_id = LOCATIONS[company["id"] % 2]["id"]
+        department_id = DEPARTMENTS[0 if inv_type == "Agreement" else 1]["id"]
+        agreement = {"id": 500 + company["id"], "name": "Managed Services", "type": "MSP Monthly"}
+        taxable = ZERO
         product_total = service_total = expense_total = ZERO
 
         n_products = rng.randint(1, 3) if inv_type != "Agreement" else 1
         for p in range(n_products):
             product_id += 1
+            cancelled = ZERO
             if inv_type == "Agreement":
                 ident, desc, price, qty = "AGR-MSP", "Managed services agreement — monthly fee", \
                     Decimal(rng.choice((950, 1450, 2200, 3875))) + Decimal(rng.randint(0, 99)) / 100, Decimal(1)
             else:
                 ident, desc, price = CATALOG[rng.randrange(len(CATALOG))]
                 qty = Decimal(rng.choice((1, 1, 2, 3, 5, 10))) if rng.random() < 0.9 else Decimal("2.5")
+                if sign > 0 and qty >= 2 and rng.random() < 0.08:
+                    cancelled = Decimal(1)  # one unit cancelled after ordering: not billed
             if rng.random() < 0.02:
                 desc = long_text
             qty = qty * sign
-            amount = _money(qty * price)
-            taxable_flag = rate > 0 and ident not in ("M365-BP", "AGR-MSP", "BACKUP-1TB")
-            if taxable_flag:
-                taxable += amount
-            product_total += amount
-            data.products.append({
+            row = {
                 "id": product_id, "catalogItem": {"id": CATALOG.index(next(c for c in CATALOG if c[0] == ident)) + 1
                                                   if ident != "AGR-MSP" else 99, "identifier": ident},
                 "description": desc, "customerDescription": desc, "sequenceNumber": Decimal(p + 1),
-                "quantity": qty, "price": price, "cost": _money(price * Decimal("0.7")), "discount": ZERO,
-                "billableOption": "Billable", "taxableFlag": taxable_flag,
-                "agreement": {"id": 500 + company["id"], "name": "Managed Services"} if inv_type == "Agreement" else None,
-                "locationId": 1, "businessUnitId": 10, "company": cref, "invoice": ref,
-                "_info": {"lastUpdated": iso(day)}})
+                "quantity": qty, "quantityCancelled": cancelled, "cancelledFlag": cancelled > 0, "price": price,
+                "cost": _money(price * Decimal("0.7")), "discount": ZERO, "billableOption": "Billable",
+                "taxableFlag": rate > 0 and ident not in ("M365-BP", "AGR-MSP", "BACKUP-1TB"),
+                "productClass": "Agreement" if ident == "AGR-MSP" else "NonInventory",
+                "agreement": dict(agreement) if inv_type == "Agreement" else None,
+                "locationId": location_id, "businessUnitId": department_id, "company": cref, "invoice": ref,
+                "_info": {"lastUpdated": iso(day)}}
+            amount = line_amount("product", row)
+            if row["taxableFlag"]:
+                taxable += amount
+            product_total += amount
+            data.products.append(row)
 
         if inv_type != "Agreement":
             for _ in range(rng.choice((0, 0, 1, 2))):
                 time_id += 1
                 role, rate_h = rng.choice(WORK_ROLES)
-                hours = Decimal(rng.randint(1, 16)) / 4 * sign
+                hours = Decimal(rng.randint(1, 16)) / 4
                 member = rng.choice(MEMBERS)
-                amount = _money(hours * rate_h)
-                service_total += amount
+                mode = rng.random() if sign > 0 else 0.0
+                option, covered, entry_status, agr = "Billable", ZERO, "Billed", None
+                if mode > 0.92:  # no-charge goodwill work: shown, not charged
+                    option = "NoCharge"
+                elif mode > 0.85:  # fully covered by the agreement
+                    covered, agr, entry_status = hours, dict(agreement), "BilledAgreement"
+                elif mode > 0.70:  # partly covered: the overage is charged
+                    covered, agr = min(hours, Decimal(rng.randint(1, 4)) / 4), dict(agreement)
+                billed_hours = hours * sign if option == "Billable" else ZERO
                 begin = dt.datetime.combine(day, dt.time(9)) - dt.timedelta(days=1)
-                data.time_entries.append({
+                entry = {
                     "id": time_id, "company": cref, "chargeToId": 7000 + time_id, "chargeToType": "ServiceTicket",
-                    "member": dict(member), "workType": dict(rng.choice(WORK_TYPES)), "workRole": dict(role), "agreement": None,
-                    "timeStart": iso(begin), "timeEnd": iso(begin + dt.timedelta(minutes=int(abs(hours) * 60))),
-                    "actualHours": hours, "hoursBilled": hours, "hoursDeduct": ZERO, "billableOption": "Billable",
+                    "ticket": {"id": 7000 + time_id, "summary": "Support request"},
+                    "member": dict(member), "workType": dict(rng.choice(WORK_TYPES)), "workRole": dict(role),
+                    "agreement": agr, "locationId": location_id, "businessUnitId": department_id,
+                    "timeStart": iso(begin), "timeEnd": iso(begin + dt.timedelta(minutes=int(hours * 60))),
+                    "actualHours": hours * sign, "hoursDeduct": ZERO, "billableOption": option,
+                    "hoursBilled": billed_hours, "agreementHours": covered, "agreementAmount": _money(covered * rate_h),
+                    "invoiceHours": billed_hours - covered if option == "Billable" else ZERO,
                     "notes": rng.choice(("Replaced failed drive: RAID rebuilt", "Onboarded new user — O'Neil",
                                          "Firewall firmware update", "Printer \"HP-2\" driver fix")),
-                    "internalNotes": None, "hourlyRate": rate_h, "invoice": ref, "status": "Billed",
-                    "_info": {"lastUpdated": iso(day)}})
+                    "internalNotes": None, "hourlyRate": rate_h, "invoice": ref, "status": entry_status,
+                    "enteredBy": member["identifier"], "dateEntered": iso(begin),
+                    "_info": {"lastUpdated": iso(day)}}
+                service_total += line_amount("time", entry)
+                data.time_entries.append(entry)
             for _ in range(1 if rng.random() < 0.2 else 0):
                 expense_id += 1
                 etype = dict(rng.choice(EXPENSE_TYPES))
                 amount = _money(Decimal(rng.randint(500, 15000)) / 100) * sign
-                expense_total += amount
-                data.expenses.append({
+                exp = {
                     "id": expense_id, "company": cref, "chargeToId": 7000 + expense_id, "chargeToType": "ServiceTicket",
                     "type": etype, "member": dict(rng.choice(MEMBERS)), "classification": {"id": 1, "name": "Reimbursable"},
                     "amount": amount, "invoiceAmount": amount, "billableOption": "Billable", "date": iso(day),
                     "notes": f"{etype['name']} for on-site visit", "taxes": [], "invoice": ref,
-                    "_info": {"lastUpdated": iso(day)}})
+                    "locationId": location_id, "businessUnitId": department_id, "currency": dict(currency),
+                    "_info": {"lastUpdated": iso(day)}}
+                expense_total += line_amount("expense", exp)
+                data.expenses.append(exp)
 
         subtotal = product_total + service_total + expense_total
         tax = _money(taxable * rate)
-        location = dict(LOCATIONS[company["id"] % 2])
-        department = dict(DEPARTMENTS[0 if inv_type == "Agreement" else 1])
         data.invoices.append({
             "id": inv_id, "invoiceNumber": number, "type": inv_type,
-            "status": {"id": status["id"], "name": status["name"], "isClosed": status["closedFlag"]},
+            "status": {"id": status["id"], "name": status["name"]},
             "company": cref, "billToCompany": cref, "shipToCompany": cref,
             "applyToType": {"Agreement": "Agreement", "Standard": "Ticket"}.get(inv_type, "All"), "applyToId": 0,
+            "agreement": dict(agreement) if inv_type == "Agreement" else None,
             "attention": None, "billingSite": {"id": company["id"], "name": "Main"},
             "shippingSite": {"id": company["id"], "name": "Main"}, "billingTerms": terms,
             "reference": f"Ticket #{7000 + i}" if rng.random() < 0.5 else "",
             "customerPO": f"PO-{rng.randint(1000, 9999)}" if rng.random() < 0.3 else "",
             "date": iso(day), "dueDate": iso(day + dt.timedelta(days=30 if terms["id"] == 1 else 15)),
-            "location": location, "locationId": location["id"], "department": department,
-            "departmentId": department["id"], "businessUnit": dict(department), "territoryId": None,
+            "locationId": location_id, "departmentId": department_id, "territoryId": None,
             "topComment": "Thank you for your business!" if rng.random() < 0.3 else "",
             "bottomComment": "Payment due per terms: 1.5%/month late fee." if rng.random() < 0.2 else "",
-            "taxableFlag": rate > 0, "taxCode": tax_code, "internalNotes": "", "currency": {
-                "id": 1, "symbol": "$", "isoCode": "CAD" if country == "CA" else "USD",
-                "name": "Canadian Dollar" if country == "CA" else "US Dollar"},
+            "taxableFlag": rate > 0, "taxCode": tax_code, "internalNotes": "", "currency": dict(currency),
             "serviceTotal": service_total, "expenseTotal": expense_total, "productTotal": product_total,
             "agreementAmount": ZERO, "downpaymentApplied": ZERO, "previousProgressApplied": ZERO,
             "serviceAdjustmentAmount": ZERO, "subtotal": subtotal, "total": subtotal + tax, "salesTax": tax,
             "remainingDownpayment": ZERO, "payments": ZERO, "credits": ZERO, "balance": subtotal + tax,
             "specialInvoiceFlag": False,
             "_info": {"lastUpdated": iso(dt.datetime.combine(day, dt.time(17, 30))), "updatedBy": "jlee"}})
-        if closed and i % exported_every == 7 and i != long_at:
+        if closed and i % exported_every == 7 and i not in (long_at, no_gl_at):
             prior.append(inv_id)
     if prior:
         data.batches.append({"batchIdentifier": PRIOR_BATCH, "invoiceIds": prior})
+    if no_gl_at >= 0:
+        data.no_gl_invoice_ids.append(1001 + no_gl_at)
+    data.other_gl = other_gl_work(rng, start, max(2, invoices // 50))
     return data
+
+
+def other_gl_work(rng: random.Random, start: dt.date, n: int) -> dict[str, list[dict[str, Any]]]:
+    """Unposted expense reports and procurement receipts: other tools' GL work waiting in the same interface."""
+    expenses = []
+    procurement = []
+    for k in range(n):
+        day = iso(start + dt.timedelta(days=k % 30))
+        member = dict(MEMBERS[k % len(MEMBERS)])
+        expenses.append({"id": 90001 + k, "amount": _money(Decimal(rng.randint(1000, 40000)) / 100), "date": day,
+                         "description": f"Expense report {member['identifier']} week {k + 1}", "member": member,
+                         "item": "Mileage"})
+        ident, desc, price = CATALOG[k % len(CATALOG)]
+        qty = Decimal(rng.choice((1, 2, 5)))
+        procurement.append({"id": 95001 + k, "amount": _money(price * Decimal("0.7") * qty), "date": day,
+                            "description": f"Received {qty} x {desc}", "item": ident, "poId": 300 + k,
+                            "poNumber": f"PO{3000 + k}", "vendor": {"id": 9001, "identifier": "Ingram",
+                                                                    "name": "Ingram Micro"},
+                            "vendorNumber": "V-INGRAM"})
+    return {"expense": expenses, "procurement": procurement}

@@ -33,7 +33,7 @@ CW_CODEBASE = "v2026_1/"
 QBO_CLIENT_ID = "sandbox-client-id"
 QBO_CLIENT_SECRET = "sandbox-client-secret"
 QBO_REALM_ID = "9341453000000000"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: ConnectWise GL ledger (entries, unposted rows, batches by GL entry)
 
 _QBO_PREFIXES = ("/v3/", "/oauth2/", "/connect/oauth2", "/v2/oauth2/", "/.well-known/")
 
@@ -183,9 +183,11 @@ class Sandbox:
                               "CustomerRef": d.get("CustomerRef")}
                              for d in self.qbo.documents(entity)] for entity in ("Invoice", "CreditMemo")}
         return {"cw": {"invoices": len(invoices), "unposted": len(unposted),
-                       "closed": sum(1 for i in invoices if (i.get("status") or {}).get("isClosed")),
+                       "closed": sum(1 for i in invoices if self.cw.is_closed(i["id"])),
+                       "export_invoice_id_field": self.cw.export_invoice_id_field,
                        "batches": [{"id": b["id"], "batchIdentifier": b["batchIdentifier"],
-                                    "invoiceIds": b["includedInvoiceIds"]} for b in self.cw.batches()]},
+                                    "invoiceIds": self.cw.invoices_in_batch(b["id"]),
+                                    "glEntryIds": self.cw.batch_entry_ids(b["id"])} for b in self.cw.batches()]},
                 "qbo": {"invoices": qbo_docs["Invoice"], "credit_memos": qbo_docs["CreditMemo"],
                         "customers": len(self.qbo.documents("Customer")), "items": len(self.qbo.documents("Item"))},
                 "faults": _plain(self.faults.to_json()), "now": self.clock.now()}
@@ -229,6 +231,12 @@ class Sandbox:
         if route == "/_sandbox/expire-access-tokens":
             self.qbo.expire_access_tokens()
             return _json(200, {"ok": True})
+        if route == "/_sandbox/cw/settings":
+            try:
+                self.cw.set_export_invoice_id_field(str(body.get("export_invoice_id_field")))
+            except ValueError as exc:
+                return _json(400, {"error": str(exc)})
+            return _json(200, {"export_invoice_id_field": self.cw.export_invoice_id_field})
         if route == "/_sandbox/cw/permission":
             try:
                 self.cw.set_permission(str(body.get("area")), str(body.get("level")),

@@ -12,7 +12,7 @@ from cwqbo import money
 from cwqbo.clock import ManualClock
 from cwqbo.sandbox.connectwise import CWSimulator
 from cwqbo.sandbox.faults import DropConnection, Faults
-from cwqbo.sandbox.generator import PRIOR_BATCH, generate
+from cwqbo.sandbox.generator import PRIOR_BATCH, generate, line_amount
 
 CLIENT_ID = "00000000-0000-4000-8000-00000000c1d0"
 AUTH = ("cwqbo_demo+sandbox-public", "sandbox-private")
@@ -113,10 +113,9 @@ def test_lines_for_invoices_sum_to_their_subtotal(sim: CWSimulator) -> None:
     times = body(get(sim, "/time/entries", conditions=cond, pageSize=1000))
     expenses = body(get(sim, "/expense/entries", conditions=cond, pageSize=1000))
     for inv in invoices:
-        lines = [money.round_cents(Decimal(p["quantity"]) * p["price"]) for p in products if p["invoice"]["id"] == inv["id"]]
-        lines += [money.round_cents(Decimal(t["actualHours"]) * t["hourlyRate"]) for t in times
-                  if t["invoice"]["id"] == inv["id"]]
-        lines += [e["amount"] for e in expenses if e["invoice"]["id"] == inv["id"]]
+        lines = [line_amount("product", p) for p in products if p["invoice"]["id"] == inv["id"]]
+        lines += [line_amount("time", t) for t in times if t["invoice"]["id"] == inv["id"]]
+        lines += [line_amount("expense", e) for e in expenses if e["invoice"]["id"] == inv["id"]]
         assert sum(lines, Decimal(0)) == inv["subtotal"], inv["invoiceNumber"]
         assert inv["total"] == inv["subtotal"] + inv["salesTax"]
 
@@ -134,38 +133,49 @@ def test_permission_none_gives_403_only_on_that_area(sim: CWSimulator) -> None:
     assert member["securityRole"]["id"] == 7
 
 
-def test_batch_marks_invoices_exported_and_refuses_them_twice(sim: CWSimulator) -> None:
+def test_batch_takes_gl_entry_ids_and_refuses_them_twice(sim: CWSimulator) -> None:
     http = client(sim)
-    unposted = [r["id"] for r in http.get("/finance/accounting/unpostedinvoices", params={"pageSize": 1000}).json()]
-    pick = unposted[:3]
-    resp = http.post("/finance/accounting/batches", json={"batchIdentifier": "CWQBO-1", "processedRecordIds": pick})
+    unposted = http.get("/finance/accounting/unpostedinvoices", params={"pageSize": 1000}).json()
+    pick = [r["billingLogId"] for r in unposted if r["billingLogId"] not in sim.no_gl_invoice_ids()][:3]
+    gl_ids = [e["id"] for i in pick for e in sim.gl_entries_of(i)]
+    resp = http.post("/finance/accounting/batches", json={"batchIdentifier": "CWQBO-1", "exportInvoicesFlag": True,
+                                                          "processedRecordIds": gl_ids})
     assert resp.status_code == 201
-    assert [t["id"] for t in resp.json()["transactions"]] == [str(i) for i in pick]
-    after = [r["id"] for r in http.get("/finance/accounting/unpostedinvoices", params={"pageSize": 1000}).json()]
-    assert set(after) == set(unposted) - set(pick)
-    again = http.post("/finance/accounting/batches", json={"batchIdentifier": "CWQBO-2", "processedRecordIds": pick[:1]})
+    numbers = {sim.invoice(i)["invoiceNumber"] for i in pick}
+    assert {t["documentNumber"] for t in resp.json()["transactions"]} == numbers
+    assert sorted(int(x) for t in resp.json()["transactions"] for x in t["glEntryIds"].split(",")) == sorted(gl_ids)
+    after = [r["billingLogId"] for r in http.get("/finance/accounting/unpostedinvoices", params={"pageSize": 1000}).json()]
+    assert set(after) == {r["billingLogId"] for r in unposted} - set(pick)
+    again = http.post("/finance/accounting/batches", json={"batchIdentifier": "CWQBO-2", "exportInvoicesFlag": True,
+                                                           "processedRecordIds": gl_ids[:1]})
     assert again.status_code == 400 and "already been exported" in again.json()["errors"][0]["message"]
-    dup = http.post("/finance/accounting/batches", json={"batchIdentifier": "cwqbo-1", "processedRecordIds": after[:1]})
+    dup = http.post("/finance/accounting/batches", json={"batchIdentifier": "cwqbo-1", "exportInvoicesFlag": True,
+                                                         "processedRecordIds": sim.unbatched_gl_entry_ids()[:1]})
     assert dup.status_code == 400 and dup.json()["errors"][0]["code"] == "ObjectExists"
     listed = http.get("/finance/accounting/batches", params={"conditions": 'batchIdentifier = "CWQBO-1"'}).json()
-    assert listed[0]["includedInvoiceIds"] == pick
+    assert set(listed[0]) == {"id", "batchIdentifier", "closedFlag", "exportInvoicesFlag", "exportExpensesFlag",
+                              "exportProductsFlag", "_info"}
+    entries = http.get(f"/finance/accounting/batches/{listed[0]['id']}/entries", params={"pageSize": 1000}).json()
+    assert sorted(e["id"] for e in entries) == sorted(gl_ids)
+    assert {e["invoice"]["id"] for e in entries} == set(pick)
     assert http.delete(f"/finance/accounting/batches/{listed[0]['id']}").status_code == 204
     assert http.get("/finance/accounting/unpostedinvoices/count").json()["count"] == len(unposted)
 
 
 def test_generated_prior_batch_and_open_invoices_are_not_unposted(sim: CWSimulator) -> None:
-    prior = next(b for b in sim.batches() if b["batchIdentifier"] == PRIOR_BATCH)
+    prior = sim.invoices_in_batch(PRIOR_BATCH)
     unposted = set(sim.unposted_ids())
-    assert prior["includedInvoiceIds"] and not unposted & set(prior["includedInvoiceIds"])
-    open_ids = {i["id"] for i in sim.invoices() if not i["status"]["isClosed"]}
+    assert prior and not unposted & set(prior)
+    open_ids = {i["id"] for i in sim.invoices() if not sim.is_closed(i["id"])}
     assert open_ids and not open_ids & unposted
+    assert all(sim.gl_entries_of(i) == [] for i in open_ids)  # no GL entries until an invoice is Closed
     resp = client(sim).post("/finance/accounting/batches",
-                            json={"batchIdentifier": "X", "processedRecordIds": [min(open_ids)]})
-    assert resp.status_code == 400 and "not closed" in resp.text
+                            json={"batchIdentifier": "X", "exportInvoicesFlag": True, "processedRecordIds": [min(open_ids)]})
+    assert resp.status_code == 400 and "not found" in resp.text
 
 
 def test_close_and_reopen_change_status_and_last_updated(sim: CWSimulator) -> None:
-    inv = next(i for i in sim.invoices() if not i["status"]["isClosed"])
+    inv = next(i for i in sim.invoices() if not sim.is_closed(i["id"]))
     before = inv["_info"]["lastUpdated"]
     sim.close_invoice(inv["id"])
     closed = get(sim, f"/finance/invoices/{inv['id']}").json()
@@ -193,22 +203,25 @@ def test_faults_throttle_error_and_drop_after_commit(sim: CWSimulator) -> None:
     assert get(sim, "/finance/invoices").status_code == 429
     assert get(sim, "/finance/invoices").status_code == 503
     assert get(sim, "/finance/invoices").status_code == 200
-    target = sim.unposted_ids()[0]
+    target = next(i for i in sim.unposted_ids() if sim.gl_entries_of(i))
     sim.faults.update({"drop_after_commit_next": 1})
     with pytest.raises(DropConnection):
-        client(sim).post("/finance/accounting/batches", json={"batchIdentifier": "B", "processedRecordIds": [target]})
+        client(sim).post("/finance/accounting/batches", json={
+            "batchIdentifier": "B", "exportInvoicesFlag": True,
+            "processedRecordIds": [e["id"] for e in sim.gl_entries_of(target)]})
     assert target not in sim.unposted_ids()  # committed even though the client never saw the answer
     assert any(b["batchIdentifier"] == "B" for b in sim.batches())
 
 
 def test_state_round_trip_through_json(sim: CWSimulator) -> None:
     sim.close_invoice(sim.invoices()[0]["id"])
-    client(sim).post("/finance/accounting/batches",
-                     json={"batchIdentifier": "RT", "processedRecordIds": sim.unposted_ids()[:2]})
+    sim.batch_invoices("RT", [i for i in sim.unposted_ids() if sim.gl_entries_of(i)][:2])
     other = CWSimulator(ManualClock(), Faults())
     other.from_state(money.loads(money.dumps(sim.to_state())))
     assert other.unposted_ids() == sim.unposted_ids()
     assert other.batches() == sim.batches()
+    assert other.invoices_in_batch("RT") == sim.invoices_in_batch("RT")
+    assert other.unbatched_gl_entry_ids() == sim.unbatched_gl_entry_ids()
     assert get(other, "/finance/invoices", pageSize=1000).content == get(sim, "/finance/invoices", pageSize=1000).content
 
 

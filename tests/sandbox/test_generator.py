@@ -7,7 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from cwqbo import money
-from cwqbo.sandbox.generator import CLOSED_STATUS_IDS, generate
+from cwqbo.sandbox.generator import CLOSED_STATUS_IDS, generate, line_amount
 
 
 def test_lines_sum_exactly_and_total_is_subtotal_plus_tax() -> None:
@@ -15,14 +15,15 @@ def test_lines_sum_exactly_and_total_is_subtotal_plus_tax() -> None:
     by_invoice: dict[int, Decimal] = defaultdict(Decimal)
     taxable: dict[int, Decimal] = defaultdict(Decimal)
     for p in data.products:
-        amount = money.round_cents(p["quantity"] * p["price"])
+        amount = money.round_cents((p["quantity"] - p["quantityCancelled"]) * p["price"])
         by_invoice[p["invoice"]["id"]] += amount
         if p["taxableFlag"]:
             taxable[p["invoice"]["id"]] += amount
-    for t in data.time_entries:
-        by_invoice[t["invoice"]["id"]] += money.round_cents(t["actualHours"] * t["hourlyRate"])
+    for t in data.time_entries:  # covered time is not charged: invoiceHours x rate is
+        charged = t["invoiceHours"] if t["billableOption"] == "Billable" else 0
+        by_invoice[t["invoice"]["id"]] += money.round_cents(charged * t["hourlyRate"])
     for e in data.expenses:
-        by_invoice[e["invoice"]["id"]] += e["amount"]
+        by_invoice[e["invoice"]["id"]] += e["invoiceAmount"]
     for inv in data.invoices:
         assert by_invoice[inv["id"]] == inv["subtotal"], inv["invoiceNumber"]
         assert inv["total"] == inv["subtotal"] + inv["salesTax"]
@@ -51,10 +52,28 @@ def test_variety_the_sync_must_handle() -> None:
     assert data.batches and all(i in {x["id"] for x in invoices} for i in data.batches[0]["invoiceIds"])
 
 
+def test_time_and_products_carry_what_connectwise_bills() -> None:
+    data = generate(2, 600)
+    times = data.time_entries
+    covered = [t for t in times if t["agreement"] and t["agreementHours"] > 0]
+    assert covered and all(t["invoiceHours"] == t["hoursBilled"] - t["agreementHours"] for t in covered)
+    assert any(t["invoiceHours"] == 0 and t["actualHours"] > 0 for t in covered)  # fully covered: charges nothing
+    assert any(0 < t["invoiceHours"] < t["actualHours"] for t in covered)  # partly covered: the overage is charged
+    no_charge = [t for t in times if t["billableOption"] == "NoCharge"]
+    assert no_charge and all(line_amount("time", t) == 0 for t in no_charge)
+    assert all(t["agreementAmount"] == money.round_cents(t["agreementHours"] * t["hourlyRate"]) for t in times)
+    cancelled = [p for p in data.products if p["quantityCancelled"] > 0]
+    assert cancelled and all(line_amount("product", p) == money.round_cents((p["quantity"] - 1) * p["price"])
+                             for p in cancelled)
+    assert data.no_gl_invoice_ids and data.other_gl["expense"] and data.other_gl["procurement"]
+
+
 def test_same_seed_same_data_other_seed_different() -> None:
     a, b, c = generate(5, 100), generate(5, 100), generate(6, 100)
     assert money.dumps(a.invoices) == money.dumps(b.invoices)
     assert money.dumps(a.products) == money.dumps(b.products)
+    assert money.dumps(a.time_entries) == money.dumps(b.time_entries)
+    assert money.dumps(a.other_gl) == money.dumps(b.other_gl)
     assert money.dumps(a.invoices) != money.dumps(c.invoices)
 
 

@@ -56,7 +56,7 @@ def test_pyconnectwise_pages_through_invoices(served: tuple[Sandbox, LoopbackMan
 def test_pyconnectwise_sees_conditions_counts_and_403(served: tuple[Sandbox, LoopbackManageClient]) -> None:
     box, client = served
     closed = client.finance.invoices.get(params={"conditions": "status/id in (3,4)", "pageSize": 1000})
-    assert {i.id for i in closed} == {i["id"] for i in box.cw.invoices() if i["status"]["isClosed"]}
+    assert {i.id for i in closed} == {i["id"] for i in box.cw.invoices() if box.cw.is_closed(i["id"])}
     assert client.finance.invoices.count.get().count == 30
     box.cw.set_permission("Time Entry", "None")
     with pytest.raises(PermissionsFailedException):
