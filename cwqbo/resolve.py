@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cwqbo.errors import RemoteError
-from cwqbo.mapping import CustomerSpec, ItemRef, Needs, Refs
+from cwqbo.mapping import CompanyFacts, CustomerSpec, ItemRef, Needs, Refs, clean_name, company_facts
 from cwqbo.prefs import Prefs
 from cwqbo.quickbooks import query as q
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp
@@ -91,8 +91,27 @@ def _fold(name: str) -> str:
 
 
 def safe_display_name(name: str) -> str:
-    """QBO refuses ':' in a DisplayName (it separates parent:child); ≤ 500 characters."""
+    """QBO refuses ':' in a DisplayName (it separates parent:child); ≤ 500 characters; control characters
+    become spaces, as tabs and newlines do (`mapping.clean_name`)."""
+    if not name.isprintable():
+        name = clean_name(name)
     return name.replace(":", " -").strip()[:500]
+
+
+def stored_company_facts(store: Any, realm: str) -> CompanyFacts | None:
+    """The connected company's country and currency preferences as the last sync read them (None: never read).
+
+    For `mapping.readiness` outside a run (list-unsynced, check-permissions), which must judge invoices against
+    the same company the sync maps them for.
+    """
+    if "qbo_refs" not in store.db.table_names():
+        return None
+    for row in store.db.query("select data from qbo_refs where realm = ? and kind = 'company' and key = 'facts'",
+                              [realm]):
+        data = json.loads(row["data"] or "{}")
+        return CompanyFacts(country=data.get("country") or None, home_currency=data.get("home_currency") or None,
+                            multicurrency=bool(data.get("multicurrency")))
+    return None
 
 
 def fallback_name(spec: CustomerSpec) -> str:
@@ -124,6 +143,8 @@ class Resolver:
         self._own_calls = 0
         self._dry_run = False
         self._stale: dict[tuple[str, str], str] = {}  # (kind, key) → cached id found deleted/inactive this run
+        self._currency_of: dict[str, str] = {}  # QBO customer id → its CurrencyRef.value
+        self.facts = CompanyFacts(country=self.country)
         self._start_calls = self._client_calls()
 
     # -- accounting --------------------------------------------------------------------------
@@ -243,6 +264,15 @@ class Resolver:
         country = self.country or plan.country
         prefs_doc = plan.preferences
         result.preferences = prefs_doc
+        self.facts = company_facts(prefs_doc, country)
+        self._remember("company", [("facts", "", "", {"country": self.facts.country,
+                                                       "home_currency": self.facts.home_currency,
+                                                       "multicurrency": self.facts.multicurrency})])
+        for entity, found_person in plan.people.values():
+            if entity == "Customer":
+                self._note_currency(found_person.id, found_person.data)
+        for row in plan.by_id.get("customer", []):
+            self._note_currency(str(row.get("Id")), row)
         ast = country == "US" and bool((prefs_doc.get("TaxPrefs") or {}).get("PartnerTaxEnabled"))
         definitions = custom_field_definitions(prefs_doc)
         class_per_line = bool((prefs_doc.get("AccountingInfoPrefs") or {}).get("ClassTrackingPerTxnLine"))
@@ -294,15 +324,35 @@ class Resolver:
             if errs:
                 result.errors[cw_id] = "; ".join(dict.fromkeys(errs))
                 continue
+            cust_currency = self._currency_of.get(str(cust_id))
+            if cust_id == NEW_ID and self._new_customer_currency(need.customer):
+                cust_currency = self._new_customer_currency(need.customer)  # a dry run's would-be customer
             result.refs[cw_id] = Refs(customer_id=str(cust_id), items=items, tax_codes=maps["tax_codes"],
                                       terms=maps["terms"], classes=maps["classes"],
                                       departments=maps["departments"], custom_fields=fields,
                                       us_automated_tax=ast, us=country == "US",
-                                      class_per_line=class_per_line)
+                                      class_per_line=class_per_line, home_currency=self.facts.home_currency,
+                                      multicurrency=self.facts.multicurrency, customer_currency=cust_currency)
         result.calls_used = self.calls_used
         return result
 
     # -- customers ---------------------------------------------------------------------------
+
+    def _note_currency(self, customer_id: str, record: Mapping[str, Any]) -> None:
+        ref = record.get("CurrencyRef")
+        code = ref.get("value") if isinstance(ref, Mapping) else None
+        if customer_id and code:
+            self._currency_of[customer_id] = str(code).upper()
+
+    def _new_customer_currency(self, spec: CustomerSpec) -> str | None:
+        """The currency a customer created for `spec` is given: the invoice's, when multicurrency is on and it
+        is not the home currency (Intuit, Customer.CurrencyRef: "If not specified, currency for this customer
+        is the home currency of the company"; it cannot be changed later)."""
+        code = (getattr(spec, "currency", None) or "").upper()
+        home = (self.facts.home_currency or "").upper()
+        if self.facts.multicurrency and code and home and code != home:
+            return code
+        return None
 
     def _customers(self, specs: dict[str, Any], plan: _Lookup, write: bool, dry_run: bool,
                    result: ResolveResult) -> tuple[dict[str, str], dict[str, str]]:
@@ -388,7 +438,8 @@ class Resolver:
         duplicates: list[tuple[str, str]] = []
         for start in range(0, len(to_create), BATCH_SIZE):
             part = to_create[start:start + BATCH_SIZE]
-            ops = [BatchOp.create(f"c{i}", "Customer", customer_payload(specs[key], name))
+            ops = [BatchOp.create(f"c{i}", "Customer", customer_payload(specs[key], name,
+                                                                        currency=self._new_customer_currency(specs[key])))
                    for i, (key, name) in enumerate(part)]
             # Same companies and names → same requestid, so a retry after a crash replays instead of duplicating;
             # a cached customer that went stale is part of the seed, so re-creating it isn't answered by a replay.
@@ -399,6 +450,7 @@ class Resolver:
                 res = answers.get(f"c{i}")
                 if res is not None and res.ok and res.obj and res.obj.get("Id"):
                     cid = str(res.obj["Id"])
+                    self._note_currency(cid, res.obj)
                     result.created.append(Created("customer", name, cid))
                     ids[key] = cid
                     claimed_ids[cid] = key
@@ -418,6 +470,7 @@ class Resolver:
                         claimed_ids.get(person[1].id, key) == key:
                     ids[key] = person[1].id
                     claimed_ids[person[1].id] = key
+                    self._note_currency(person[1].id, person[1].data)
                     remember.append((key, person[1].id, person[1].name, {"adopted": True}))
                 else:
                     errors[key] = f"QBO name '{name}' is already taken — rename the company or the QBO record"
@@ -467,9 +520,12 @@ class Resolver:
         self._remember("item", remember)
 
 
-def customer_payload(spec: CustomerSpec, name: str) -> dict[str, Any]:
-    """The Customer create body from mapping's spec, under the name resolution chose."""
+def customer_payload(spec: CustomerSpec, name: str, *, currency: str | None = None) -> dict[str, Any]:
+    """The Customer create body from mapping's spec, under the name resolution chose; `currency` (an ISO code)
+    creates it in that currency (Customer.CurrencyRef; only with multicurrency on)."""
     body: dict[str, Any] = {"DisplayName": name}
+    if currency:
+        body["CurrencyRef"] = {"value": currency}
     if spec.company_name:
         body["CompanyName"] = spec.company_name
     if spec.bill_addr:
@@ -505,6 +561,7 @@ class _Lookup:
         self.names: dict[str, list[str]] = {k: [] for k in KIND_ENTITY}
         self.people: dict[str, tuple[str, _Found]] = {}  # folded DisplayName → (entity, record)
         self.by_name: dict[str, dict[str, _Found]] = {k: {} for k in KIND_ENTITY}
+        self.by_id: dict[str, list[dict[str, Any]]] = {}  # kind → rows read back by cached id
         self.accounts: list[dict[str, Any]] = []
         self.preferences: dict[str, Any] = {}
         self.country: str | None = None
@@ -577,6 +634,7 @@ class _Lookup:
     def _take(self, purpose: str, entity: str, rows: list[dict[str, Any]]) -> None:
         if purpose.startswith("id:"):
             kind = purpose[3:]
+            self.by_id.setdefault(kind, []).extend(rows)
             live = {str(r["Id"]) for r in rows if r.get("Active", True) is not False}
             for key, row in self.cached[kind].items():
                 if row["qbo_id"] in live:

@@ -38,10 +38,18 @@ class NameListsMixin:
             # Intuit reserves ':' as the FullyQualifiedName separator (Parent:Child).
             raise err_business("The DisplayName can't contain a colon (:).", "DisplayName")
         self._unique_name(PEOPLE, "DisplayName", name, existing["Id"] if existing else None, "Customer")
+        currency = self._currency_of(payload.get("CurrencyRef"), element="CurrencyRef")
+        if existing is not None and _present(payload.get("CurrencyRef")) and \
+                currency["value"] != _ref_value(existing.get("CurrencyRef")):
+            # Intuit, Customer.CurrencyRef: "Once set, it cannot be changed." (exact fault text not recorded)
+            raise err_business("You can't change the currency of a customer.", "CurrencyRef")
+        if existing is not None and not _present(payload.get("CurrencyRef")) and existing.get("CurrencyRef"):
+            currency = dict(existing["CurrencyRef"])
         obj: dict[str, Any] = {"Taxable": True, "Job": False, "BillWithParent": False, "Balance": Decimal("0"),
-                               "BalanceWithJobs": Decimal("0"), "CurrencyRef": self._currency(),
+                               "BalanceWithJobs": Decimal("0"), "CurrencyRef": currency,
                                "PreferredDeliveryMethod": "Print", "domain": "QBO", "sparse": False}
         obj.update(self._passthrough(payload))
+        obj["CurrencyRef"] = currency
         obj["DisplayName"] = name
         obj["FullyQualifiedName"] = name
         obj.setdefault("PrintOnCheckName", name)

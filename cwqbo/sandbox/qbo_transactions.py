@@ -39,6 +39,16 @@ class TransactionsMixin:
             raise err_required("Line")
         customer: dict[str, Any] = (self._resolve(view, "Customer", payload["CustomerRef"], "Customer")
                                     if _ref_value(payload.get("CustomerRef")) else {})
+        # Currency: the document's CurrencyRef (home currency when omitted); a CurrencyRef other than home needs
+        # multicurrency (see WritesMixin._currency_of), and a document must be in its customer's currency: Intuit
+        # "Customers/vendors can also be associated with a single foreign currency" (developer blog 2015-06-18,
+        # multicurrency for US companies) and a customer's currency "cannot be changed" (Customer.CurrencyRef).
+        # Intuit's exact fault text for a mismatch is not in any source we hold: the generic 6000 is used.
+        currency = self._currency_of(payload.get("CurrencyRef"), element="CurrencyRef")
+        cust_currency = _ref_value(customer.get("CurrencyRef")) if customer else None
+        if cust_currency and currency["value"] != cust_currency:
+            raise err_business(f"The transaction currency {currency['value']} must be the currency of customer "
+                               f"{customer.get('DisplayName')} ({cust_currency}).", "CurrencyRef")
         us = self.country == "US"
         gtc = payload.get("GlobalTaxCalculation")
         if not us:
@@ -217,7 +227,7 @@ class TransactionsMixin:
         else:
             obj.pop("DocNumber", None)
         obj["TxnDate"] = txn_day.isoformat()
-        obj["CurrencyRef"] = self._currency()
+        obj["CurrencyRef"] = currency
         if entity == "Invoice":
             obj.setdefault("LinkedTxn", [])
         obj["Line"] = lines
@@ -265,9 +275,16 @@ class TransactionsMixin:
                 obj.pop(key, None)
         else:
             obj.pop("Deposit", None) if not obj.get("Deposit") else None
-        for key in ("ExchangeRate",):
-            if key in obj:
-                obj[key] = _dec(obj[key], key)
+        home = self.preferences["CurrencyPrefs"]["HomeCurrency"]["value"]
+        if currency["value"] != home:
+            # ExchangeRate: "The number of home currency units it takes to equal one unit of currency specified by
+            # CurrencyRef" (qbTypesDump, Invoice). QBO looks up its own rate when none is sent; the simulator has no
+            # rate table, so it uses python-quickbooks' default (Invoice.ExchangeRate = 1) and says so in HomeTotalAmt.
+            rate = _dec(obj.get("ExchangeRate", 1), "ExchangeRate")
+            obj["ExchangeRate"] = rate
+            obj["HomeTotalAmt"] = money.round_cents(total * rate)
+        else:
+            obj.pop("ExchangeRate", None)
         obj["_TaxPinned"] = pinned
         return obj
 

@@ -17,6 +17,10 @@ from cwqbo.sandbox.qbo_limits import MAX_LENGTHS, PROPERTIES
 from cwqbo.sandbox.qbo_schema import TRANSACTIONS, _line_properties, _ordered, _properties, _READ_ONLY
 from cwqbo.sandbox.qbo_values import _iso_seconds, _present, _public, _ref_value, _values_at
 
+# CurrencyRef.name of the seeded home currencies (the recorded US sandbox objects carry "United States Dollar")
+CURRENCY_NAMES = {"USD": "United States Dollar", "CAD": "Canadian Dollar", "GBP": "British Pound Sterling",
+                  "AUD": "Australian Dollar"}
+
 
 class WritesMixin:
     """The write path of `QBOSimulator`, over its state; builders come from the sibling mixins."""
@@ -165,8 +169,23 @@ class WritesMixin:
     def _passthrough(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {k: copy.deepcopy(v) for k, v in payload.items() if k not in _READ_ONLY and _present(v)}
 
-    def _currency(self) -> dict[str, str]:
+    def _currency(self, code: str | None = None) -> dict[str, str]:
+        """A CurrencyRef: `code`, else the home currency (Preferences.CurrencyPrefs.HomeCurrency)."""
         home = self.preferences["CurrencyPrefs"]["HomeCurrency"]["value"]
-        names = {"USD": "United States Dollar", "CAD": "Canadian Dollar", "GBP": "British Pound Sterling",
-                 "AUD": "Australian Dollar"}
-        return {"value": home, "name": names.get(home, home)}
+        code = code or home
+        return {"value": code, "name": CURRENCY_NAMES.get(code, code)}
+
+    def _currency_of(self, sent: Any, *, element: str) -> dict[str, str]:
+        """The currency a name-list record or transaction is in, as sent in its CurrencyRef.
+
+        Intuit (qbTypesDump, Invoice.CurrencyRef): currency references apply "if multicurrency is enabled for the
+        company"; Customer.CurrencyRef: "If not specified, currency for this customer is the home currency". With
+        multicurrency off a CurrencyRef other than the home currency is refused. Intuit's exact error text for
+        this is not in any source we hold: the generic business-validation fault (6000) is used.
+        """
+        code = str(_ref_value(sent) or "").upper() or None
+        home = self.preferences["CurrencyPrefs"]["HomeCurrency"]["value"]
+        if code and code != home and not self.preferences["CurrencyPrefs"].get("MultiCurrencyEnabled"):
+            raise err_business(f"Multicurrency is not turned on for this company: {element} must be in the home "
+                               f"currency {home}, not {code}.", element)
+        return self._currency(code)
