@@ -65,10 +65,36 @@ def preference_checks(company: dict[str, Any], preferences: dict[str, Any], pref
                      "pin_cw" else ""))
         checks.append(Check("QuickBooks › Sales tax", True, detail))
     else:
+        # Non-US companies need a TaxCode on every line (the sync's mapping refuses a line without one): a taxable
+        # line takes tax.codes[CW code] or tax.default_code, a non-taxable one (and the line_item tax line)
+        # tax.exempt_code. Without them every invoice fails, so say so here rather than call it fine.
         using = bool(tax.get("UsingSalesTax", True))
-        checks.append(Check("QuickBooks › Sales tax", using or not prefs.tax.codes,
-                            f"tax {'on' if using else 'off'}; {len(prefs.tax.codes)} CW tax code mapping(s)",
-                            "" if using or not prefs.tax.codes else f"{SETTINGS} › Taxes: set up sales tax"))
+        tp = prefs.tax
+        missing = []
+        if tp.mode != "line_item" and not (tp.codes or tp.default_code):
+            missing.append("no ConnectWise tax code is mapped and tax.default_code is not set")
+        if not tp.exempt_code:
+            missing.append("tax.exempt_code is not set (needed for non-taxable lines)")
+        detail = f"tax {'on' if using else 'off'}; {len(tp.codes)} CW tax code mapping(s)"
+        if not using and tp.codes:
+            checks.append(Check("QuickBooks › Sales tax", False, detail, f"{SETTINGS} › Taxes: set up sales tax"))
+        elif missing:
+            checks.append(Check("QuickBooks › Sales tax", False,
+                                f"{detail}; a {country} company needs a QuickBooks tax code on every line: "
+                                + "; ".join(missing),
+                                "cwqbo prefs map tax '<CW tax code>' '<QBO TaxCode>' (or set tax.default_code) and "
+                                "cwqbo prefs set tax.exempt_code '<QBO TaxCode for non-taxable lines>'"))
+        else:
+            checks.append(Check("QuickBooks › Sales tax", True, detail))
+    currency = (preferences.get("CurrencyPrefs") or {})
+    home_ref = currency.get("HomeCurrency")
+    home = home_ref.get("value") if isinstance(home_ref, dict) else home_ref
+    if home:
+        multi = currency.get("MultiCurrencyEnabled") in (True, "true")
+        checks.append(Check("QuickBooks › Currency", True,
+                            f"home currency {home}; multicurrency {'on' if multi else 'off'}"
+                            + ("" if multi else f" (ConnectWise invoices in another currency than {home} will fail "
+                                                "until it is turned on)")))
     return checks
 
 

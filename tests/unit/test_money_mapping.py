@@ -197,3 +197,9 @@ def test_preview_tax_makes_the_lines_add_up_to_the_total(mode: str, tax: Decimal
     doc = build_document(invoice, prefs, refs(invoice, prefs))
     lines = sum((ln["Amount"] for ln in doc.payload["Line"]), D(0))
     assert doc.tax == tax and lines + doc.tax == doc.expected_total == D("108.25")
+
+
+def test_resolver_display_names_are_cleaned_the_same_way() -> None:
+    from cwqbo.resolve import safe_display_name
+
+    assert safe_display_name("Acme\x00Dental\tLtd") == "Acme Dental Ltd"

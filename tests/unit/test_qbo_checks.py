@@ -53,3 +53,20 @@ def test_a_mapping_to_a_missing_item_is_reported() -> None:
     prefs.items.product["LAPTOP"] = "No Such Item"
     check = by_area(probe(client_for(sim), prefs))["QuickBooks › Mapped items, tax codes, terms, classes"]
     assert check.ok is False and "No Such Item" in check.detail
+
+
+def test_a_non_us_company_without_tax_codes_is_not_called_fine() -> None:
+    sim = QBOSimulator(ManualClock(1_790_000_000), Faults(), country="CA")
+    check = by_area(probe(client_for(sim), Prefs()))["QuickBooks › Sales tax"]
+    assert check.ok is False and "no ConnectWise tax code is mapped" in check.detail
+    assert "tax.exempt_code is not set" in check.detail and "cwqbo prefs map tax" in check.fix
+    prefs = Prefs()
+    prefs.tax.codes = {"Ontario": "HST ON"}
+    prefs.tax.exempt_code = "Exempt"
+    assert by_area(probe(client_for(sim), prefs))["QuickBooks › Sales tax"].ok is True
+
+
+def test_the_currency_preferences_are_shown() -> None:
+    sim = QBOSimulator(ManualClock(1_790_000_000), Faults())
+    check = by_area(probe(client_for(sim), Prefs()))["QuickBooks › Currency"]
+    assert check.detail.startswith("home currency USD; multicurrency off")
