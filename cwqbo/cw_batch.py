@@ -24,6 +24,7 @@ from cwqbo.run_state import RunState
 from cwqbo.selection import changed_invoices, still_closed
 
 EXTERNAL_BATCH = "(exported outside cwqbo)"
+IDENTIFIER_ATTEMPTS = 3  # identifiers tried when another profile takes ours between the look-up and the POST
 CHECK_BATCHES = "check Finance › Accounting Interface › Batches in ConnectWise"
 
 
@@ -94,31 +95,49 @@ def batch_confirmed(run: RunState) -> None:
                                   "check ConnectWise's accounting interface and GL entries, then re-run")
         return
     if check.missing:
-        run.report.batch_error = "; ".join(
-            f"invoice {e.number} is not in ConnectWise's GL export (it has no GL entries: open it in Finance › "
-            "Invoice Search › GL Entries, re-close it so ConnectWise makes them, then re-run)" for e in check.missing)
-    invoice_ids = sorted(check.gl_ids)
-    gl_ids = check.all_gl_ids()
-    ledger.record_batch_pending(d.store, ident, invoice_ids, run.run_id, gl_entry_ids=gl_ids, now=run.now())
-    crashpoints.crashpoint("sync.after_batch_intent")
-    run.emit("batch", f"creating ConnectWise accounting batch {ident} of {len(invoice_ids)} invoice(s)")
-    try:
-        d.cw.create_batch(ident, gl_ids)
-    except RemoteError as exc:
-        if exc.status is not None and 400 <= exc.status < 500:  # refused: nothing was batched
+        _report_missing(run, check.missing)
+    _post(run, ident, sorted(check.gl_ids), check.all_gl_ids())
+
+
+def _post(run: RunState, ident: str, invoice_ids: list[int], gl_ids: list[int]) -> None:
+    """Record, POST once, verify. A refusal (4xx) posted nothing: when only the identifier was taken meanwhile
+    (another profile on the same ConnectWise), the next identifier is tried; any other outcome is settled by looking."""
+    d = run.d
+    for _attempt in range(IDENTIFIER_ATTEMPTS):
+        ledger.record_batch_pending(d.store, ident, invoice_ids, run.run_id, gl_entry_ids=gl_ids, now=run.now())
+        crashpoints.crashpoint("sync.after_batch_intent")
+        run.emit("batch", f"creating ConnectWise accounting batch {ident} of {len(invoice_ids)} invoice(s)")
+        try:
+            d.cw.create_batch(ident, gl_ids)
+        except RemoteError as exc:
+            if exc.status is None or not 400 <= exc.status < 500:
+                settle(run, ident)  # the answer was lost: look, never post again blind
+                return
             ledger.mark_batch_failed(d.store, ident, str(exc))
+            if _taken(run, ident):
+                ident = _free_identifier(run)
+                continue
             run.report.batch_error = (f"ConnectWise refused batch {ident} ({exc}); the invoices are in QuickBooks "
                                       "and the next run batches them")
             return
-        settle(run, ident)  # the answer was lost: look, never post again blind
+        except CwqboError as exc:  # auth or permission: ConnectWise did not take it
+            ledger.mark_batch_failed(d.store, ident, str(exc))
+            run.report.batch_error = f"ConnectWise batch {ident} was not created: {exc}"
+            return
+        crashpoints.crashpoint("sync.after_cw_batch")
+        ledger.mark_batch_posted(d.store, ident)
+        settle(run, ident)
         return
-    except CwqboError as exc:  # auth or permission: ConnectWise did not take it
-        ledger.mark_batch_failed(d.store, ident, str(exc))
-        run.report.batch_error = f"ConnectWise batch {ident} was not created: {exc}"
-        return
-    crashpoints.crashpoint("sync.after_cw_batch")
-    ledger.mark_batch_posted(d.store, ident)
-    settle(run, ident)
+    run.report.batch_error = (f"no free ConnectWise batch identifier after {ident}; the invoices are in QuickBooks "
+                              "and the next run batches them")
+
+
+def _taken(run: RunState, ident: str) -> bool:
+    """Whether a refused identifier is in use in ConnectWise (by a batch that is not ours: ours was refused)."""
+    try:
+        return run.d.cw.find_batch(ident) is not None
+    except CwqboError:
+        return False
 
 
 def preview(run: RunState) -> None:
@@ -135,6 +154,19 @@ def _total(row: ledger.LedgerRow) -> Decimal:
     """The CW total the invoice was synced with (QuickBooks holds the same: it was reconciled to the cent)."""
     total = row.cw_total if row.cw_total is not None else row.qbo_total
     return total if total is not None else Decimal(0)
+
+
+def _report_missing(run: RunState, missing: list[accounting.Expected]) -> None:
+    """Invoices ConnectWise left out of the export: an error the first time, then (cron) a quiet reminder."""
+    why = {e.cw_id: (f"invoice {e.number} is not in ConnectWise's GL export: it has no GL entries (open it in "
+                     "Finance › Invoice Search › GL Entries; re-close it so ConnectWise makes them), so it is in "
+                     "QuickBooks but not batched") for e in missing}
+    fresh = ledger.note_unbatchable(run.d.store, why, now=run.now())
+    if fresh or run.o.selection != "all":
+        run.report.batch_error = "; ".join(why.values())
+    else:
+        note = f"{len(why)} invoice(s) still wait for GL entries in ConnectWise before they can be batched"
+        run.report.message = f"{run.report.message}; {note}" if run.report.message else note
 
 
 def _free_identifier(run: RunState) -> str:

@@ -291,7 +291,7 @@ def mark_batch_created(store: Store, identifier: str, cw_batch_id: int | None, *
         store.db.execute("update batches set state = 'created', cw_batch_id = ?, error = null where identifier = ?",
                          [cw_batch_id, identifier])
         for cw_id in batch.invoice_ids if batch else []:
-            store.db.execute("update ledger set state = 'batched', batch_identifier = ?, updated_at = ? "
+            store.db.execute("update ledger set state = 'batched', batch_identifier = ?, updated_at = ?, error = null "
                              "where cw_id = ? and state = 'created'", [identifier, at, cw_id])
 
 
@@ -300,6 +300,19 @@ def mark_batch_failed(store: Store, identifier: str, error: str) -> None:
     with _tx(store):
         store.db.execute("update batches set state = 'failed', error = ? where identifier = ? and state != 'posted'",
                          [error, identifier])
+
+
+def note_unbatchable(store: Store, errors: dict[int, str], *, now: str | None = None) -> set[int]:
+    """Why confirmed invoices could not go into a CW batch; returns those whose reason is new (not yet reported)."""
+    fresh: set[int] = set()
+    with _tx(store):
+        for cw_id, error in errors.items():
+            row = store.db.execute("select error from ledger where cw_id = ? and state = 'created'", [cw_id]).fetchone()
+            if row is None or row[0] == error:
+                continue
+            fresh.add(cw_id)
+            store.db.execute("update ledger set error = ?, updated_at = ? where cw_id = ?", [error, now or iso(), cw_id])
+    return fresh
 
 
 def note_batch_error(store: Store, identifier: str, error: str) -> None:

@@ -17,6 +17,7 @@ from cwqbo import http
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise import client as cwc
 from cwqbo.connectwise import permissions
+from cwqbo.connectwise.accounting import export_invoice_id, parse_gl_entry_ids
 from cwqbo.connectwise.client import CWClient, api_base, fetch_company_info
 from cwqbo.errors import AuthError, ConfigError, PermissionDenied, RemoteError
 
@@ -76,8 +77,10 @@ def test_fetch_company_info_ok_not_found_and_unreachable() -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("name resolution failed", request=request)
 
-    with pytest.raises(ConfigError, match="cannot reach ConnectWise site typo.example"):
+    # unreachable is "a service kept failing" (exit 4, naming the host and the error), not a config error (2)
+    with pytest.raises(RemoteError, match="cannot reach ConnectWise at typo.example: ConnectError") as info:
         fetch_company_info("typo.example", "acme", client=httpx.Client(transport=httpx.MockTransport(down)))
+    assert info.value.exit_code == 4
 
 
 def test_fetch_company_info_uses_transport_override() -> None:
@@ -107,12 +110,14 @@ def test_basic_auth_and_client_id_header_and_settings_form() -> None:
 
     class Settings:
         site, company_id, public_key, client_id, scheme = "na.myconnectwise.net", "acme", "pub", "cid", "https"
+        api_version = "2025.1"
 
     cl = CWClient(Settings(), "priv", "v2026_1/", client=httpx.Client(transport=httpx.MockTransport(handler)))
     assert cl.system_info() == {"version": "v2026.1"}
     req = seen[0]
     assert str(req.url) == BASE + "/system/info"
     assert req.headers["clientId"] == "cid"
+    assert req.headers["Accept"] == "application/vnd.connectwise.com+json; version=2025.1"
     assert base64.b64decode(req.headers["Authorization"].split()[1]) == b"acme+pub:priv"
     assert cl.calls == 1
 
@@ -160,12 +165,46 @@ def test_iter_pages_without_link_uses_page_numbers_until_short_page() -> None:
     assert seen[0]["fields"] == "id,invoice/id" and seen[0]["orderBy"] == "id asc"
 
 
-def test_next_link_to_another_host_is_refused() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return jresp(200, [{"id": 1}], {"Link": '<https://evil.example/steal?page=2>; rel="next"'})
+def test_paging_takes_only_the_page_number_from_a_next_link() -> None:
+    """Like pyconnectwise: the link's host and path are never followed, only its `page`."""
+    seen: list[httpx.URL] = []
 
-    with pytest.raises(RemoteError, match="another host"):
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        page = int(q(request)["page"])
+        link = {"Link": '<https://elsewhere.example/steal?page=2&pageSize=1>; rel="next"'} if page == 1 else {}
+        return jresp(200, [{"id": page}], link)
+
+    assert [r["id"] for r in make(handler).iter_pages("/finance/invoices")] == [1, 2]
+    assert {u.host for u in seen} == {"api-na.myconnectwise.net"}
+    assert all(u.path.endswith("/finance/invoices") for u in seen)
+
+
+def test_a_next_link_that_goes_back_is_refused_not_looped() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return jresp(200, [{"id": 1}], {"Link": '<https://api-na.myconnectwise.net/x?page=1>; rel="next"'})
+
+    with pytest.raises(RemoteError, match="points back to page 1"):
         list(make(handler).iter_pages("/finance/invoices"))
+
+
+def test_an_idempotent_get_is_retried_on_500_but_a_batch_post_is_not() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if request.method == "GET" and len(calls) == 1:
+            return jresp(500, {"message": "An unexpected error occurred"})
+        if request.method == "POST":
+            return jresp(500, {"message": "An unexpected error occurred"})
+        return jresp(200, {"version": "v2026.1"})
+
+    cl = make(handler)
+    assert cl.system_info() == {"version": "v2026.1"}
+    assert calls == ["GET", "GET"]
+    with pytest.raises(RemoteError):
+        cl.create_batch("cwqbo-x", [880001])
+    assert calls.count("POST") == 1
 
 
 def test_count() -> None:
@@ -287,8 +326,8 @@ def test_detail_calls_chunk_ids_and_group_by_invoice() -> None:
     assert max(len(u) for u in seen_urls) < 6144
 
 
-def test_unposted_ids_billing_statuses_and_batches() -> None:
-    posted: list[Any] = []
+def test_unposted_rows_export_and_batch_send_what_the_schema_says() -> None:
+    posted: list[tuple[str, Any]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/v2026_1/apis/3.0")
@@ -296,37 +335,49 @@ def test_unposted_ids_billing_statuses_and_batches() -> None:
             return jresp(200, [{"id": 1, "name": "New", "closedFlag": False},
                                {"id": 5, "name": "Closed", "closedFlag": True}])
         if path == "/finance/accounting/unpostedinvoices":
-            assert q(request)["conditions"] == "id in (10, 11, 12)"
-            return jresp(200, [{"id": 10}, {"id": 12}])
-        if path == "/finance/accounting/batches" and request.method == "GET":
-            assert q(request)["conditions"] == 'batchIdentifier="cwqbo-1"'
-            return jresp(200, [])
-        if path == "/finance/accounting/batches" and request.method == "POST":
-            posted.append(json.loads(request.content))
-            return jresp(201, {"id": 77, "batchIdentifier": "cwqbo-1"})
+            assert q(request)["conditions"] == "billingLogId in (10, 11, 12)"
+            return jresp(200, [{"id": 7010, "billingLogId": 10, "invoiceNumber": "A"},
+                               {"id": 7012, "billingLogId": 12, "invoiceNumber": "C"}])
+        if request.method == "POST":
+            posted.append((path, json.loads(request.content)))
+            return jresp(200 if path.endswith("export") else 201, {"transactions": []})
+        if path == "/finance/accounting/batches/77/entries":
+            return jresp(200, [{"id": 880001, "invoice": {"id": 10}}, {"id": 880002, "invoice": {"id": 10}}])
         return jresp(404, {"message": "no route"})
 
     cl = make(handler)
     assert cl.closed_status_ids() == [5]
+    rows = cl.unposted_rows([12, 10, 11])
+    assert sorted(rows) == [10, 12] and rows[10].row_id == 7010 and rows[12].number == "C"
     assert cl.unposted_invoice_ids([12, 10, 11]) == {10, 12}
-    assert cl.create_batch("cwqbo-1", [12, 10]) == {"id": 77, "batchIdentifier": "cwqbo-1"}
-    assert posted == [{"batchIdentifier": "cwqbo-1", "exportInvoicesFlag": True, "exportExpensesFlag": False,
-                       "exportProductsFlag": False, "processedRecordIds": [10, 12]}]
+    cl.export_invoices("cwqbo-1", [7012, 7010])
+    cl.create_batch("cwqbo-1", [880002, 880001])
+    assert posted == [
+        ("/finance/accounting/export", {"batchIdentifier": "cwqbo-1", "exportInvoicesFlag": True,
+                                        "exportExpensesFlag": False, "exportProductsFlag": False,
+                                        "includedInvoiceIds": [7010, 7012]}),
+        ("/finance/accounting/batches", {"batchIdentifier": "cwqbo-1", "exportInvoicesFlag": True,
+                                         "exportExpensesFlag": False, "exportProductsFlag": False,
+                                         "processedRecordIds": [880001, 880002]})]
+    assert cl.batch_entry_ids(77) == {880001, 880002}
 
 
-def test_create_batch_recovers_from_lost_response_by_identifier() -> None:
-    state: dict[str, Any] = {"batches": [], "posts": 0}
+def test_the_batch_post_is_sent_once_even_when_its_answer_is_lost() -> None:
+    state: dict[str, Any] = {"posts": 0, "exports": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            state["posts"] += 1
-            state["batches"].append({"id": 5, "batchIdentifier": "cwqbo-2"})
-            raise httpx.ReadError("connection dropped after commit", request=request)
-        return jresp(200, state["batches"])
+        if request.url.path.endswith("/export"):
+            state["exports"] += 1
+            if state["exports"] == 1:
+                raise httpx.ReadError("dropped", request=request)
+            return jresp(200, {"transactions": []})
+        state["posts"] += 1
+        raise httpx.ReadError("connection dropped after commit", request=request)
 
     cl = make(handler)
-    assert cl.create_batch("cwqbo-2", [1]) == {"id": 5, "batchIdentifier": "cwqbo-2"}
-    assert cl.create_batch("cwqbo-2", [1])["id"] == 5  # a re-run finds it rather than re-posting
+    assert cl.export_invoices("cwqbo-2", [1]) == {"transactions": []}  # a read: retried
+    with pytest.raises(RemoteError, match="may or may not have been applied"):
+        cl.create_batch("cwqbo-2", [880001])
     assert state["posts"] == 1
 
 
@@ -455,19 +506,39 @@ def test_sandbox_bad_key_and_missing_right(sandbox: Any) -> None:
     assert by_area["Finance › Accounting Interface (create batches)"].ok is True
 
 
-def test_sandbox_batch_survives_dropped_response(sandbox: Any) -> None:
+def _export_and_batch(cl: CWClient, identifier: str, invoice_ids: list[int]) -> list[int]:
+    rows = cl.unposted_rows(invoice_ids)
+    export = cl.export_invoices(identifier, [export_invoice_id(rows[i]) for i in invoice_ids])
+    gl = sorted(g for t in export["transactions"] for g in parse_gl_entry_ids(t["glEntryIds"]))
+    cl.create_batch(identifier, gl)
+    return gl
+
+
+def test_sandbox_export_then_batch_of_gl_entries(sandbox: Any) -> None:
     cl = sim_client(sandbox)
-    unposted = sorted(cl.unposted_invoice_ids())
-    assert len(unposted) >= 2
+    unposted = sorted(set(cl.unposted_invoice_ids()) - set(sandbox.cw.no_gl_invoice_ids()))
     pick = unposted[:2]
-    sandbox.faults.update({"drop_after_commit_next": 1})
-    batch = cl.create_batch("cwqbo-test-1", pick)
-    assert batch["batchIdentifier"] == "cwqbo-test-1" and isinstance(batch["id"], int)
-    again = cl.create_batch("cwqbo-test-2", unposted[2:3])
-    assert again["id"] != batch["id"] and again["glExport"]["transactions"][0]["id"] == str(unposted[2])
+    gl = _export_and_batch(cl, "cwqbo-test-1", pick)
+    assert gl == sorted(int(e["id"]) for i in pick for e in sandbox.cw.gl_entries_of(i))
+    batch = cl.find_batch("cwqbo-test-1")
+    assert batch is not None and set(batch) <= {"id", "batchIdentifier", "closedFlag", "exportInvoicesFlag",
+                                                 "exportExpensesFlag", "exportProductsFlag", "_info"}
+    assert cl.batch_entry_ids(batch["id"]) == set(gl)
     assert cl.unposted_invoice_ids(pick) == set()
-    assert set(pick) <= cl.batched_invoice_ids()
-    assert len(cl.list_batches()) == len({b["batchIdentifier"] for b in cl.list_batches()})
+    assert cl.unposted_invoice_ids(unposted[2:]) == set(unposted[2:])
+    with pytest.raises(RemoteError, match="batches"):  # the same GL entries can't be batched twice
+        cl.create_batch("cwqbo-test-2", gl)
+
+
+def test_sandbox_batch_is_not_reposted_when_its_answer_is_dropped(sandbox: Any) -> None:
+    cl = sim_client(sandbox)
+    pick = sorted(set(cl.unposted_invoice_ids()) - set(sandbox.cw.no_gl_invoice_ids()))[:1]
+    sandbox.faults.update({"drop_after_commit_next": 1, "paths": ["/finance/accounting/batches"]})
+    with pytest.raises(RemoteError, match="may or may not have been applied"):
+        _export_and_batch(cl, "cwqbo-test-3", pick)
+    found = cl.find_batch("cwqbo-test-3")
+    assert found is not None and cl.unposted_invoice_ids(pick) == set()
+    assert len([b for b in sandbox.cw.batches() if b["batchIdentifier"] == "cwqbo-test-3"]) == 1
 
 
 def test_sandbox_over_loopback_with_default_http_client(sandbox: Any) -> None:
@@ -481,9 +552,9 @@ def test_sandbox_over_loopback_with_default_http_client(sandbox: Any) -> None:
             sandbox.faults.update({"throttle_next": 1})
             assert cl.count("/finance/invoices") == 60
             assert cl.calls == 2
-            pick = sorted(cl.unposted_invoice_ids())[:1]
-            sandbox.faults.update({"drop_after_commit_next": 1})
-            assert cl.create_batch("cwqbo-loop-1", pick)["batchIdentifier"] == "cwqbo-loop-1"
+            pick = sorted(set(cl.unposted_invoice_ids()) - set(sandbox.cw.no_gl_invoice_ids()))[:1]
+            _export_and_batch(cl, "cwqbo-loop-1", pick)
+            assert cl.find_batch("cwqbo-loop-1") is not None
             assert cl.unposted_invoice_ids(pick) == set()
     finally:
         stop()

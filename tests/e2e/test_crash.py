@@ -33,15 +33,16 @@ KILL_POINTS: dict[str, tuple[list[str], bool]] = {
     "sync.after_qbo_response:3": (["sync.after_qbo_response:3"], False),
     "sync.before_ledger_write": (["sync.before_ledger_write"], False),
     "sync.before_ledger_write:2": (["sync.before_ledger_write:2"], False),
-    "sync.before_cw_batch": (["sync.before_cw_batch"], False),
-    "sync.after_cw_batch": (["sync.after_cw_batch"], False),
+    "sync.after_cw_export": (["sync.after_cw_export"], False),  # exported (a read), nothing recorded yet
+    "sync.after_batch_intent": (["sync.after_batch_intent"], False),  # GL entry ids recorded, batch not posted
+    "sync.after_cw_batch": (["sync.after_cw_batch"], False),  # batch posted, its answer never recorded
     "oauth.after_refresh_response": (["oauth.after_refresh_response"], True),
     "oauth.after_refresh_saved": (["oauth.after_refresh_saved"], True),
 }
 CHAINS: dict[str, tuple[list[str], bool]] = {
     # a crash while recovering from an earlier crash, then one in the batch step
     "recover-crashes": (["sync.after_qbo_response:2", "sync.after_intent", "qbo.after_write_response:2",
-                         "sync.before_cw_batch"], True),
+                         "sync.after_batch_intent"], True),
     "ledger-write-twice": (["sync.before_ledger_write:2", "sync.before_ledger_write", "sync.after_cw_batch"], False),
 }
 
@@ -105,10 +106,12 @@ def test_killed_sync_then_rerun_is_exactly_once(outcomes: dict[str, Outcome], cr
     outcome = outcomes[crash_at]
     assert outcome.crash_codes == [KILLED], f"{crash_at} never fired: exit {outcome.crash_codes}"
     e2e = _audited(outcome)
-    if crash_at in ("sync.before_cw_batch", "sync.after_cw_batch"):
+    if crash_at in ("sync.after_cw_export", "sync.after_batch_intent", "sync.after_cw_batch"):
         assert outcome.docs_after_first_crash == len(e2e.expected), "every document was in QBO before the batch"
     if crash_at == "sync.after_intent":
         assert outcome.docs_after_first_crash == 0, "killed after the first intent: nothing was sent"
+    if crash_at in ("sync.after_cw_export", "sync.after_batch_intent", "sync.after_cw_batch"):
+        assert len(e2e.cw_batches()) == 1, "exactly one ConnectWise batch, whatever the kill left behind"
     if crash_at == "oauth.after_refresh_saved":
         assert outcome.rotated_before_crash, "the rotated refresh token was saved before use"
 
@@ -129,7 +132,7 @@ def test_a_rerun_after_recovery_creates_nothing(outcomes: dict[str, Outcome]) ->
 
 
 def test_history_shows_what_a_killed_run_created(outcomes: dict[str, Outcome]) -> None:
-    e2e = _audited(outcomes["sync.before_cw_batch"])
+    e2e = _audited(outcomes["sync.after_batch_intent"])
     number = next(iter(e2e.expected.values()))["invoiceNumber"]
     story = e2e.invoke("history", "--invoice", number)
     assert "No run has touched it yet" not in story.stdout, story.stdout

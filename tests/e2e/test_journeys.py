@@ -159,7 +159,7 @@ def test_operator_ticks_two_invoices_and_only_those_reach_quickbooks(e2e: E2E) -
     assert "2 sent to QuickBooks, 0 failed" in term.screen
     batches = e2e.cw_batches()
     assert len(batches) == 1 and batches[0]["batchIdentifier"] in term.screen
-    ids = set(batches[0]["includedInvoiceIds"])
+    ids = set(batches[0]["invoices"])
     by_number = {str(i["invoiceNumber"]): int(i["id"]) for i in e2e.sandbox.cw.invoices()}
     assert ids == {by_number[n] for n in ticked}
     left = {str(i["number"]) for i in e2e.json_of("list-unsynced")["data"]["invoices"]}
@@ -282,12 +282,17 @@ def _items(data: Any) -> list[dict[str, Any]]:
 # -- 4. beside another tool that already batched some invoices ------------------------------------------------
 
 def _post_foreign_batch(e: E2E, identifier: str, ids: list[int]) -> None:
-    """What WiseSync does: an accounting batch straight through the CW REST API."""
+    """What WiseSync does through the CW REST API: export those invoices, then batch the export's GL entries."""
     auth = base64.b64encode(f"{CW_COMPANY}+{CW_PUBLIC_KEY}:{CW_PRIVATE_KEY}".encode()).decode()
-    r = httpx.post(f"{e.url}/{CW_CODEBASE}apis/3.0/finance/accounting/batches", timeout=10,
-                   content=json.dumps({"batchIdentifier": identifier, "processedRecordIds": ids}),
-                   headers={"Authorization": f"Basic {auth}", "clientId": CW_CLIENT_ID,
-                            "Content-Type": "application/json"})
+    headers = {"Authorization": f"Basic {auth}", "clientId": CW_CLIENT_ID, "Content-Type": "application/json"}
+    api = f"{e.url}/{CW_CODEBASE}apis/3.0/finance/accounting"
+    rows = [e.sandbox.cw.unposted_row_id(i) for i in ids]
+    export = httpx.post(f"{api}/export", timeout=10, headers=headers, content=json.dumps(
+        {"batchIdentifier": identifier, "exportInvoicesFlag": True, "includedInvoiceIds": rows}))
+    assert export.status_code == 200, export.text
+    gl = [int(g) for t in export.json()["transactions"] for g in t["glEntryIds"].split(",")]
+    r = httpx.post(f"{api}/batches", timeout=10, headers=headers,
+                   content=json.dumps({"batchIdentifier": identifier, "processedRecordIds": gl}))
     assert r.status_code in (200, 201), r.text
 
 
@@ -309,7 +314,7 @@ def test_invoices_batched_by_another_tool_are_left_alone(e2e: E2E) -> None:
     assert not their_numbers & set(e2e.doc_counts()), "QBO got documents for invoices another tool exported"
     e2e.assert_exactly_once()  # cwqbo batches hold exactly the invoices it sent: none of theirs
     foreign = [b for b in e2e.sandbox.cw.batches() if b["batchIdentifier"] == "WISESYNC-0001"]
-    assert len(foreign) == 1 and sorted(foreign[0]["includedInvoiceIds"]) == theirs
+    assert len(foreign) == 1 and sorted(e2e.sandbox.cw.invoices_in_batch(foreign[0]["id"])) == theirs
 
 
 def test_invoices_batched_by_another_tool_after_cwqbo_listed_them_are_left_alone(e2e: E2E) -> None:

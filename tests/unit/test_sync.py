@@ -53,7 +53,9 @@ class World:
         return [(e, d) for e in ("Invoice", "CreditMemo") for d in self.sandbox.qbo.documents(e)]
 
     def cw_batches(self) -> list[dict[str, Any]]:
-        return [b for b in self.sandbox.cw.batches() if b["batchIdentifier"].startswith("cwqbo-")]
+        """cwqbo's CW batches, each with the invoices whose GL entries it holds (a batch record never lists them)."""
+        return [{**b, "invoices": self.sandbox.cw.invoices_in_batch(b["id"])} for b in self.sandbox.cw.batches()
+                if b["batchIdentifier"].startswith("cwqbo-")]
 
 
 def _transport(sandbox: sv.Sandbox) -> httpx.MockTransport:
@@ -118,7 +120,7 @@ def test_full_sync_creates_every_invoice_once_with_exact_totals_and_one_batch(wo
     # exactly one cwqbo batch, holding exactly the confirmed invoices
     batches = world.cw_batches()
     assert len(batches) == 1 and batches[0]["batchIdentifier"] == report.batch_identifier
-    assert sorted(batches[0]["includedInvoiceIds"]) == sorted(synced)
+    assert sorted(batches[0]["invoices"]) == sorted(synced)
     assert all(r.state == "batched" for r in ledger.all_rows(world.store) if r.cw_id in synced)
     # the 30-character invoice number fails alone, with the reason
     failed = [i for i in report.items if i.outcome == "failed"]
@@ -177,7 +179,7 @@ def test_crash_around_the_qbo_call_never_duplicates(world: World, monkeypatch: p
     report = world.sync()
     synced = _assert_exactly_once(world)
     assert report.recovered > 0
-    assert [b["includedInvoiceIds"] for b in world.cw_batches()] == [sorted(synced)]
+    assert [b["invoices"] for b in world.cw_batches()] == [sorted(synced)]
     if point != "sync.after_intent":
         assert any(i.outcome == "adopted" for i in report.items)
 
@@ -192,7 +194,7 @@ def test_crash_around_the_cw_batch_batches_exactly_once(world: World, monkeypatc
     world.sync()
     synced = _assert_exactly_once(world)
     batches = world.cw_batches()
-    assert len(batches) == 1 and sorted(batches[0]["includedInvoiceIds"]) == sorted(synced)
+    assert len(batches) == 1 and sorted(batches[0]["invoices"]) == sorted(synced)
     assert not ledger.created_not_batched(world.store) and not ledger.pending_batches(world.store)
 
 
@@ -218,7 +220,7 @@ def test_cw_batch_failure_leaves_invoices_for_the_next_run(world: World) -> None
     world.sandbox.faults.update({"error_next": 0, "paths": []})
     again = world.sync()
     assert again.created == 0 and again.batch_identifier
-    assert [sorted(b["includedInvoiceIds"]) for b in world.cw_batches()] == [sorted(synced)]
+    assert [sorted(b["invoices"]) for b in world.cw_batches()] == [sorted(synced)]
 
 
 def test_selected_invoices_only_and_clear_errors(world: World) -> None:
@@ -228,7 +230,7 @@ def test_selected_invoices_only_and_clear_errors(world: World) -> None:
     report = world.sync(selection="invoices", invoice_numbers=tuple(pick), trigger="invoice")
     assert sorted(i.number for i in report.items if i.outcome == "created") == sorted(pick)
     assert len(world.docs()) == 2
-    assert sorted(world.cw_batches()[0]["includedInvoiceIds"]) == sorted(r.cw_id for r in rows if r.number in pick)
+    assert sorted(world.cw_batches()[0]["invoices"]) == sorted(r.cw_id for r in rows if r.number in pick)
     again = world.sync(selection="invoices", invoice_numbers=(pick[0],), trigger="invoice")
     assert again.items[0].outcome == "skipped" and len(world.docs()) == 2
     with pytest.raises(UsageError, match="NOPE-1"):
@@ -295,7 +297,7 @@ def test_total_mismatch_fails_keeps_the_document_and_is_not_batched(world: World
     assert item.outcome == "failed" and item.qbo_id and "0.01" in (item.error or "")
     row = ledger.get(world.store, target)
     assert row is not None and row.state == "failed" and row.qbo_id == item.qbo_id and row.invoice_number == "20002"
-    assert target not in world.cw_batches()[0]["includedInvoiceIds"]
+    assert target not in world.cw_batches()[0]["invoices"]
     again = world.sync()  # the document is found again (ours), not created twice
     assert next(i for i in again.items if i.cw_id == target).outcome == "failed"
     assert [d["DocNumber"] for _, d in world.docs()].count("20002") == 1
@@ -312,7 +314,7 @@ def test_total_mismatch_adjust_adds_a_line_so_totals_match(world: World, monkeyp
     inv = cache.get(world.store, target)
     assert Decimal(str(doc["TotalAmt"])) == inv.total + Decimal("0.01") == item.qbo_total
     assert any("Adjustment" in str(ln.get("Description")) for ln in doc["Line"])
-    assert target in world.cw_batches()[0]["includedInvoiceIds"]
+    assert target in world.cw_batches()[0]["invoices"]
 
 
 def test_invoice_exported_by_another_tool_is_not_sent(world: World) -> None:
@@ -329,11 +331,11 @@ def test_invoice_exported_elsewhere_before_our_batch_is_not_batched_twice(world:
     world.sync()
     world.sandbox.faults.update({"error_next": 0, "paths": []})
     waiting = [r.cw_id for r in ledger.created_not_batched(world.store)]
-    world.deps().cw.create_batch("OTHER-TOOL-1", waiting[:1])
+    world.sandbox.cw.batch_invoices("OTHER-TOOL-1", waiting[:1])
     report = world.sync()
     assert "already exported" in (report.message or "")
     ours = world.cw_batches()
-    assert len(ours) == 1 and sorted(ours[0]["includedInvoiceIds"]) == sorted(waiting[1:])
+    assert len(ours) == 1 and sorted(ours[0]["invoices"]) == sorted(waiting[1:])
     assert ledger.created_not_batched(world.store) == []
 
 
@@ -375,5 +377,5 @@ def test_cw_batch_response_lost_after_commit_is_not_batched_twice(world: World) 
     report = world.sync()
     synced = _assert_exactly_once(world)
     batches = world.cw_batches()
-    assert len(batches) == 1 and sorted(batches[0]["includedInvoiceIds"]) == sorted(synced)
+    assert len(batches) == 1 and sorted(batches[0]["invoices"]) == sorted(synced)
     assert report.batch_identifier == batches[0]["batchIdentifier"] and report.batch_error is None

@@ -103,21 +103,20 @@ def test_batch_identifier_taken_by_another_profile_is_not_claimed(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     other = max(world.sandbox.cw.unposted_ids())
     day = cw_batch.today(world.clock).isoformat()
-    original_list, original_create = CWClient.list_batches, CWClient.create_batch
+    original_list = CWClient.list_batches
     raced = {"done": False}
 
     def racing_list(self: CWClient, conditions: str | None = None) -> list[dict[str, Any]]:
         rows = original_list(self, conditions)
         if conditions and "like" in conditions and not raced["done"]:
             raced["done"] = True  # profile B creates the identifier we are about to choose
-            original_create(self, f"cwqbo-{day}-001", [other])
+            world.sandbox.cw.batch_invoices(f"cwqbo-{day}-001", [other])
         return rows
 
     monkeypatch.setattr(CWClient, "list_batches", racing_list)
     report = world.sync()
     assert report.batch_identifier and report.batch_identifier != f"cwqbo-{day}-001"
-    in_cw = {i for b in world.sandbox.cw.batches() if b["batchIdentifier"] == report.batch_identifier
-             for i in b["includedInvoiceIds"]}
+    in_cw = set(world.sandbox.cw.invoices_in_batch(report.batch_identifier))
     assert set(report.batched_ids) == in_cw
     unposted = set(world.sandbox.cw.unposted_ids())
     batched = [r.cw_id for r in ledger.all_rows(world.store) if r.state == "batched"]
@@ -126,14 +125,14 @@ def test_batch_identifier_taken_by_another_profile_is_not_claimed(
 
 def test_pending_batch_settles_only_against_a_batch_holding_our_invoices(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    crash = _crash_at(monkeypatch, "sync.before_cw_batch")
+    crash = _crash_at(monkeypatch, "sync.after_batch_intent")
     with pytest.raises(crash):
         world.sync()
     monkeypatch.setattr(crashpoints, "crashpoint", lambda point: None)
     pending = ledger.pending_batches(world.store)[0]
     ours = set(pending.invoice_ids)
     stranger = next(i for i in world.sandbox.cw.unposted_ids() if i not in ours)
-    world.sandbox.cw._create_batch(pending.identifier, [stranger], {})  # another profile's batch, same name
+    world.sandbox.cw.batch_invoices(pending.identifier, [stranger])  # another profile's batch, same name
     world.sync()
     assert ledger.get_batch(world.store, pending.identifier).state == "failed"
     unposted = set(world.sandbox.cw.unposted_ids())
