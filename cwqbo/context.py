@@ -24,6 +24,7 @@ class AppContext:
     profile_name: str
     clock: Clock = field(default_factory=Clock)
     _secret_store: Any = None
+    fresh_database: bool = False  # `--fresh-database`: accept an empty (0-byte) database file and start anew
 
     @classmethod
     def load(cls, paths: Paths, profile_name: str | None = None, clock: Clock | None = None) -> "AppContext":
@@ -42,10 +43,27 @@ class AppContext:
         save_config(self.config, self.paths.config_file)
 
     def open_store(self) -> Any:
-        from cwqbo.store import Store  # type: ignore[import-not-found]
+        """The profile's database, created when absent (commands that write: sync, refresh, refilter)."""
+        from cwqbo.store import Store
 
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
-        return Store.open(self.paths.db_file(self.profile_name))
+        return Store.open(self.paths.db_file(self.profile_name), fresh=self.fresh_database)
+
+    def open_existing_store(self) -> Any:
+        """The profile's database for a read-only command, or None when there is none yet (nothing is created).
+
+        An empty (0-byte) file is refused like in `open_store`; with `--fresh-database` it reads as "nothing yet".
+        """
+        from cwqbo.store import Store, empty_database_error, is_empty_file
+
+        path = self.paths.db_file(self.profile_name)
+        if is_empty_file(path):
+            if self.fresh_database:
+                return None
+            raise empty_database_error(path)
+        if not path.exists():
+            return None
+        return Store.open(path)
 
     def secret_store(self, kind: str | None = None) -> "SecretStore":
         from cwqbo.secrets import open_secret_store

@@ -81,6 +81,23 @@ class RunDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a run's invoices: `total` matching items in all, `items` from `offset` on (at most `limit`)."""
+
+    run: RunSummary
+    items: list[RunItem]
+    total: int
+    offset: int
+    limit: int | None  # None: no limit
+    failed_only: bool
+
+    @property
+    def remaining(self) -> int:
+        """Matching items after this page."""
+        return max(0, self.total - self.offset - len(self.items))
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceStory:
     cw_id: int
     invoice_number: str | None
@@ -128,6 +145,28 @@ def run_detail(store: Store, run_id: int) -> RunDetail:
         raise UsageError(f"no run {run_id} in the local history", hint="list runs with `cwqbo history`")
     items = _rows(store, "select * from run_items where run_id = ? order by invoice_number, cw_id", [run_id])
     return RunDetail(RunSummary.from_row(rows[0]), [RunItem.from_row(r) for r in items])
+
+
+def _run_summary(store: Store, run_id: int) -> RunSummary:
+    rows = _rows(store, "select * from runs where id = ?", [run_id])
+    if not rows:
+        raise UsageError(f"no run {run_id} in the local history", hint="list runs with `cwqbo history`")
+    return RunSummary.from_row(rows[0])
+
+
+def run_page(store: Store, run_id: int, *, limit: int | None = 50, offset: int = 0,
+             failed_only: bool = False) -> RunPage:
+    """A page of one run's invoices, counted and paged in SQL (a run of 10,000 invoices reads one page)."""
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1 (or 0 for all), got {limit}")
+    if offset < 0:
+        raise UsageError(f"--offset cannot be negative, got {offset}")
+    run = _run_summary(store, run_id)
+    where = "run_id = ?" + (" and outcome = 'failed'" if failed_only else "")
+    total = int(store.db.execute(f"select count(*) from run_items where {where}", [run_id]).fetchone()[0])
+    rows = _rows(store, f"select * from run_items where {where} order by invoice_number, cw_id limit ? offset ?",
+                 [run_id, -1 if limit is None else limit, offset])
+    return RunPage(run, [RunItem.from_row(r) for r in rows], total, offset, limit, failed_only)
 
 
 def _find_cw_id(store: Store, number_or_id: str | int) -> tuple[int, str | None]:

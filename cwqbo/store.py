@@ -137,9 +137,16 @@ class Store:
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
-        """Open (creating if needed) and migrate the store; every failure is a one-line StoreError."""
+    def open(cls, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, fresh: bool = False) -> Store:
+        """Open (creating if needed) and migrate the store; every failure is a one-line StoreError.
+
+        An existing file of zero bytes is refused: it is what is left when a database was truncated (a full disk,
+        a bad copy or restore), and opening it as new would silently forget the ledger and the history. `fresh`
+        (`--fresh-database`) accepts it and starts a new database in it.
+        """
         p = Path(path)
+        if is_empty_file(p) and not fresh:
+            raise empty_database_error(p)
         try:
             _prepare_file(p)
         except PermissionError as exc:
@@ -232,6 +239,29 @@ class Store:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+FRESH_DATABASE_ENV = "CWQBO_FRESH_DATABASE"
+
+
+def is_empty_file(p: Path) -> bool:
+    """True for an existing database file of 0 bytes with no write-ahead log holding its content."""
+    try:
+        if p.stat().st_size != 0:
+            return False
+    except OSError:
+        return False
+    try:
+        return p.with_name(p.name + "-wal").stat().st_size == 0
+    except OSError:
+        return True
+
+
+def empty_database_error(p: Path) -> StoreError:
+    return StoreError(
+        f"the database {p} is empty (0 bytes): its sync history and ledger are gone; nothing was changed",
+        hint="restore it from a backup; or, to start over (cwqbo will then rely on the DocNumber check in "
+             f"QuickBooks to avoid duplicates), re-run with --fresh-database or {FRESH_DATABASE_ENV}=1")
 
 
 def _prepare_file(p: Path) -> None:

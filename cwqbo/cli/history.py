@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.history import Attention, InvoiceStory, RunDetail, RunSummary
+    from cwqbo.history import Attention, InvoiceStory, RunPage, RunSummary
+
+NOTHING_YET = "No sync runs yet: nothing synced yet. Run `cwqbo sync` to make the first one."
+NOTHING_YET_FAILED = "Nothing synced yet: no failed runs and nothing needs attention."
 
 history_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
@@ -16,7 +19,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(history_app, name="history")
 
 
-def _local(ts: str | None) -> str:
+def _local(ts: str | None, seconds: bool = True) -> str:
     """Store timestamps are UTC; people read local time."""
     if not ts:
         return ""
@@ -26,7 +29,7 @@ def _local(ts: str | None) -> str:
         moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
         return ts
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def _duration(ms: int | None) -> str:
@@ -46,9 +49,10 @@ def _who(run: RunSummary) -> str:
 
 
 def _open_store(ctx: typer.Context) -> Any:
+    """The database, or None when nothing was ever synced: history is read-only and creates no file."""
     from cwqbo.cli.main import get_app_context
 
-    return get_app_context(ctx).open_store()
+    return get_app_context(ctx).open_existing_store()
 
 
 @history_app.callback()
@@ -77,11 +81,17 @@ def history(
 
     use_json(ctx, "history", json_out)
     store = _open_store(ctx)
+    if store is None:
+        if json_out:
+            render.emit_json("history", "ok", 0, {"runs": [], "attention": []} if failed else {"runs": []})
+        else:
+            render.out.print(NOTHING_YET_FAILED if failed else NOTHING_YET, markup=False)
+        return
     try:
         if invoice is not None:
             story = core.invoice_story(store, invoice)
             if json_out:
-                render.emit_json("history", "success", 0, {"invoice": story})
+                render.emit_json("history", "ok", 0, {"invoice": story})
             else:
                 _print_story(story)
             return
@@ -93,19 +103,21 @@ def history(
         data: dict[str, Any] = {"runs": found}
         if failed:
             data["attention"] = attention
-        render.emit_json("history", "success", 0, data)
+        render.emit_json("history", "ok", 0, data)
         return
     if not found and not attention:
         render.out.print("No failed runs and nothing needs attention." if failed
                          else "No sync runs yet. Run `cwqbo sync` to make the first one.", markup=False)
         return
     if found:
-        rows = [(r.id, _local(r.started_at), r.trigger + (" (dry run)" if r.dry_run else "") if r.trigger else "",
-                 _who(r), f"{r.selected}/{r.created}/{r.failed}/{r.skipped}", r.batch_identifier or "",
-                 _duration(r.duration_ms), r.status or "") for r in found]
-        render.out.print(render.table(["Run", "Started", "Trigger", "By", "Sel/Created/Failed/Skipped",
-                                       "Batch", "Duration", "Status"], rows,
+        # Eight narrow columns fit 80 columns; batch identifiers go below, skipped counts are in `history show`.
+        rows = [(r.id, _local(r.started_at, seconds=False),
+                 (r.trigger or "") + (" (dry)" if r.dry_run else ""), r.created, r.failed,
+                 _duration(r.duration_ms), r.status or "", _who(r)) for r in found]
+        render.out.print(render.table(["Run", "Started", "Trigger", "Sent", "Failed", "Took", "Status", "By"], rows,
                                       title="Runs with failures" if failed else "Sync runs"))
+        render.notes_below("ConnectWise batches:", [(f"run {r.id}", r.batch_identifier) for r in found
+                                                    if r.batch_identifier])
     if failed:
         _print_attention(attention)
 
@@ -116,9 +128,9 @@ def _print_attention(items: list[Attention]) -> None:
     if not items:
         render.out.print("No invoices need attention.", markup=False)
         return
-    rows = [(a.invoice_number or "", a.cw_id, a.kind, a.detail, _local(a.since), a.run_id or "") for a in items]
-    render.out.print(render.table(["Invoice", "CW id", "Problem", "Detail", "Since", "Run"], rows,
-                                  title="Needs attention"))
+    rows = [(a.invoice_number or "", a.cw_id, a.kind, _local(a.since, seconds=False), a.run_id or "") for a in items]
+    render.out.print(render.table(["Invoice", "CW id", "Problem", "Since", "Run"], rows, title="Needs attention"))
+    render.notes_below("Details:", [(a.invoice_number or str(a.cw_id), a.detail) for a in items])
 
 
 def _print_story(story: InvoiceStory) -> None:
@@ -143,9 +155,13 @@ def _print_story(story: InvoiceStory) -> None:
                          + (f", CW batch id {b.cw_batch_id}" if b.cw_batch_id else "") + ")", markup=False)
     if story.items:
         rows = [(i.run_id, _local(i.at), i.outcome or "", f"{i.entity or ''} {i.qbo_id or ''}".strip(), i.cw_total,
-                 i.qbo_total, i.error or "", i.intuit_tid or "") for i in story.items]
-        render.out.print(render.table(["Run", "At", "Outcome", "QBO", "CW total", "QBO total", "Error",
-                                       "Intuit tid"], rows, title="Runs that touched it"))
+                 i.qbo_total) for i in story.items]
+        render.out.print(render.table(["Run", "At", "Outcome", "QBO", "CW total", "QBO total"], rows,
+                                      title="Runs that touched it"))
+        render.notes_below("Errors and Intuit transaction ids:",
+                           [(f"run {i.run_id}", "; ".join(x for x in (i.error, f"tid {i.intuit_tid}"
+                                                                      if i.intuit_tid else "") if x))
+                            for i in story.items if i.error or i.intuit_tid])
     else:
         render.out.print("  No run has touched it yet.", markup=False)
 
@@ -154,34 +170,52 @@ def _print_story(story: InvoiceStory) -> None:
 def show(
     ctx: typer.Context,
     run_id: int = typer.Argument(..., metavar="RUN", help="Run id from `cwqbo history`."),
+    limit: int = typer.Option(50, "--limit", "-n", min=0, help="Invoices per page (0 = all)."),
+    offset: Optional[int] = typer.Option(None, "--offset", min=0, help="Skip this many invoices first."),
+    page: Optional[int] = typer.Option(None, "--page", min=1, help="Page number (of --limit invoices), from 1."),
+    failed: bool = typer.Option(False, "--failed", help="Only the invoices that failed."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
-    """Show what one run did with each invoice.
+    """Show what one run did with each invoice, a page at a time.
 
     \b
-    Example:
+    Examples:
       cwqbo history show 12
+      cwqbo history show 12 --failed
+      cwqbo history show 12 --page 3
+      cwqbo history show 12 --limit 0 --json
     """
     from cwqbo import history as core
     from cwqbo.cli import render
     from cwqbo.cli.main import use_json
+    from cwqbo.errors import UsageError
 
     use_json(ctx, "history show", json_out)
+    if offset is not None and page is not None:
+        raise UsageError("give --offset or --page, not both")
+    if page is not None and limit == 0:
+        raise UsageError("--page needs a --limit (invoices per page)")
+    start = offset if offset is not None else (page - 1) * limit if page is not None else 0
     store = _open_store(ctx)
+    if store is None:
+        raise UsageError(f"no run {run_id}: nothing synced yet", hint="run `cwqbo sync` first")
     try:
-        detail = core.run_detail(store, run_id)
+        result = core.run_page(store, run_id, limit=limit or None, offset=start, failed_only=failed)
     finally:
         store.close()
     if json_out:
-        render.emit_json("history show", "success", 0, detail)
+        render.emit_json("history show", "ok", 0, {
+            "run": result.run, "items": result.items,
+            "page": {"total": result.total, "offset": result.offset, "limit": result.limit,
+                     "returned": len(result.items), "remaining": result.remaining, "failed_only": result.failed_only}})
         return
-    _print_run(detail)
+    _print_run(result)
 
 
-def _print_run(detail: RunDetail) -> None:
+def _print_run(page: RunPage) -> None:
     from cwqbo.cli import render
 
-    r = detail.run
+    r = page.run
     render.out.print(f"Run {r.id}: {r.status or '?'} — {r.trigger or '?'}{' (dry run)' if r.dry_run else ''} "
                      f"by {_who(r) or '?'}, started {_local(r.started_at)}, took {_duration(r.duration_ms) or '?'}",
                      markup=False)
@@ -189,10 +223,26 @@ def _print_run(detail: RunDetail) -> None:
                      + (f"; batch {r.batch_identifier}" if r.batch_identifier else ""), markup=False)
     if r.message:
         render.out.print(f"  {r.message}", markup=False)
-    if not detail.items:
-        render.out.print("  This run touched no invoices.", markup=False)
+    if not page.total:
+        render.out.print("  No invoice of this run failed." if page.failed_only
+                         else "  This run touched no invoices.", markup=False)
+        return
+    if not page.items:
+        render.out.print(f"  No invoices past #{page.offset} (the run has {page.total}"
+                         f"{' failed' if page.failed_only else ''}).", markup=False)
         return
     rows = [(i.invoice_number or "", i.outcome or "", f"{i.entity or ''} {i.qbo_id or ''}".strip(), i.cw_total,
-             i.qbo_total, i.error or "", i.intuit_tid or "") for i in detail.items]
-    render.out.print(render.table(["Invoice", "Outcome", "QBO", "CW total", "QBO total", "Error", "Intuit tid"],
-                                  rows))
+             i.qbo_total) for i in page.items]
+    first, last = page.offset + 1, page.offset + len(page.items)
+    what = "failed invoices" if page.failed_only else "invoices"
+    render.out.print(render.table(["Invoice", "Outcome", "QBO", "CW total", "QBO total"], rows,
+                                  title=f"{what.capitalize()} {first}–{last} of {page.total}"))
+    render.notes_below("Failure reasons:", [(i.invoice_number or str(i.cw_id), i.error + (
+        f" (Intuit tid {i.intuit_tid})" if i.intuit_tid else "")) for i in page.items if i.error])
+    render.notes_below("Intuit transaction ids:", [(i.invoice_number or str(i.cw_id), i.intuit_tid)
+                                                   for i in page.items if i.intuit_tid and not i.error])
+    if page.remaining:
+        more = f"… {page.remaining} more {what}: --offset {last}"
+        if page.limit and page.offset % page.limit == 0:
+            more += f" or --page {page.offset // page.limit + 2}"
+        render.out.print(more + (", --limit 0 for all" if page.limit else ""), markup=False)

@@ -208,7 +208,8 @@ def list_unsynced(
     company: Optional[str] = typer.Option(None, "--company", help="CW company identifier, or part of its name."),
     sort: str = typer.Option("date", "--sort", help="date, number, company or total."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON envelope instead of a table."),
-    csv_file: Optional[str] = typer.Option(None, "--csv", metavar="FILE|-", help="Write CSV to FILE (- for stdout)."),
+    csv_out: bool = typer.Option(False, "--csv", help="Print CSV on stdout instead of a table."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV to FILE."),
     limit: int = typer.Option(TABLE_LIMIT, "--limit", min=0,
                               help="Rows in the table (0 = all); --json and --csv always list everything."),
 ) -> None:
@@ -218,8 +219,14 @@ def list_unsynced(
     from cwqbo.cli.main import get_app_context, use_json
 
     use_json(ctx, "list-unsynced", as_json)
-    if as_json and csv_file == "-":
-        raise UsageError("--json and --csv - both write to stdout: pick one (or give --csv a file name)")
+    if as_json and csv_out:
+        raise UsageError("--json and --csv both write to stdout: pick one (or write the CSV with --output FILE)")
+    if output is not None and (output.startswith("-") or not output.strip()):
+        raise UsageError(f"--output needs a file name, not {output!r}",
+                         hint="e.g. `--output unsynced.csv`; use --csv to print the CSV on stdout")
+    if csv_out and output is not None:
+        raise UsageError("--csv prints to stdout and --output writes a file: pick one")
+    quiet = as_json or csv_out  # stdout carries a document: no chatter on it or around it
     since_date = parse_date_option(since, "--since")
     if sort not in cache.SORT_KEYS:
         raise UsageError(f"--sort must be one of {', '.join(cache.SORT_KEYS)} (got {sort!r})")
@@ -229,21 +236,32 @@ def list_unsynced(
     if refresh and not connected:
         raise NotConnectedError(f"ConnectWise is not connected for profile {app_ctx.profile_name!r}",
                                 hint="run `cwqbo connect connectwise`, or use --no-refresh to list the cache")
-    store = app_ctx.open_store()
+    will_refresh = bool(refresh or (refresh is None and connected))
+    # Listing the cache is read-only: with no database yet there is nothing cached, and nothing is created.
+    store = app_ctx.open_store() if will_refresh else app_ctx.open_existing_store()
+    if store is None:
+        if as_json:
+            render.emit_json("list-unsynced", "ok", 0, {"count": 0, "total": "0", "invoices": [], "refresh": None})
+        elif output is None and not csv_out:
+            render.out.print("Nothing cached yet: " + ("run `cwqbo list-unsynced --refresh` to read ConnectWise."
+                                                       if connected else "connect ConnectWise first "
+                                                       "(`cwqbo connect connectwise`)."), markup=False)
+        if csv_out or output is not None:
+            _write_csv(csv_text([]), output, as_json, 0)
+        return
     try:
         result = None
-        if refresh or (refresh is None and connected):
+        if will_refresh:
             try:
                 # Discovery writes the cache a running sync reads: never both at once.
                 with app_ctx.sync_lock():
-                    result = _refresh(app_ctx, store, profile.filters, full=False,
-                                      show_progress=not as_json and csv_file != "-")
+                    result = _refresh(app_ctx, store, profile.filters, full=False, show_progress=not quiet)
             except LockedError:
                 if refresh:  # asked for explicitly: say why it can't be done
                     raise
-                if not as_json and csv_file != "-":
+                if not quiet:
                     render.info("a sync is running: showing the local cache without reading ConnectWise")
-        elif not as_json and csv_file != "-":
+        elif not quiet:
             note = "showing the local cache" + ("" if connected else " (ConnectWise is not connected)")
             render.info(note)
         _warn_problems(result, as_json)
@@ -255,18 +273,10 @@ def list_unsynced(
     from decimal import Decimal
 
     total = sum((c.total for c in rows), Decimal(0))
-    if csv_file is not None:
-        text = csv_text(items)
-        if csv_file == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
+    if csv_out or output is not None:
+        _write_csv(csv_text(items), output, as_json, len(items))
+        if csv_out:
             return
-        try:
-            Path(csv_file).write_text(text, encoding="utf-8", newline="")
-        except OSError as exc:
-            raise UsageError(f"cannot write {csv_file}: {exc.strerror or exc}") from None
-        if not as_json:
-            render.info(f"wrote {len(items)} invoice(s) to {csv_file}")
     if as_json:
         data = {"count": len(items), "total": str(total), "invoices": items,
                 "refresh": None if result is None else {
@@ -274,7 +284,7 @@ def list_unsynced(
                     "full": result.full, "cw_calls": result.cw_calls, "problems": list(result.problems)}}
         render.emit_json("list-unsynced", "ok", 0, data)
         return
-    if csv_file is not None:
+    if output is not None:
         return
     if not items:
         render.out.print(EMPTY_MESSAGE, markup=False)
@@ -282,16 +292,33 @@ def list_unsynced(
     table_rows = []
     shown = items if limit == 0 else items[:limit]
     for it, c in zip(shown, rows, strict=False):
-        status = it["mapping_status"] if not it["reason"] else f"{it['mapping_status']}: {it['reason']}"
         table_rows.append([c.number, c.company_name or c.company_identifier, it["date"] or "", c.type, c.total,
-                           c.line_count, status])
+                           c.line_count, it["mapping_status"]])
+    # Every column but Company keeps its full width; the reasons go under the table, where they have room.
     render.out.print(render.table(["Number", "Company", "Date", "Type", "Total", "Lines", "Mapping"], table_rows,
                                   title=f"{len(items)} unsynced invoice(s)"))
+    render.notes_below("Why not ready:", [(it["number"], it["reason"]) for it in shown if it["reason"]])
     if len(shown) < len(items):
-        render.out.print(f"… {len(items) - len(shown)} more not shown: use --limit 0, --csv FILE or --json",
+        render.out.print(f"… {len(items) - len(shown)} more not shown: use --limit 0, --csv, --output FILE or --json",
                          markup=False)
     ready = sum(1 for it in items if it["mapping_status"] == "ready")
     render.out.print(f"{len(items)} unsynced, {ready} ready to sync, total {render.money(total)}", markup=False)
+
+
+def _write_csv(text: str, output: str | None, as_json: bool, count: int) -> None:
+    """CSV on stdout (`--csv`) or into `--output FILE`."""
+    from cwqbo.cli import render
+
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    if not as_json:
+        render.info(f"wrote {count} invoice(s) to {output}")
 
 
 def refilter(

@@ -69,6 +69,29 @@ class RedactingFormatter(logging.Formatter):
 _handlers: list[logging.Handler] = []
 
 
+class LazyFileHandler(logging.FileHandler):
+    """A log file whose directory is made on the first record: read-only commands on an empty home create nothing.
+
+    A log that cannot be written must never break the command: it is then dropped without a word.
+    """
+
+    def __init__(self, filename: Path) -> None:
+        super().__init__(filename, encoding="utf-8", delay=True)
+        self._broken = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._broken:
+            return
+        if self.stream is None:  # type: ignore[has-type]
+            try:
+                Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+                self.stream = self._open()
+            except OSError:
+                self._broken = True
+                return
+        super().emit(record)
+
+
 def setup_logging(log_dir: Path, verbose: int) -> Path:
     """Log to log_dir/cwqbo.log (and stderr with -v); returns the log file path."""
     logger = logging.getLogger("cwqbo")
@@ -78,11 +101,7 @@ def setup_logging(log_dir: Path, verbose: int) -> Path:
     _handlers.clear()
     log_file = log_dir / LOG_NAME
     logger.setLevel(logging.DEBUG)
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        file_handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8", delay=True)
-    except OSError:
-        file_handler = logging.NullHandler()
+    file_handler: logging.Handler = LazyFileHandler(log_file)
     file_handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     file_handler.setFormatter(RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
     file_handler.addFilter(RedactingFilter())
@@ -108,6 +127,7 @@ class CliState:
     profile: str | None = None
     verbose: int = 0
     json_command: str | None = None  # set by commands run with --json, so errors come as an envelope too
+    fresh_database: bool = False
     _paths: Paths | None = None
     _context: Any = field(default=None, repr=False)
 
@@ -136,6 +156,7 @@ def get_app_context(ctx: typer.Context) -> Any:
         from cwqbo.context import AppContext
 
         state._context = AppContext.load(state.paths, state.profile)
+        state._context.fresh_database = state.fresh_database
     return state._context
 
 
@@ -191,7 +212,8 @@ class CwqboGroup(TyperGroup):
         except KeyboardInterrupt:
             from cwqbo.cli import render
 
-            render.err.print("interrupted", highlight=False)
+            render.err.print("interrupted (Ctrl-C): stopped; the next run picks up where this one left off",
+                             highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
             state = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
@@ -200,6 +222,8 @@ class CwqboGroup(TyperGroup):
                 if not _handlers:
                     setup_logging(state.paths.log_dir, state.verbose)
                 logging.getLogger("cwqbo").error("unexpected error", exc_info=e)
+                if not log_file.exists():
+                    raise OSError(log_file)
                 where = f"traceback written to {log_file}"
             except Exception:  # the log dir itself may be the problem
                 where = "no log file could be written"
@@ -226,12 +250,16 @@ def main(
     profile: Optional[str] = typer.Option(None, "--profile", "-p", envvar="CWQBO_PROFILE", show_envvar=True,
                                           help="Profile to use (default: default_profile in the config)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail on stderr (-vv for debug)."),
+    fresh_database: bool = typer.Option(False, "--fresh-database", envvar="CWQBO_FRESH_DATABASE", show_envvar=True,
+                                        help="Accept an empty (0-byte) database file and start a new history in "
+                                             "it (cwqbo refuses one otherwise: exit 5)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
 ) -> None:
     """Sync Closed ConnectWise PSA invoices into QuickBooks Online, exactly once."""
     state = cli_state(ctx)
     state.config_path, state.profile, state.verbose = config, profile, verbose
+    state.fresh_database = fresh_database
     setup_logging(state.paths.log_dir, verbose)
 
 

@@ -70,17 +70,30 @@ def test_json_envelope_has_exact_totals_as_strings(sandbox: Any, runner: CliRunn
 
 def test_csv_to_stdout_and_file(sandbox: Any, runner: CliRunner, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    result = runner.invoke(app, ["list-unsynced", "--csv", "-"])
+    result = runner.invoke(app, ["list-unsynced", "--csv"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     expected = expected_unsynced(sandbox)
     assert {int(r["cw_id"]) for r in rows} == set(expected)
     assert all(Decimal(r["total"]) == Decimal(str(expected[int(r["cw_id"])]["total"])) for r in rows)
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["list-unsynced", "--no-refresh", "--csv", "out.csv"])
+    result = runner.invoke(app, ["list-unsynced", "--csv", "--no-refresh"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "--no-refresh").exists()  # --csv is a flag: it never takes the next option as a file
+    assert list(csv.DictReader(io.StringIO(result.stdout)))[0]["cw_id"]
+    result = runner.invoke(app, ["list-unsynced", "--no-refresh", "--output", "out.csv"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out.csv").read_text().splitlines()[0].startswith("cw_id,number,")
     assert len((tmp_path / "out.csv").read_text().splitlines()) == len(expected) + 1
+
+
+def test_output_refuses_a_flag_as_its_file_name(sandbox: Any, runner: CliRunner, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for bad in ("--no-refresh", "-"):
+        result = runner.invoke(app, ["list-unsynced", "--output", bad])
+        assert result.exit_code == 2 and "--output needs a file name" in result.stderr, result.stderr
+    assert not (tmp_path / "--no-refresh").exists() and not (tmp_path / "-").exists()
 
 
 def test_filters_and_sorting_options(sandbox: Any, runner: CliRunner) -> None:
@@ -124,7 +137,33 @@ def test_bad_options_are_one_line_errors(sandbox: Any, runner: CliRunner) -> Non
 def test_not_connected_lists_the_cache_or_refuses_refresh(home: Path, runner: CliRunner) -> None:
     result = runner.invoke(app, ["list-unsynced"])
     assert result.exit_code == 0, result.output
-    assert "No unsynced invoices" in result.stdout
-    assert "not connected" in result.stderr
+    assert "Nothing cached yet" in result.stdout and "connect connectwise" in result.stdout
+    assert not list(home.glob("*.db"))  # listing is read-only
     result = runner.invoke(app, ["list-unsynced", "--refresh"])
     assert result.exit_code == 3 and "connect connectwise" in result.stderr
+
+
+def test_table_is_readable_at_80_columns_in_a_pipe(sandbox: Any, runner: CliRunner,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from cwqbo.cli import render
+
+    monkeypatch.setenv("COLUMNS", "80")
+    for name in ("out", "err"):
+        monkeypatch.delitem(render.__dict__, name, raising=False)
+    doc = json.loads(runner.invoke(app, ["list-unsynced", "--json"]).stdout)
+    result = runner.invoke(app, ["list-unsynced", "--no-refresh", "--limit", "0"])
+    for name in ("out", "err"):
+        render.__dict__.pop(name, None)
+    out = result.stdout
+    assert result.exit_code == 0, result.stderr
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert not re.search(r"\S…", out), "a value was cut"
+    for inv in doc["data"]["invoices"]:
+        # an outsized invoice number wraps (whole) onto the next line rather than pushing the date off the screen
+        row = next(line for line in out.splitlines() if line.startswith(inv["number"][:13]))
+        assert inv["date"] in row and inv["type"] in row, row
+        assert render.money(Decimal(inv["total"])) in row, row
+        if inv["reason"]:  # reasons are whole, under the table
+            assert " ".join(inv["reason"].split()) in " ".join(out.split())
