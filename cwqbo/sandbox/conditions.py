@@ -358,7 +358,7 @@ def _compare(node: Compare, record: Any) -> bool:
         return False
     a, b = pair
     try:
-        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+        return bool({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op])
     except TypeError:
         return False
 

@@ -175,6 +175,7 @@ class CWSimulator:
             return copy.deepcopy(self._state["gl"]["batches"])
 
     def _batch_named(self, batch: int | str) -> dict[str, Any]:
+        b: dict[str, Any]
         for b in self._state["gl"]["batches"]:
             if b["id"] == batch or (isinstance(batch, str) and b["batchIdentifier"] == batch):
                 return b
@@ -392,6 +393,7 @@ class CWSimulator:
         return {kind: list(self._lines_of[kind].get(invoice_id, [])) for kind in KINDS}
 
     def _company_named(self, name: str) -> dict[str, Any]:
+        comp: dict[str, Any]
         for comp in self._state["companies"]:
             if comp["name"] == name:
                 return comp

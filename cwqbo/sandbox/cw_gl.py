@@ -215,7 +215,7 @@ class GLLedger:
 
     def create_batch(self, identifier: str, entry_ids: list[int], flags: dict[str, bool]) -> dict[str, Any]:
         now = self._now()
-        batch = {"id": self._take("batch"), "batchIdentifier": identifier, "closedFlag": False,
+        batch: dict[str, Any] = {"id": self._take("batch"), "batchIdentifier": identifier, "closedFlag": False,
                  "exportInvoicesFlag": bool(flags.get("exportInvoicesFlag")),
                  "exportExpensesFlag": bool(flags.get("exportExpensesFlag")),
                  "exportProductsFlag": bool(flags.get("exportProductsFlag")),

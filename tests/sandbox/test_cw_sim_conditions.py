@@ -84,3 +84,21 @@ def test_error_body_has_the_api_shape() -> None:
     assert body["code"] == "InvalidObject"
     assert "position 5" in body["message"]
     assert body["errors"][0]["field"] == "conditions"
+
+
+def test_index_hint_finds_a_conjunct_every_match_must_satisfy() -> None:
+    from cwqbo.sandbox.conditions import index_hint, parse
+
+    assert index_hint(parse("billingLogId in (1, 2) and total > 0")) == (("billingLogId",), (Decimal(1), Decimal(2)))
+    assert index_hint(parse("total > 0 and invoice/id = 7")) == (("invoice", "id"), (Decimal(7),))
+    assert index_hint(parse("id = 1 or id = 2")) is None  # an `or` may match outside either value
+    assert index_hint(parse("id != 1")) is None
+
+
+def test_rewrite_fields_maps_every_path() -> None:
+    from cwqbo.sandbox.conditions import matches, parse, rewrite_fields
+
+    node = rewrite_fields(parse("lastUpdated > [2026-09-02T00:00:00Z] and id = 1"),
+                          lambda p: ("_info", "lastUpdated") if p == ("lastUpdated",) else p)
+    assert matches(node, {"id": 1, "_info": {"lastUpdated": "2026-09-03T00:00:00Z"}})
+    assert not matches(node, {"id": 1, "lastUpdated": "2026-09-03T00:00:00Z"})

@@ -85,3 +85,25 @@ def test_every_record_validates_against_the_spec_models() -> None:
         assert rows, path
         for row in rows:
             model.model_validate(row)
+
+
+def test_pyconnectwise_reads_unposted_exports_and_batches(served: tuple[Sandbox, LoopbackManageClient]) -> None:
+    """The accounting round trip through the unchanged library, parsed into its models."""
+    box, client = served
+    accounting = client.finance.accounting
+    rows = accounting.unpostedinvoices.get(params={"pageSize": 1000})
+    assert {r.billing_log_id for r in rows} == set(box.cw.unposted_ids())
+    assert all(r.id != r.billing_log_id for r in rows)
+    pick = next(r for r in rows if box.cw.gl_entries_of(r.billing_log_id))
+    export = accounting.export.post(data={"batchIdentifier": "PYCW-1", "exportInvoicesFlag": True,
+                                          "includedInvoiceIds": [pick.id]})
+    [transaction] = export.transactions
+    assert transaction.document_number == pick.invoice_number
+    gl_ids = [int(x) for x in transaction.gl_entry_ids.split(",")]
+    batched = accounting.batches.post(data={"batchIdentifier": "PYCW-1", "exportInvoicesFlag": True,
+                                            "processedRecordIds": gl_ids})
+    assert [t.document_number for t in batched.transactions] == [pick.invoice_number]
+    [batch] = accounting.batches.get(params={"conditions": 'batchIdentifier = "PYCW-1"'})
+    entries = accounting.batches.id(batch.id).entries.get(params={"pageSize": 1000})
+    assert sorted(e.id for e in entries) == sorted(gl_ids) and {e.invoice.id for e in entries} == {pick.billing_log_id}
+    assert pick.billing_log_id not in box.cw.unposted_ids()
