@@ -6,7 +6,7 @@ below: model name → {JSON field name → type}. A type is one of `int`, `float
 `date`, `uuid`, `dict` (free-form, e.g. `_info`), `any`, a nested model name prefixed with `@`, or
 `list[...]` of any of those. `REQUIRED` lists the fields a request model requires.
 
-`tests/sandbox/test_cw_schema_table.py` re-derives the table from the installed pyconnectwise, so a drift
+`tests/sandbox/test_cw_schema.py` re-derives the table from the installed pyconnectwise, so a drift
 fails loudly. Regenerate with: `python -m cwqbo.sandbox.cw_schema > /tmp/table.py` and paste.
 """
 
@@ -127,9 +127,7 @@ def resolve_path(model: str, path: tuple[str, ...] | list[str]) -> tuple[str, ..
             current = None
         if current is None and not free and i < len(path) - 1:
             return None
-    if out and not free and current is not None and len(path) == len(out):
-        return tuple(out)  # a whole reference (e.g. orderBy company) is allowed; comparisons see a dict
-    return tuple(out)
+    return tuple(out)  # a whole reference (e.g. `company`) resolves too; a comparison on it matches nothing
 
 
 def render(table: dict[str, dict[str, str]], required: dict[str, list[str]]) -> str:
