@@ -8,11 +8,14 @@ which makes install idempotent and uninstall exact.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from croniter import croniter
 
@@ -48,9 +51,46 @@ def marker(profile: str) -> str:
     return f"{MARKER}{profile} managed by `cwqbo prefs schedule`"
 
 
-def crontab_line(expr: str, cwqbo_path: str, profile: str) -> str:
-    """The crontab entry: CWQBO_SCHEDULED=1 cwqbo --profile P sync --all, at `expr`."""
-    cmd = f"CWQBO_SCHEDULED=1 {shlex.quote(cwqbo_path)} --profile {shlex.quote(profile)} sync --all"
+@dataclass(frozen=True, slots=True)
+class JobTarget:
+    """Exactly what the scheduled job must reach: cron and systemd start with another environment (no CWQBO_HOME,
+    no XDG_* variables, another working directory), so everything is spelled out as absolute paths."""
+
+    profile: str
+    config_file: Path
+    home: Path | None = None  # CWQBO_HOME, when the user set one
+    xdg_data_home: Path | None = None  # where platformdirs found the data dir, when no CWQBO_HOME
+
+    @classmethod
+    def current(cls, profile: str, config_file: Path, env: Mapping[str, str]) -> JobTarget:
+        home = env.get("CWQBO_HOME")
+        xdg = env.get("XDG_DATA_HOME") if not home else None
+        return cls(profile, _absolute(config_file), _absolute(Path(home)) if home else None,
+                   _absolute(Path(xdg)) if xdg else None)
+
+    def environment(self) -> list[tuple[str, str]]:
+        env = [("CWQBO_SCHEDULED", "1")]
+        if self.home is not None:
+            env.append(("CWQBO_HOME", str(self.home)))
+        if self.xdg_data_home is not None:
+            env.append(("XDG_DATA_HOME", str(self.xdg_data_home)))
+        return env
+
+    def arguments(self, cwqbo_path: str) -> list[str]:
+        return [cwqbo_path, "--config", str(self.config_file), "--profile", self.profile, "sync", "--all"]
+
+
+def _absolute(p: Path) -> Path:
+    return Path(os.path.abspath(p.expanduser()))
+
+
+def crontab_line(expr: str, cwqbo_path: str, target: JobTarget) -> str:
+    """The crontab entry: CWQBO_SCHEDULED=1 [CWQBO_HOME=…] cwqbo --config FILE --profile P sync --all, at `expr`.
+
+    Every value is shell-quoted (cron runs the line with /bin/sh) and every % escaped (cron makes a bare % a newline).
+    """
+    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in target.environment())
+    cmd = f"{env} {shlex.join(target.arguments(cwqbo_path))}"
     return f"{validate_cron(expr)} {_cron_escape(cmd)}"
 
 
@@ -180,13 +220,23 @@ def on_calendar(expr: str) -> str:
     return f"{days}*-{_field(month, pad=True)}-{_field(dom, pad=True)} {_field(hour, pad=True)}:{_field(minute, pad=True)}:00"
 
 
-def systemd_units(expr: str, cwqbo_path: str, profile: str) -> dict[str, str]:
+def _systemd_quote(arg: str) -> str:
+    """One ExecStart=/Environment= word: double-quoted when needed, with systemd's own % specifier escaped."""
+    arg = arg.replace("%", "%%")
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def systemd_units(expr: str, cwqbo_path: str, target: JobTarget) -> dict[str, str]:
     """Text of a user service + timer (for `prefs schedule --print --systemd`); file name → content."""
+    profile = target.profile
     name = f"cwqbo-sync-{re.sub(r'[^A-Za-z0-9_.-]', '_', profile)}"
-    exec_start = f"{shlex.quote(cwqbo_path)} --profile {shlex.quote(profile)} sync --all"
+    exec_start = " ".join(_systemd_quote(a) for a in target.arguments(cwqbo_path))
+    environment = "".join(f"Environment={_systemd_quote(f'{k}={v}')}\n" for k, v in target.environment())
     service = (f"[Unit]\nDescription=cwqbo: sync closed ConnectWise invoices to QuickBooks ({profile})\n"
                f"After=network-online.target\nWants=network-online.target\n\n"
-               f"[Service]\nType=oneshot\nEnvironment=CWQBO_SCHEDULED=1\nExecStart={exec_start}\n"
+               f"[Service]\nType=oneshot\n{environment}ExecStart={exec_start}\n"
                # exit code 75 = another run holds the lock: not a failure of the timer
                f"SuccessExitStatus=75\n")
     timer = (f"[Unit]\nDescription=Run {name} on schedule ({validate_cron(expr)})\n\n"

@@ -114,7 +114,7 @@ def show(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help
     app_ctx = _ctx(ctx)
     profile = app_ctx.profile
     if json_out:
-        render.emit_json("prefs show", "success", 0, {"profile": app_ctx.profile_name,
+        render.emit_json("prefs show", "ok", 0, {"profile": app_ctx.profile_name,
                                                      "prefs": prefs_to_dict(profile.prefs),
                                                      "filters": filters_to_dict(profile.filters)})
         return
@@ -316,6 +316,9 @@ def schedule(ctx: typer.Context,
              uninstall: bool = typer.Option(False, "--uninstall", help="Remove this profile's crontab entry."),
              print_: bool = typer.Option(False, "--print", help="Print the crontab line instead of installing."),
              systemd: bool = typer.Option(False, "--systemd", help="With --print: a systemd service + timer."),
+             automatic: bool = typer.Option(False, "--automatic",
+                                            help="Also set sync_mode = automatic (--install does this too); in "
+                                                 "manual mode a scheduled job does nothing."),
              json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
     """Show or set when automatic syncs run; install or remove the crontab entry."""
     from cwqbo import schedule as sched
@@ -334,11 +337,13 @@ def schedule(ctx: typer.Context,
     prefs = app_ctx.profile.prefs
     if expr is not None:
         prefs = set_pref(prefs, "schedule", expr)
-    if install:
+    if install or automatic:
         prefs = set_pref(prefs, "sync_mode", "automatic")
     if uninstall:
         prefs = set_pref(prefs, "sync_mode", "manual")
-    line = sched.crontab_line(prefs.schedule, _cwqbo_path(), profile_name)
+    # The job must reach this very config file, home and profile: cron's environment has none of them.
+    target = sched.JobTarget.current(profile_name, app_ctx.paths.config_file, os.environ)
+    line = sched.crontab_line(prefs.schedule, _cwqbo_path(), target)
     changed: bool | None = None
     if install:
         changed = sched.install_crontab(line, profile_name).changed
@@ -348,11 +353,18 @@ def schedule(ctx: typer.Context,
         app_ctx.profile.prefs = prefs
         app_ctx.save_config()
     runs = sched.next_runs(prefs.schedule, 5, datetime.now().astimezone())
+    manual_warning = None
+    if prefs.sync_mode != "automatic" and (print_ or expr is not None):
+        manual_warning = ("sync_mode is manual: the scheduled job will start and do nothing until it is "
+                          "automatic — add --automatic, or run `cwqbo prefs set sync_mode automatic`")
+        if not json_out:
+            render.warn(manual_warning)
     if print_:
         if systemd:
-            units = sched.systemd_units(prefs.schedule, _cwqbo_path(), profile_name)
+            units = sched.systemd_units(prefs.schedule, _cwqbo_path(), target)
             if json_out:
-                render.emit_json("prefs schedule", "success", 0, {"systemd": units})
+                render.emit_json("prefs schedule", "ok", 0, {"systemd": units, "sync_mode": prefs.sync_mode},
+                                 [{"code": "warning", "message": manual_warning}] if manual_warning else [])
                 return
             for name, text in units.items():
                 render.out.file.write(f"# ~/.config/systemd/user/{name}\n{text}\n")
@@ -360,7 +372,8 @@ def schedule(ctx: typer.Context,
                         + next(n for n in units if n.endswith(".timer")))
         else:
             if json_out:
-                render.emit_json("prefs schedule", "success", 0, {"crontab": line})
+                render.emit_json("prefs schedule", "ok", 0, {"crontab": line, "sync_mode": prefs.sync_mode},
+                                 [{"code": "warning", "message": manual_warning}] if manual_warning else [])
                 return
             render.out.file.write(f"{sched.marker(profile_name)}\n{line}\n")
         render.out.file.flush()
@@ -368,7 +381,8 @@ def schedule(ctx: typer.Context,
     data = {"profile": profile_name, "schedule": prefs.schedule, "sync_mode": prefs.sync_mode,
             "next_runs": [r.isoformat() for r in runs], "crontab": line, "changed": changed}
     if json_out:
-        render.emit_json("prefs schedule", "success", 0, data)
+        render.emit_json("prefs schedule", "ok", 0, data,
+                         [{"code": "warning", "message": manual_warning}] if manual_warning else [])
         return
     render.out.print(f"Schedule: {prefs.schedule} (sync mode: {prefs.sync_mode})", markup=False)
     render.out.print(render.table(["Next runs"], [(r.strftime("%a %Y-%m-%d %H:%M %Z"),) for r in runs]))

@@ -11,7 +11,7 @@ import pytest
 
 from cwqbo.errors import ConfigError
 from cwqbo.schedule import (
-    CrontabError, crontab_line, install_crontab, merge_crontab, next_runs, on_calendar, read_crontab,
+    CrontabError, JobTarget, crontab_line, install_crontab, merge_crontab, next_runs, on_calendar, read_crontab,
     remove_from_crontab, systemd_units, uninstall_crontab, validate_cron,
 )
 
@@ -36,19 +36,33 @@ def test_next_runs() -> None:
     assert next_runs("@hourly", 1, NOW) == [datetime(2026, 11, 26, 13, tzinfo=timezone.utc)]
 
 
+def target(profile: str = "default") -> JobTarget:
+    return JobTarget(profile, Path("/etc/cwqbo/config.toml"))
+
+
 def test_crontab_line_runs_a_scheduled_sync_for_the_profile() -> None:
-    line = crontab_line("0 6 * * *", "/opt/my tools/cwqbo", "acme%1")
-    assert line == "0 6 * * * CWQBO_SCHEDULED=1 '/opt/my tools/cwqbo' --profile acme\\%1 sync --all"
+    t = JobTarget.current("acme%1", Path("/srv/my conf/cwqbo.toml"), {"CWQBO_HOME": "/srv/cw qbo"})
+    line = crontab_line("0 6 * * *", "/opt/my tools/cwqbo", t)
+    assert line == ("0 6 * * * CWQBO_SCHEDULED=1 CWQBO_HOME='/srv/cw qbo' '/opt/my tools/cwqbo' "
+                    "--config '/srv/my conf/cwqbo.toml' --profile acme\\%1 sync --all")
+
+
+def test_job_target_is_absolute_and_keeps_a_custom_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    t = JobTarget.current("a", Path("conf.toml"), {"XDG_DATA_HOME": "data"})
+    assert t.config_file == tmp_path / "conf.toml" and t.home is None and t.xdg_data_home == tmp_path / "data"
+    assert ("XDG_DATA_HOME", str(tmp_path / "data")) in t.environment()
+    assert JobTarget.current("a", Path("c"), {"CWQBO_HOME": "h", "XDG_DATA_HOME": "d"}).xdg_data_home is None
 
 
 def test_merge_is_idempotent_and_keeps_other_jobs() -> None:
     existing = "MAILTO=me\n5 4 * * * backup.sh\n"
-    once = merge_crontab(existing, crontab_line("0 6 * * *", "cwqbo", "a"), "a")
+    once = merge_crontab(existing, crontab_line("0 6 * * *", "cwqbo", target("a")), "a")
     assert once.startswith(existing) and once.count("sync --all") == 1
-    assert merge_crontab(once, crontab_line("0 6 * * *", "cwqbo", "a"), "a") == once
-    changed = merge_crontab(once, crontab_line("0 7 * * *", "cwqbo", "a"), "a")
+    assert merge_crontab(once, crontab_line("0 6 * * *", "cwqbo", target("a")), "a") == once
+    changed = merge_crontab(once, crontab_line("0 7 * * *", "cwqbo", target("a")), "a")
     assert "0 7 * * *" in changed and "0 6 * * *" not in changed
-    both = merge_crontab(changed, crontab_line("0 8 * * *", "cwqbo", "b"), "b")
+    both = merge_crontab(changed, crontab_line("0 8 * * *", "cwqbo", target("b")), "b")
     assert remove_from_crontab(remove_from_crontab(both, "a"), "b") == existing
     assert "--profile b" in remove_from_crontab(both, "a")
 
@@ -75,7 +89,7 @@ def fake_crontab(tmp_path: Path) -> tuple[str, Path]:
 def test_install_and_uninstall_through_the_crontab_command(fake_crontab: tuple[str, Path]) -> None:
     cmd, table = fake_crontab
     assert read_crontab(cmd) == ""
-    line = crontab_line("0 6 * * *", "cwqbo", "default")
+    line = crontab_line("0 6 * * *", "cwqbo", target())
     assert install_crontab(line, "default", crontab=cmd).changed
     assert line in table.read_text()
     assert not install_crontab(line, "default", crontab=cmd).changed
@@ -93,9 +107,11 @@ def test_systemd_units() -> None:
     assert on_calendar("0 6 * * *") == "*-*-* 06:00:00"
     assert on_calendar("*/15 8-18 * * 1-5") == "Mon..Fri *-*-* 08..18:0/15:00"
     assert on_calendar("@weekly") == "weekly"
-    units = systemd_units("30 2 1 * *", "/usr/bin/cwqbo", "acme")
+    units = systemd_units("30 2 1 * *", "/usr/bin/cwqbo",
+                          JobTarget("acme", Path("/my conf/c.toml"), home=Path("/srv/cwqbo 100%")))
     assert units["cwqbo-sync-acme.timer"].count("OnCalendar=*-*-01 02:30:00") == 1
     svc = units["cwqbo-sync-acme.service"]
-    assert "Environment=CWQBO_SCHEDULED=1" in svc and "ExecStart=/usr/bin/cwqbo --profile acme sync --all" in svc
+    assert "Environment=CWQBO_SCHEDULED=1" in svc and 'Environment="CWQBO_HOME=/srv/cwqbo 100%%"' in svc
+    assert 'ExecStart=/usr/bin/cwqbo --config "/my conf/c.toml" --profile acme sync --all' in svc
     with pytest.raises(ConfigError, match="systemd needs both"):
         on_calendar("0 6 1 * 1")
