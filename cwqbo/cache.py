@@ -241,11 +241,14 @@ def counts(store: Store) -> dict[str, int]:
     return {"cached": cached_n, "in_scope": in_scope_n, "unsynced": unsynced_n}
 
 
-def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs) -> list[tuple[str, str]]:
-    """`mapping.readiness` of each row, memoised in the store by invoice content and prefs.
+def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs,
+              realm: str | None = None) -> list[tuple[str, str]]:
+    """`mapping.readiness` of each row, memoised in the store by invoice content, prefs and QBO company facts.
 
-    A verdict is reused only while both the invoice's content hash and the prefs are unchanged, so it is
-    always what `mapping.readiness` would say now. Failing to save the memo never fails the listing.
+    With `realm`, invoices are judged against the connected company as the last sync read it (country, home
+    currency, multicurrency), and a document kept for review is never "ready": the same checks the sync runs.
+    A verdict is reused only while the content hash, the prefs and those facts are unchanged, so it is always
+    what `mapping.readiness` would say now. Failing to save the memo never fails the listing.
     """
     import sqlite3
 
@@ -253,22 +256,29 @@ def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs) -> list
     from cwqbo.mapping import readiness as judge
     from cwqbo.prefs import prefs_to_dict
 
-    prefs_hash = hashlib.sha256(money.dumps(prefs_to_dict(prefs)).encode()).hexdigest()[:32]
+    from cwqbo.resolve import stored_company_facts
+
+    facts = stored_company_facts(store, realm) if realm else None
+    prefs_hash = hashlib.sha256((money.dumps(prefs_to_dict(prefs)) + repr(facts)).encode()).hexdigest()[:32]
+    kept = {int(cw_id): str(error) for cw_id, error in store.db.execute(
+        "SELECT cw_id, error FROM ledger WHERE state = 'failed' AND qbo_id IS NOT NULL")}
     memo = {cw_id: (content, status, reason) for cw_id, content, status, reason in store.db.execute(
         "SELECT cw_id, content_hash, status, reason FROM readiness WHERE prefs_hash = ?", [prefs_hash])}
     verdicts: list[tuple[str, str]] = []
     fresh: list[tuple[int, str, str, str, str]] = []
     for row in rows:
         known = memo.get(row.cw_id)
-        if known is not None and known[0] == row.content_hash:
+        if known is not None and known[0] == row.content_hash and row.cw_id not in kept:
             verdicts.append((known[1], known[2]))
             continue
         try:
-            status, reason = judge(row.invoice(), prefs)
+            status, reason = judge(row.invoice(), prefs, company=facts, kept_for_review=kept.get(row.cw_id))
         except (CwqboError, ValueError) as exc:  # an unreadable record is itself the reason; not memoised
             verdicts.append(("invalid", f"cannot map: {exc}"))
             continue
         verdicts.append((status, reason))
+        if row.cw_id in kept:
+            continue  # depends on the ledger, not only on content and prefs: never memoised
         fresh.append((row.cw_id, row.content_hash, prefs_hash, status, reason))
     if fresh:
         try:

@@ -60,7 +60,7 @@ class Sender:
             for w in ready:
                 self.r.report.plan.append(PlannedDocument(w.inv.id, w.inv.number, w.inv.company.name,
                                                           w.doc.entity, w.doc.doc_number, w.doc.expected_total,
-                                                          _plan_lines(w.payload or {})))
+                                                          _plan_lines(w.payload or {}), tax=w.doc.tax))
                 self.r.finish_item(w, self.r.result(w.inv, "dry-run", entity=w.doc.entity))
             return
         for w in ready:

@@ -75,6 +75,7 @@ class PlannedDocument:
     doc_number: str
     total: Decimal
     lines: tuple[PlanLine, ...]
+    tax: Decimal = Decimal(0)  # included in `total`: lines + tax = total
 
 
 @dataclass(frozen=True)

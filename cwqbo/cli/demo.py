@@ -213,7 +213,7 @@ def _cw_batch(url: str, sandbox: Any, identifier: str | None) -> list[int] | Non
     except Exception:  # noqa: BLE001 - the summary is a nicety; fall back to the in-process view
         batches = []
     if not batches:
-        batches = [{"batchIdentifier": b["batchIdentifier"], "invoiceIds": b.get("includedInvoiceIds", [])}
+        batches = [{"batchIdentifier": b["batchIdentifier"], "invoiceIds": sandbox.cw.invoices_in_batch(b["id"])}
                    for b in sandbox.cw.batches()]
     for b in batches:
         if b.get("batchIdentifier") == identifier:

@@ -1,8 +1,10 @@
 """Check the ConnectWise API member's rights before a sync needs them (`cwqbo check-permissions`).
 
-Each read right is probed with a one-record GET (a 403 names the missing right). The batch-write right
-cannot be probed without creating a batch, so it is read from the member's security role when the API
-lets us, and otherwise explained. Never creates anything.
+Each read right is probed with a one-record GET (a 403 names the missing right). The accounting flow needs
+Finance › Accounting Interface at Inquire (unposted invoices, batches and their entries, and the GL export, which
+is a read) and at Add (creating the batch). The Add right cannot be probed without creating a batch, so both
+levels are read from the member's security role when the API lets us, and otherwise explained. Never creates
+anything, and never runs an export (without a list of invoices it would export the whole unposted ledger).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ READ_PROBES: tuple[tuple[str, str, str], ...] = (
     ("Time & Expense", "Time Entry", "/time/entries"),
     ("Time & Expense", "Expense Report Entry", "/expense/entries"),
     ("Finance", "Accounting Interface", "/finance/accounting/unpostedinvoices"),
+    ("Finance", "Accounting Interface", "/finance/accounting/batches"),
 )
 
 
@@ -65,7 +68,8 @@ def _role_settings(client: CWClient) -> list[dict[str, Any]] | None:
 
 def _batch_probe(client: CWClient) -> Probe:
     name = "Finance › Accounting Interface (create batches)"
-    fix = fix_text("Finance", "Accounting Interface", "Add Level: All")
+    fix = fix_text("Finance", "Accounting Interface", "Inquire Level: All and Add Level: All") + (
+        " (the GL export is a read; the batch of its GL entries is an add)")
     try:
         settings = _role_settings(client)
     except (PermissionDenied, RemoteError):
@@ -77,9 +81,10 @@ def _batch_probe(client: CWClient) -> Probe:
     for s in settings:
         label = " ".join(str(s.get(k) or "") for k in ("moduleFunctionName", "moduleFunctionDescription"))
         if "accounting interface" in label.lower():
-            level = str(s.get("addLevel") or "None")
-            ok = level in ADD_LEVELS_OK
-            return Probe(name, ok, f"Add Level is {level}", "" if ok else fix)
+            add, inquire = str(s.get("addLevel") or "None"), str(s.get("inquireLevel") or "None")
+            ok = add in ADD_LEVELS_OK and inquire in ADD_LEVELS_OK
+            return Probe(name, ok, f"Inquire Level is {inquire} (GL export, batches), Add Level is {add} "
+                                   "(create a batch)", "" if ok else fix)
     return Probe(name, None, "the security role lists no Accounting Interface setting", fix)
 
 

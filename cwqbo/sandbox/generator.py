@@ -135,7 +135,8 @@ def company_ref(company: dict[str, Any]) -> dict[str, Any]:
     return {"id": company["id"], "identifier": company["identifier"], "name": company["name"]}
 
 
-def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), country: str = "US") -> CWData:
+def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), country: str = "US",
+             no_gl_invoice: bool = False) -> CWData:
     """Deterministic sample data: `invoices` invoices for a pool of companies (see the module docstring)."""
     rng = random.Random(seed)
     data = CWData()
@@ -282,7 +283,7 @@ def generate(seed: int, invoices: int, *, start: dt.date = dt.date(2026, 9, 1), 
             prior.append(inv_id)
     if prior:
         data.batches.append({"batchIdentifier": PRIOR_BATCH, "invoiceIds": prior})
-    if no_gl_at >= 0:
+    if no_gl_invoice and no_gl_at >= 0:  # opt-in: a real site's stuck invoice, for the tests that are about it
         data.no_gl_invoice_ids.append(1001 + no_gl_at)
     data.other_gl = other_gl_work(rng, start, max(2, invoices // 50))
     return data

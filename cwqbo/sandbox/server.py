@@ -62,12 +62,13 @@ class Sandbox:
     """Both simulators behind one `handle`; see the module docstring."""
 
     def __init__(self, seed: int = 1, invoices: int = 40, *, clock: Clock | None = None, faults: Faults | None = None,
-                 state_file: str | Path | None = None, country: str = "US") -> None:
+                 state_file: str | Path | None = None, country: str = "US", no_gl_invoice: bool = False) -> None:
         if country not in ("US", "CA"):
             raise ValueError("country must be US or CA")
         self.seed = seed
         self.n_invoices = invoices
         self.country = country
+        self.no_gl_invoice = no_gl_invoice  # one Closed invoice ConnectWise holds no GL entries for
         self.clock: Clock = clock if clock is not None else OffsetClock()
         self.faults = faults if faults is not None else Faults()
         self.state_file = Path(state_file) if state_file is not None else None
@@ -79,7 +80,8 @@ class Sandbox:
     def _build(self) -> None:
         self.cw = CWSimulator(self.clock, self.faults, company=CW_COMPANY, public_key=CW_PUBLIC_KEY,
                               private_key=CW_PRIVATE_KEY, client_id=CW_CLIENT_ID, codebase=CW_CODEBASE)
-        self.cw.load(generate(self.seed, self.n_invoices, country=self.country), copy_data=False)
+        self.cw.load(generate(self.seed, self.n_invoices, country=self.country, no_gl_invoice=self.no_gl_invoice),
+                     copy_data=False)
         self.qbo = QBOSimulator(self.clock, self.faults, realm_id=QBO_REALM_ID, country=self.country,
                                 client_id=QBO_CLIENT_ID, client_secret=QBO_CLIENT_SECRET)
 

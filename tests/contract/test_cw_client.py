@@ -406,7 +406,8 @@ def test_permission_probes_report_missing_rights_without_creating_anything() -> 
     assert exp.ok is False
     assert exp.fix == "Security Roles › Time & Expense › Expense Report Entry › Inquire Level: All"
     batch = results["Finance › Accounting Interface (create batches)"]
-    assert batch.ok is False and "Add Level: All" in batch.fix
+    assert batch.ok is False and "Add Level: All" in batch.fix and "Inquire Level: All" in batch.fix
+    assert "GL export" in batch.detail and "Add Level is None" in batch.detail
 
 
 def test_permission_probe_explains_when_role_is_unreadable() -> None:

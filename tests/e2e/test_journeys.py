@@ -292,7 +292,8 @@ def _post_foreign_batch(e: E2E, identifier: str, ids: list[int]) -> None:
     assert export.status_code == 200, export.text
     gl = [int(g) for t in export.json()["transactions"] for g in t["glEntryIds"].split(",")]
     r = httpx.post(f"{api}/batches", timeout=10, headers=headers,
-                   content=json.dumps({"batchIdentifier": identifier, "processedRecordIds": gl}))
+                   content=json.dumps({"batchIdentifier": identifier, "exportInvoicesFlag": True,
+                                       "processedRecordIds": gl}))
     assert r.status_code in (200, 201), r.text
 
 

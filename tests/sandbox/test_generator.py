@@ -65,7 +65,9 @@ def test_time_and_products_carry_what_connectwise_bills() -> None:
     cancelled = [p for p in data.products if p["quantityCancelled"] > 0]
     assert cancelled and all(line_amount("product", p) == money.round_cents((p["quantity"] - 1) * p["price"])
                              for p in cancelled)
-    assert data.no_gl_invoice_ids and data.other_gl["expense"] and data.other_gl["procurement"]
+    assert data.other_gl["expense"] and data.other_gl["procurement"]
+    assert not data.no_gl_invoice_ids, "the stuck invoice is opt-in"
+    assert generate(2, 600, no_gl_invoice=True).no_gl_invoice_ids == [1006]
 
 
 def test_same_seed_same_data_other_seed_different() -> None:

@@ -70,9 +70,10 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "sandbox.json"
     box = Sandbox(seed=4, invoices=10, state_file=state)
     http = cw_client("http://sandbox.test", box.transport())
-    target = box.cw.unposted_ids()[0]
-    assert http.post("/finance/accounting/batches",
-                     json={"batchIdentifier": "KEEP", "processedRecordIds": [target]}).status_code == 201
+    target = next(i for i in box.cw.unposted_ids() if box.cw.gl_entries_of(i))
+    gl = [e["id"] for e in box.cw.gl_entries_of(target)]
+    assert http.post("/finance/accounting/batches", json={"batchIdentifier": "KEEP", "exportInvoicesFlag": True,
+                                                          "processedRecordIds": gl}).status_code == 201
     assert state.exists() and not list(tmp_path.glob(".sandbox-*"))
     again = Sandbox(seed=99, invoices=1, state_file=state)  # the file wins over seed/invoices
     assert target not in again.cw.unposted_ids()
