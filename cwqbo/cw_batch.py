@@ -89,13 +89,14 @@ def batch_confirmed(run: RunState) -> None:
     crashpoints.crashpoint("sync.after_cw_export")
     check = accounting.check_export(export, [accounting.Expected(r.cw_id, r.invoice_number, _total(r))
                                              for r, _ in found])
-    if check.problems or not check.gl_ids:
-        why = "; ".join(check.problems) or "the GL export holds none of them"
-        run.report.batch_error = (f"nothing was batched in ConnectWise: {why}. The invoices are in QuickBooks; "
-                                  "check ConnectWise's accounting interface and GL entries, then re-run")
+    if check.problems:
+        run.report.batch_error = (f"nothing was batched in ConnectWise: {'; '.join(check.problems)}. The invoices "
+                                  "are in QuickBooks; check ConnectWise's accounting interface, then re-run")
         return
     if check.missing:
         _report_missing(run, check.missing)
+    if not check.gl_ids:
+        return
     _post(run, ident, sorted(check.gl_ids), check.all_gl_ids())
 
 

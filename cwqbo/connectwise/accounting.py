@@ -153,6 +153,12 @@ def check_export(export: Any, expected: Iterable[Expected]) -> ExportCheck:
             owner_of_gl[gl] = number
         check.gl_ids[exp.cw_id] = sorted(set(ids))
     check.missing = [e for n, e in want.items() if n not in seen_numbers]
+    if len(check.missing) > 1 and not seen_numbers and not check.problems:
+        # Several invoices, none exported: more likely ConnectWise reads includedInvoiceIds otherwise than
+        # export_invoice_id assumes than that none of them has GL entries. Say both; batch nothing.
+        check.problems.append(f"the GL export holds none of the {len(check.missing)} invoices cwqbo asked for "
+                              "(either ConnectWise holds no GL entries for them, or it reads includedInvoiceIds as "
+                              "another id than the unposted rows' own ids)")
     return check
 
 

@@ -58,9 +58,12 @@ def test_an_invoice_missing_from_the_export_is_reported_and_the_rest_may_go() ->
     assert [e.number for e in check.missing] == ["INV-102"]
 
 
-def test_an_empty_export_batches_nothing() -> None:
+def test_an_export_of_none_of_several_invoices_is_a_problem_not_a_list_of_missing_gl_entries() -> None:
     check = check_export({"transactions": []}, OURS)
     assert not check.ok and len(check.missing) == 2
+    assert "includedInvoiceIds" in check.problems[0]
+    single = check_export({"transactions": []}, OURS[:1])
+    assert not single.problems and [e.number for e in single.missing] == ["INV-101"]
 
 
 def test_unposted_rows_link_by_billing_log_id_and_keep_their_own_id() -> None:

@@ -6,16 +6,21 @@ invoices batched that no ConnectWise batch holds. Each test sets up one of those
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cwqbo import cw_batch, ledger
+from cwqbo import cw_batch, http, ledger
+from cwqbo.clock import ManualClock
+from cwqbo.sandbox import server as sv
+from cwqbo.store import Store
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import RemoteError
 from cwqbo.sync_model import run_status
 
-from .test_sync import World, _crash_at
+from .test_sync import World, _crash_at, _transport
 
 
 def _posts(world: World, monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
@@ -167,3 +172,31 @@ def test_free_identifier_skips_those_connectwise_already_has(world: World) -> No
     world.sandbox.cw.batch_invoices(f"cwqbo-{day}-001", [max(world.sandbox.cw.unposted_ids())])
     report = world.sync()
     assert report.batch_identifier == f"cwqbo-{day}-002"
+
+
+@pytest.fixture
+def stuck_world(tmp_path: Path) -> Iterator[World]:
+    """The world of test_sync.py, with one Closed invoice ConnectWise holds no GL entries for."""
+    clock = ManualClock(start=1_795_500_000.0)
+    sandbox = sv.Sandbox(seed=1, invoices=24, clock=clock, no_gl_invoice=True)
+    http.set_transport_override(_transport(sandbox))
+    store = Store.open(tmp_path / "cwqbo.db")
+    try:
+        yield World(sandbox, store, clock, tmp_path / "cwqbo.db")
+    finally:
+        store.close()
+        http.set_transport_override(None)
+
+
+def test_an_invoice_without_gl_entries_is_reported_once_then_waits_quietly(stuck_world: World) -> None:
+    world = stuck_world
+    [stuck] = world.sandbox.cw.no_gl_invoice_ids()
+    first = world.sync()
+    assert stuck in _synced(world) and stuck not in first.batched_ids and first.batched_ids
+    assert first.batch_error and "no GL entries" in first.batch_error and "Invoice Search" in first.batch_error
+    assert stuck in world.sandbox.cw.unposted_ids()
+    second = world.sync()  # what cron does next: not a new alarm
+    assert second.batch_error is None and "still wait for GL entries" in (second.message or "")
+    named = world.sync(selection="invoices", invoice_numbers=(world.sandbox.cw.invoice(stuck)["invoiceNumber"],))
+    assert named.batch_error and "no GL entries" in named.batch_error  # asked for by name: said again
+    assert ledger.get(world.store, stuck).state == "created"
