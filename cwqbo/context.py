@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,30 @@ from cwqbo.errors import LockedError, NotConnectedError
 if TYPE_CHECKING:
     from cwqbo.quickbooks.oauth import TokenManager
     from cwqbo.secrets import SecretStore
+
+
+def fetch_company_info_or_remote_error(fetch: Any, settings: Any) -> Any:
+    """companyinfo for a profile that *was* connected: a site that is down or unreachable is "a service kept
+    failing" (exit 4, like the same failure mid-run), not a config error (exit 2, "check the site name")."""
+    import httpx
+
+    from cwqbo.errors import ConfigError, RemoteError
+
+    try:
+        return fetch(settings.site, settings.company_id, scheme=settings.scheme)
+    except httpx.TransportError as exc:
+        raise RemoteError(f"ConnectWise ({settings.site}) is unreachable: {type(exc).__name__}: {exc}",
+                          hint="check the network and ConnectWise's status; the next run picks up from here") from exc
+    except ConfigError as exc:
+        cause = exc.__cause__
+        text = str(exc)
+        server_side = re.search(r"answered HTTP 5\d\d\b", text) is not None
+        if isinstance(cause, httpx.TransportError) or server_side:
+            detail = f"{type(cause).__name__}: {cause}" if isinstance(cause, httpx.TransportError) else text
+            raise RemoteError(f"ConnectWise ({settings.site}) is unreachable: {detail}",
+                              hint="check the network and ConnectWise's status; the next run picks up "
+                                   "from here") from exc
+        raise
 
 
 @dataclass
@@ -85,7 +110,7 @@ class AppContext:
         if not private_key:
             raise NotConnectedError("the ConnectWise private key is missing from the secret store",
                                     hint="run `cwqbo connect connectwise`")
-        info = fetch_company_info(settings.site, settings.company_id, scheme=settings.scheme)
+        info = fetch_company_info_or_remote_error(fetch_company_info, settings)
         return CWClient(settings, private_key, info["Codebase"])
 
     def token_manager(self) -> "TokenManager":

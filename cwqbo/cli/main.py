@@ -179,8 +179,20 @@ def _render_error(state: CliState | None, message: str, hint: str | None, code: 
 
 
 def _as_cwqbo_error(e: Exception) -> Exception:
-    """A SQLite "locked"/"busy" error can surface from any command's writes: it is the store's error, not a bug."""
+    """A SQLite "locked"/"busy" error can surface from any command's writes: it is the store's error, not a bug.
+    A network failure no client turned into a RemoteError is still "a service kept failing" (exit 4), with its host."""
     import sqlite3
+
+    httpx = sys.modules.get("httpx")
+    if httpx is not None and isinstance(e, httpx.TransportError):
+        from cwqbo.errors import RemoteError
+
+        try:
+            host = e.request.url.host
+        except RuntimeError:  # no request attached
+            host = "a remote service"
+        return RemoteError(f"{host} is unreachable: {type(e).__name__}: {e}",
+                           hint="check the network and the service's status, then run the command again")
 
     if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
         from cwqbo.errors import StoreError

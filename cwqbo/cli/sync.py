@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -17,6 +18,7 @@ from cwqbo.cli import render
 from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 
 if TYPE_CHECKING:  # the engine is imported inside the command: `cwqbo --help` must not load it
+    from cwqbo.cache import CachedInvoice
     from cwqbo.sync import ItemResult, SyncDeps, SyncEvent, SyncReport
 
 
@@ -99,8 +101,33 @@ def sync_command(
     raise typer.Exit(code)
 
 
+COMPANY_CELLS = 28
+
+
+def checklist_titles(rows: Sequence[CachedInvoice], verdicts: Sequence[tuple[str, str]]) -> list[str]:
+    """One aligned line per invoice: readiness mark, number, date, company, total, and why not (if not ready).
+
+    Widths are counted in terminal cells (a CJK character takes two), so columns line up whatever the names;
+    invoice numbers, dates and totals are never cut, only a long company name is.
+    """
+    from rich.cells import cell_len, set_cell_size
+
+    number_w = max([cell_len(r.number) for r in rows] + [6])
+    totals = [render.money(r.total) for r in rows]
+    total_w = max([len(t) for t in totals] + [5])
+    out = []
+    for r, total, (status, reason) in zip(rows, totals, verdicts, strict=True):
+        ready = status == "ready"
+        company = r.company_name or r.company_identifier
+        name = company if cell_len(company) <= COMPANY_CELLS else set_cell_size(company, COMPANY_CELLS - 1) + "…"
+        line = (f"{'✓' if ready else '✗'} {set_cell_size(r.number, number_w)}  {str(r.date or ''):<10}  "
+                f"{set_cell_size(name, COMPANY_CELLS)}  {total:>{total_w}}")
+        out.append(line if ready else f"{line}  not ready: {reason or status}")
+    return out
+
+
 def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
-    """Refresh, then let the user tick invoices (questionary checkbox)."""
+    """Refresh, let the user tick invoices (questionary checkbox, with readiness marks), then confirm."""
     import questionary
 
     from cwqbo import cache
@@ -114,10 +141,27 @@ def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
     if not rows:
         render.info("no unsynced invoices")
         return ()
-    choices = [questionary.Choice(f"{r.number:<12} {str(r.date or ''):<10} {r.company_name[:30]:<30} "
-                                  f"{render.money(r.total):>12}", value=r.number) for r in rows]
-    picked = questionary.checkbox("Invoices to sync (space to tick, enter to go):", choices=choices).ask()
-    return tuple(picked or ())
+    verdicts = cache.readiness(deps.store, rows, deps.prefs)
+    choices = [questionary.Choice(title, value=r.number)
+               for r, title in zip(rows, checklist_titles(rows, verdicts), strict=True)]
+    not_ready = sum(1 for status, _ in verdicts if status != "ready")
+    if not_ready:
+        render.info(f"✗ marks {not_ready} invoice(s) that would fail as things stand (see the reason on the line)")
+    # unsafe_ask: Ctrl-C raises KeyboardInterrupt (exit 130) instead of reading as "nothing selected" (exit 0).
+    picked = questionary.checkbox("Invoices to sync (space to tick, enter to go):", choices=choices).unsafe_ask()
+    if not picked:
+        return ()
+    chosen = [r for r in rows if r.number in set(picked)]
+    total = sum((r.total for r in chosen), Decimal(0))
+    doomed = sum(1 for r, (status, _) in zip(rows, verdicts, strict=True) if r.number in set(picked)
+                 and status != "ready")
+    question = f"Sync {len(chosen)} invoice(s) totalling {render.money(total)}?"
+    if doomed:
+        question += f" ({doomed} marked not ready will fail)"
+    if not questionary.confirm(question, default=False).unsafe_ask():
+        render.info("cancelled: nothing was sent")
+        raise typer.Exit(EXIT_OK)
+    return tuple(picked)
 
 
 @contextmanager
