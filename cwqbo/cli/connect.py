@@ -131,7 +131,7 @@ def connect(
     connected = data["connectwise"]["connected"] and data["quickbooks"]["connected"]
     code = 0 if connected else 3
     if json_out:
-        render.emit_json("connect", "success" if connected else "error", code, data,
+        render.emit_json("connect", "ok" if connected else "error", code, data,
                          [{"code": "warning", "message": w} for w in warnings])
         raise typer.Exit(code)
     cw, qbo = data["connectwise"], data["quickbooks"]

@@ -59,7 +59,7 @@ def check_permissions(
     if json_out:
         data = {"probes": [{"area": p.area, "ok": p.ok, "detail": p.detail, "fix": p.fix} for p in probes]}
         errors = [{"code": "permission", "area": p.area, "message": p.detail, "fix": p.fix} for p in failed]
-        render.emit_json("check-permissions", "error" if failed else "success", code, data, errors)
+        render.emit_json("check-permissions", "error" if failed else "ok", code, data, errors)
         raise typer.Exit(code)
     rows = [(p.area, _status(p.ok), "" if p.ok else f"{p.detail}" + (f" — fix: {p.fix}" if p.fix else ""))
             for p in probes]

@@ -163,8 +163,26 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+# The envelope's `status`, one vocabulary for every command (README "JSON output"):
+#   ok       exit 0: the command did what was asked (including "nothing to do")
+#   partial  exit 1: some invoices went through, some failed
+#   failed   exit 1: nothing went through (every invoice tried failed)
+#   error    exit >= 2: the command could not do its job (usage, config, not connected, auth, remote, store, lock)
+STATUSES = ("ok", "partial", "failed", "error")
+
+
+def result_status(status: str, exit_code: int) -> str:
+    """The documented status for an exit code; `status` only chooses between partial and failed for exit 1."""
+    if exit_code == 0:
+        return "ok"
+    if exit_code == 1:
+        return status if status in ("partial", "failed") else "failed"
+    return "error"
+
+
 def envelope(command: str, status: str, exit_code: int, data: Any = None,
              errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    status = result_status(status, exit_code)
     return {"cwqbo_result_version": RESULT_VERSION, "command": command, "status": status,
             "exit_code": exit_code, "data": _jsonable(data if data is not None else {}),
             "errors": _jsonable(errors or [])}

@@ -58,7 +58,7 @@ def sync_command(
         # Before the lock and any remote call: a cron entry left behind in manual mode costs nothing.
         report = SyncReport(run_id=None, status="noop", message=NOOP_MESSAGE)
         if as_json:
-            render.emit_json("sync", "noop", EXIT_OK, report_data(report))
+            render.emit_json("sync", "ok", EXIT_OK, report_data(report))  # data.status says "noop"
         else:
             render.info(NOOP_MESSAGE)
         raise typer.Exit(EXIT_OK)
