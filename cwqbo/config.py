@@ -99,6 +99,21 @@ class QBOSettings:
         return bool(self.client_id and self.realm_id)
 
 
+NOTIFY_ON: tuple[str, ...] = ("failures", "always")
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """An optional webhook told about sync runs (Slack/Teams incoming webhooks accept its `text`)."""
+
+    webhook_url: str = ""
+    on: str = "failures"  # "failures": runs with failed invoices or errors; "always": every run
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url)
+
+
 @dataclass
 class Profile:
     name: str = DEFAULT_PROFILE
@@ -107,6 +122,7 @@ class Profile:
     prefs: Prefs = field(default_factory=Prefs)
     filters: Filters = field(default_factory=Filters)
     secret_store: str = "keyring"
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
 
 @dataclass
@@ -194,7 +210,7 @@ def _profile(name: str, raw: Any, where: str, loc: _Locator) -> Profile:
         raise _fail(where, loc, base, "must be a table")
     if not _PROFILE_NAME.match(name):
         raise _fail(where, loc, base, "profile names use letters, digits, - and _")
-    allowed = {"connectwise", "quickbooks", "prefs", "filters", "secret_store"}
+    allowed = {"connectwise", "quickbooks", "prefs", "filters", "secret_store", "notify"}
     for key in raw:
         if key not in allowed:
             raise _fail(where, loc, base + (key,), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
@@ -217,7 +233,14 @@ def _profile(name: str, raw: Any, where: str, loc: _Locator) -> Profile:
         raise _fail(where, loc, base + ("secret_store",), f"must be \"keyring\" or \"file\" (got {store!r})")
     prefs = _sub(raw, "prefs", where, loc, base, _prefs_from_dict, Prefs)
     filters = _sub(raw, "filters", where, loc, base, _filters_from_dict, Filters)
-    return Profile(name=name, connectwise=cw, quickbooks=qbo, prefs=prefs, filters=filters, secret_store=store)
+    notify = _settings(NotifySettings, raw.get("notify", {}), where, loc, base + ("notify",))
+    if notify.webhook_url and not re.match(r"^https?://[^/\s]+\S*$", notify.webhook_url):
+        raise _fail(where, loc, base + ("notify", "webhook_url"), "must be an http(s) URL")
+    if notify.on not in NOTIFY_ON:
+        raise _fail(where, loc, base + ("notify", "on"),
+                    f"must be \"failures\" or \"always\" (got {notify.on!r})")
+    return Profile(name=name, connectwise=cw, quickbooks=qbo, prefs=prefs, filters=filters, secret_store=store,
+                   notify=notify)
 
 
 def _sub(raw: dict[str, Any], key: str, where: str, loc: _Locator, base: tuple[str, ...],
@@ -287,6 +310,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "prefs": _prefs_to_dict(p.prefs),
             "filters": _filters_to_dict(p.filters),
         }
+        if p.notify != NotifySettings():
+            profiles[name]["notify"] = dataclasses.asdict(p.notify)
     return _drop_empty({"default_profile": config.default_profile, "profiles": profiles})
 
 

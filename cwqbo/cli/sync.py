@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cwqbo.cli import render
-from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, CwqboError, LockedError, UsageError
 
 if TYPE_CHECKING:  # the engine is imported inside the command: `cwqbo --help` must not load it
     from cwqbo.cache import CachedInvoice
@@ -42,7 +42,7 @@ def sync_command(
 ) -> None:
     """Sync Closed invoices to QuickBooks Online and batch them in ConnectWise."""
     from cwqbo.cli.main import get_app_context, use_json
-    from cwqbo.sync import NOOP_MESSAGE, SyncDeps, SyncOptions, SyncReport, run_sync, scheduled_noop
+    from cwqbo.sync import NOOP_MESSAGE, SyncOptions, SyncReport, scheduled_noop
 
     as_json = use_json(ctx, "sync", json_out)
     if sum([select, all_, bool(invoice)]) != 1:
@@ -62,6 +62,44 @@ def sync_command(
         else:
             render.info(NOOP_MESSAGE)
         raise typer.Exit(EXIT_OK)
+    try:
+        report = _run_locked(app_ctx, select=select, all_=all_, invoice=invoice, dry_run=dry_run, update=update,
+                             no_refresh=no_refresh, as_json=as_json, trigger=trigger)
+    except CwqboError as exc:
+        if not dry_run and not isinstance(exc, UsageError | LockedError):  # a run that could not complete
+            _notify(app_ctx, None, exc.exit_code, error=str(exc))
+        raise
+    code = EXIT_OK if report.ok else EXIT_SOME_FAILED
+    warning = None if report.dry_run else _notify(app_ctx, report, code)
+    if as_json:
+        render.emit_json("sync", report.status, code, report_data(report),
+                         [{"code": "invoice_failed", "message": f"{i.number}: {i.error}"}
+                          for i in report.items if i.outcome == "failed"]
+                         + ([{"code": "batch_failed", "message": report.batch_error}] if report.batch_error else [])
+                         + ([{"code": "notify_failed", "message": warning}] if warning else []))
+    else:
+        show_report(report, quiet=all_ and not _is_tty())
+    raise typer.Exit(code)
+
+
+def _notify(app_ctx: Any, report: SyncReport | None, code: int, *, error: str | None = None) -> str | None:
+    """Tell the profile's webhook (if any) about the run; a failure is one warning line, never another exit code."""
+    from cwqbo.notify import RunOutcome, notify_run
+
+    try:
+        settings = app_ctx.profile.notify
+    except CwqboError:
+        return None
+    warning = notify_run(settings, RunOutcome(app_ctx.profile_name, report, error, code))
+    if warning:
+        render.warn(warning)
+    return warning
+
+
+def _run_locked(app_ctx: Any, *, select: bool, all_: bool, invoice: list[str], dry_run: bool, update: bool,
+                no_refresh: bool, as_json: bool, trigger: Any) -> SyncReport:
+    from cwqbo.sync import SyncDeps, SyncOptions, run_sync
+
     with app_ctx.sync_lock():
         clients: list[Any] = []
         store: Any = None
@@ -90,15 +128,7 @@ def sync_command(
                 client.close()
             if store is not None:
                 store.close()
-    code = EXIT_OK if report.ok else EXIT_SOME_FAILED
-    if as_json:
-        render.emit_json("sync", report.status, code, report_data(report),
-                         [{"code": "invoice_failed", "message": f"{i.number}: {i.error}"}
-                          for i in report.items if i.outcome == "failed"]
-                         + ([{"code": "batch_failed", "message": report.batch_error}] if report.batch_error else []))
-    else:
-        show_report(report, quiet=all_ and not _is_tty())
-    raise typer.Exit(code)
+    return report
 
 
 COMPANY_CELLS = 28
