@@ -1,0 +1,254 @@
+"""The QBO simulator invents no field: every key it serves is in Intuit's API reference (or a real recording).
+
+`cwqbo.sandbox.qbo_fields.FIELDS` is derived from qbTypesDump (a scrape of the Accounting API reference); the
+first test re-derives it. The schema walk then runs cwqbo's real sync against a seeded sandbox (so every kind of
+document cwqbo creates is created by cwqbo's own client, over HTTP), reads and queries every entity the simulator
+serves, and fails on any key — recursively, wherever the reference types the object — that Intuit lacks. The
+response envelopes are checked against the recorded sandbox answers instead. Every request cwqbo sent on the way
+is held to the same tables (what the simulator would refuse is what Intuit's schema lacks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from cwqbo import http, money, sync
+from cwqbo.clock import ManualClock
+from cwqbo.connectwise.client import CWClient
+from cwqbo.prefs import Filters, Prefs, TaxPrefs
+from cwqbo.quickbooks.client import QBOClient
+from cwqbo.sandbox import qbo_fields
+from cwqbo.sandbox import server as sv
+from cwqbo.sandbox.qbo import DirectTokens
+from cwqbo.sandbox.qbo_schema import ENTITY_BY_PATH, WRITABLE
+from cwqbo.store import Store
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "qbo"
+DUMP = SHARED / "qbTypesDump.json"
+SAMPLES = SHARED / "qbo_sample_payloads.json"
+BASE = f"/v3/company/{sv.QBO_REALM_ID}"
+
+# Envelope keys the recordings show (qbo_sample_payloads.json), per kind of answer. The walk fails on any other.
+ENVELOPES = {
+    "entity": {"time"},  # + the entity name: create_invoice, create_customer, delete_invoice, void_invoice
+    "query": {"QueryResponse", "time"},  # get_display_name, misc_ampersand
+    "query_response": {"startPosition", "maxResults", "totalCount"},  # + the entity name; totalCount: count(*)
+    "batch": {"BatchItemResponse", "time"},  # batch_basic
+    "batch_item": {"bId", "Fault", "QueryResponse"},  # + the entity name: batch_basic
+    "fault": {"Fault", "time"},  # error_400_json, error_validation
+    "fault_body": {"Error", "type"},
+    "fault_error": {"Message", "Detail", "code", "element"},  # error_500 (element), error_400_json (none)
+}
+# Envelope keys no recording holds, with the source that documents them.
+NOT_RECORDED = {"totalCount": "quickbooks.md §5 (count(*) returns QueryResponse.totalCount); python-quickbooks "
+                              "quickbooks/mixins.py ListMixin.count reads QueryResponse.totalCount"}
+
+
+@pytest.mark.skipif(not DUMP.exists(), reason="../shared/data/qbo not present (the dump is not shipped)")
+def test_committed_table_matches_a_fresh_derivation() -> None:
+    derived = qbo_fields.derive(json.loads(DUMP.read_text(encoding="utf-8")))
+    assert derived == qbo_fields.FIELDS, "regenerate: python -m cwqbo.sandbox.qbo_fields <qbTypesDump.json>"
+
+
+def test_table_covers_every_served_entity_with_nested_types() -> None:
+    assert set(qbo_fields.SERVED) == set(ENTITY_BY_PATH.values())
+    assert {p for p in qbo_fields.FIELDS if "." not in p} == set(ENTITY_BY_PATH.values())
+    assert "SalesItemLineDetail" in qbo_fields.FIELDS["Invoice.Line"]
+    assert qbo_fields.FIELDS["Invoice.Line.SalesItemLineDetail.ItemRef"] == ["name", "value"]
+    assert "TaxCodeRef" in qbo_fields.FIELDS["CreditMemo.Line.SalesItemLineDetail"]
+    assert "domain" not in qbo_fields.FIELDS["Invoice"]  # only the recordings show it
+    assert "Invoice.DueDate" not in qbo_fields.FIELDS  # a date wrapper is a plain string
+
+
+@pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/data/qbo not present (recordings are not shipped)")
+def test_every_exception_is_in_a_recording() -> None:
+    """RECORDED and the envelope keys list only what a real sandbox answer holds."""
+    interactions = json.loads(SAMPLES.read_text(encoding="utf-8"))["interactions"]
+    seen: set[str] = set()
+
+    def keys(obj: Any) -> None:
+        if isinstance(obj, dict):
+            seen.update(obj)
+            for v in obj.values():
+                keys(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                keys(v)
+
+    for recs in interactions.values():
+        for rec in recs:
+            keys(rec["response"].get("body"))
+    for fields in qbo_fields.RECORDED.values():
+        assert set(fields) <= seen
+    for envelope in ENVELOPES.values():
+        assert envelope - set(NOT_RECORDED) <= seen
+    assert not set(NOT_RECORDED) & seen  # recorded after all: drop it from NOT_RECORDED
+
+
+def test_walker_catches_an_invented_field() -> None:
+    r = qbo_fields.RESPONSE
+    assert qbo_fields.invented(r, "Invoice", {"Id": "1", "CustomerRef": {"value": "1", "type": "Customer"}}) == [
+        "Invoice.CustomerRef.type (not in Invoice.CustomerRef)"]
+    assert qbo_fields.invented(r, "Invoice", {"Line": [{"SalesItemLineDetail": {"ItemRef": {}, "Rate": 1}}]}) == [
+        "Invoice.Line[0].SalesItemLineDetail.Rate (not in Invoice.Line.SalesItemLineDetail)"]
+    assert qbo_fields.invented(r, "TaxCode", {"Foo": {"a": 1}}) == ["TaxCode.Foo (not in TaxCode)"]
+    assert qbo_fields.invented(r, "Invoice", {"BillAddr": {"Lat": "INVALID", "Geo": {"x": 1}}}) == [
+        "Invoice.BillAddr.Geo (not in Invoice.BillAddr)"]
+
+
+# --- the walk ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Wire:
+    """Every QBO API exchange of a run: (method, path, params, request body, status, answer)."""
+
+    sandbox: sv.Sandbox
+    log: list[tuple[str, str, dict[str, str], Any, int, Any]] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        response = self.sandbox.handle(request)
+        path = request.url.path
+        if path.startswith("/v3/"):
+            request.read()
+            params = {k: v[-1] for k, v in parse_qs(request.url.query.decode()).items()}
+            sent = money.loads(request.content) if request.content and request.method == "POST" \
+                and not path.endswith("/query") else (request.content.decode() or None)
+            self.log.append((request.method, path, params, sent, response.status_code, money.loads(response.content)))
+        return response
+
+
+def envelope_problems(path: str, body: Any) -> list[str]:
+    """Keys of an answer's envelope the recordings never show; entity bodies go to the field walk."""
+    bad: list[str] = []
+    entities = set(ENTITY_BY_PATH.values())
+    if "Fault" in body:
+        bad += [f"{path}: {k}" for k in set(body) - ENVELOPES["fault"]]
+        bad += [f"{path}: Fault.{k}" for k in set(body["Fault"]) - ENVELOPES["fault_body"]]
+        for err in body["Fault"]["Error"]:
+            bad += [f"{path}: Fault.Error.{k}" for k in set(err) - ENVELOPES["fault_error"]]
+    elif "QueryResponse" in body:
+        bad += [f"{path}: {k}" for k in set(body) - ENVELOPES["query"]]
+        bad += [f"{path}: QueryResponse.{k}" for k in set(body["QueryResponse"]) - ENVELOPES["query_response"] - entities]
+    elif "BatchItemResponse" in body:
+        bad += [f"{path}: {k}" for k in set(body) - ENVELOPES["batch"]]
+        for item in body["BatchItemResponse"]:
+            bad += [f"{path}: BatchItemResponse.{k}" for k in set(item) - ENVELOPES["batch_item"] - entities]
+            if "Fault" in item:
+                bad += envelope_problems(f"{path} item", {"Fault": item["Fault"], "time": ""})
+    else:
+        bad += [f"{path}: {k}" for k in set(body) - ENVELOPES["entity"] - entities]
+    return bad
+
+
+def entity_objects(body: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(entity, object) for every entity object in an answer."""
+    if not isinstance(body, dict):
+        return
+    for key, value in body.items():
+        if key in qbo_fields.SERVED:
+            for obj in value if isinstance(value, list) else [value]:
+                yield key, obj
+        elif key in ("QueryResponse",):
+            yield from entity_objects(value)
+        elif key == "BatchItemResponse":
+            for item in value:
+                yield from entity_objects(item)
+
+
+@pytest.fixture(scope="module", params=["US", "CA"])
+def wire(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
+    clock = ManualClock(start=1_795_500_000.0)
+    sandbox = sv.Sandbox(seed=2, invoices=24, clock=clock, country=request.param)
+    wire = Wire(sandbox)
+    http.set_transport_override(httpx.MockTransport(wire.handle))
+    store = Store.open(tmp_path_factory.mktemp("walk") / "cwqbo.db")
+    try:
+        qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, DirectTokens(sandbox.qbo), clock=clock)
+        cw = CWClient(site="127.0.0.1:9", company_id=sv.CW_COMPANY, public_key=sv.CW_PUBLIC_KEY,
+                      private_key=sv.CW_PRIVATE_KEY, client_id=sv.CW_CLIENT_ID, codebase=sv.CW_CODEBASE,
+                      scheme="http", clock=clock)
+        prefs = Prefs() if request.param == "US" else dataclasses.replace(
+            Prefs(), tax=TaxPrefs(default_code="HST ON", exempt_code="Exempt"))
+        report = sync.run_sync(sync.SyncDeps(store, cw, qbo, prefs, Filters(), sv.QBO_REALM_ID, clock),
+                               sync.SyncOptions())
+        assert report is not None
+        api = httpx.Client(transport=httpx.MockTransport(wire.handle), base_url="http://qbo.test",
+                           headers={"Authorization": f"Bearer {sandbox.qbo.issue_tokens()['access_token']}",
+                                    "Accept": "application/json"})
+        # Read and query every served entity; a few more shapes of answer (count, projection, empty, batch, fault).
+        for entity in ENTITY_BY_PATH.values():
+            rows = money.loads(api.get(f"{BASE}/query", params={"query": f"select * from {entity}"}).content)
+            found = rows["QueryResponse"].get(entity, [])
+            assert found or entity in ("Employee",) or entity in WRITABLE, entity
+            for row in found[:3]:
+                one = sandbox.qbo.documents(entity)[0]["Id"] if entity == "CompanyInfo" else row["Id"]
+                path = "preferences" if entity == "Preferences" else f"{entity.lower()}/{one}"
+                assert api.get(f"{BASE}/{path}").status_code == 200, path
+            api.get(f"{BASE}/query", params={"query": f"select count(*) from {entity}"})
+        api.get(f"{BASE}/query", params={"query": "select Id, DocNumber from Invoice"})
+        api.get(f"{BASE}/query", params={"query": "select * from Invoice where DocNumber = 'no such'"})
+        api.get(f"{BASE}/customer/999999")
+        non_us = {} if request.param == "US" else {"GlobalTaxCalculation": "TaxExcluded"}
+        batch = api.post(f"{BASE}/batch", content=money.dumps({"BatchItemRequest": [
+            {"bId": "1", "Query": "select * from Item"},
+            {"bId": "2", "operation": "create", "Vendor": {"DisplayName": "Schema Walk Vendor"}},
+            {"bId": "3", "operation": "create", "Customer": {"DisplayName": "Schema Walk Customer"}},
+            {"bId": "4", "operation": "update", "Customer": {"Id": "999", "SyncToken": "0", "sparse": True}},
+            # shaped like the recorded update_sales_receipt.yml body
+            {"bId": "5", "operation": "create", "SalesReceipt": {**non_us, "CustomerRef": {"value": "1"}, "Line": [
+                {"Description": "Custom Design", "Amount": "337.50", "DetailType": "SalesItemLineDetail",
+                 "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "UnitPrice": 75, "Qty": "4.5",
+                                         "TaxCodeRef": {"value": "NON" if request.param == "US" else "6"}}}]}}]}),
+            headers={"Content-Type": "application/json"})
+        answered = {i["bId"]: set(i) - {"bId"} for i in money.loads(batch.content)["BatchItemResponse"]}
+        assert answered == {"1": {"QueryResponse"}, "2": {"Vendor"}, "3": {"Customer"}, "4": {"Fault"},
+                            "5": {"SalesReceipt"}}
+        first, second = sandbox.qbo.documents("Invoice")[:2]
+        for doc, operation in ((first, "void"), (second, "delete")):
+            api.post(f"{BASE}/invoice", params={"operation": operation}, headers={"Content-Type": "application/json"},
+                     content=money.dumps({"Id": doc["Id"], "SyncToken": doc["SyncToken"]}))
+        created = [e for m, _p, _q, _s, st, b in wire.log if m == "POST" for e, _ in entity_objects(b)]
+        assert "Invoice" in created and "CreditMemo" in created and "Customer" in created, set(created)
+        yield wire
+    finally:
+        store.close()
+        http.set_transport_override(None)
+
+
+def test_every_answer_holds_only_schema_fields(wire: Wire) -> None:
+    bad: list[str] = []
+    entities_seen: set[str] = set()
+    for method, path, _params, _sent, _status, body in wire.log:
+        where = f"{method} {path.removeprefix(BASE)}"
+        bad += envelope_problems(where, body)
+        for entity, obj in entity_objects(body):
+            entities_seen.add(entity)
+            bad += qbo_fields.invented(qbo_fields.RESPONSE, entity, obj, f"{where} {entity}")
+    assert entities_seen == set(ENTITY_BY_PATH.values())
+    assert sorted(set(bad)) == []
+
+
+def test_every_body_cwqbo_sends_is_in_the_schema(wire: Wire) -> None:
+    """cwqbo's own client sends only what Intuit's schema has (the simulator refuses anything else)."""
+    bad: list[str] = []
+    for method, path, params, sent, _status, _body in wire.log:
+        if method != "POST" or not isinstance(sent, dict):
+            continue
+        entity = ENTITY_BY_PATH.get(path.rsplit("/", 1)[-1].lower())
+        items = [(entity, sent)] if entity else [
+            (next(k for k in item if k in qbo_fields.SERVED), item) for item in sent.get("BatchItemRequest", [])
+            if "Query" not in item]
+        for name, obj in items:
+            payload = obj[name] if obj is not sent else obj
+            bad += qbo_fields.invented(qbo_fields.REQUEST, name, payload, f"{path} {params} {name}", strict=False)
+    assert sorted(set(bad)) == []
