@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from cwqbo import crashpoints, ledger
+from cwqbo import cache, crashpoints, ledger
 from cwqbo.clock import Clock
 from cwqbo.connectwise import accounting
 from cwqbo.connectwise import conditions as cw_cond
@@ -87,7 +87,7 @@ def batch_confirmed(run: RunState) -> None:
         run.report.batch_error = f"could not export the invoices from ConnectWise: {exc}"
         return
     crashpoints.crashpoint("sync.after_cw_export")
-    check = accounting.check_export(export, [accounting.Expected(r.cw_id, r.invoice_number, _total(r))
+    check = accounting.check_export(export, [accounting.Expected(r.cw_id, r.invoice_number, _total(run, r))
                                              for r, _ in found])
     if check.problems:
         run.report.batch_error = (f"nothing was batched in ConnectWise: {'; '.join(check.problems)}. The invoices "
@@ -151,8 +151,11 @@ def preview(run: RunState) -> None:
     run.report.plan_batch = sorted({*numbers, *(p.number for p in run.report.plan)})
 
 
-def _total(row: ledger.LedgerRow) -> Decimal:
-    """The CW total the invoice was synced with (QuickBooks holds the same: it was reconciled to the cent)."""
+def _total(run: RunState, row: ledger.LedgerRow) -> Decimal:
+    """The CW total the invoice was synced with: the cached invoice's (unchanged since: edited ones are left out)."""
+    cached = cache.find(run.d.store, row.cw_id)
+    if cached is not None:
+        return cached.total
     total = row.cw_total if row.cw_total is not None else row.qbo_total
     return total if total is not None else Decimal(0)
 

@@ -184,7 +184,7 @@ def test_crash_around_the_qbo_call_never_duplicates(world: World, monkeypatch: p
         assert any(i.outcome == "adopted" for i in report.items)
 
 
-@pytest.mark.parametrize("point", ["sync.before_cw_batch", "sync.after_cw_batch"])
+@pytest.mark.parametrize("point", ["sync.after_cw_export", "sync.after_batch_intent", "sync.after_cw_batch"])
 def test_crash_around_the_cw_batch_batches_exactly_once(world: World, monkeypatch: pytest.MonkeyPatch,
                                                         point: str) -> None:
     crash = _crash_at(monkeypatch, point)
