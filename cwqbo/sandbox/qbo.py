@@ -31,7 +31,7 @@ import httpx
 
 from cwqbo import money
 from cwqbo.clock import Clock
-from cwqbo.sandbox import qbo_query
+from cwqbo.sandbox import qbo_fields, qbo_query
 from cwqbo.sandbox.faults import DropConnection, Faults
 from cwqbo.sandbox.qbo_batch import MAX_BATCH_ITEMS, BatchMixin
 from cwqbo.sandbox.qbo_company import default_company
@@ -43,7 +43,7 @@ from cwqbo.sandbox.qbo_oauth import (ACCESS_TOKEN_TTL, ACCOUNTING_SCOPE, AUTH_CO
                                      REFRESH_TOKEN_TTL, ROTATION_GRACE, OAuthMixin)
 from cwqbo.sandbox.qbo_responses import _FAULT_CONTENT_TYPE, Handler, _api_headers, _response
 from cwqbo.sandbox.qbo_schema import (ENTITY_BY_PATH, NAME_LISTS, NUMERIC_FIELDS, PEOPLE, TRANSACTIONS, TXN_TYPE_LABEL,
-                                      WRITABLE, _properties)
+                                      WRITABLE)
 from cwqbo.sandbox.qbo_throttle import BATCH_LIMIT_PER_MIN, MAX_IN_FLIGHT, RATE_LIMIT_PER_MIN, ThrottleMixin
 from cwqbo.sandbox.qbo_transactions import TransactionsMixin
 from cwqbo.sandbox.qbo_values import (_from_jsonable, _id_sort, _int_or_none, _iso_millis, _iso_seconds, _new_tid,
@@ -349,12 +349,12 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
             raise err_query(f"QueryValidationError: Invalid entity name {query.entity}; entity names are "
                             "case-sensitive", "4001") if query.entity.lower() in ENTITY_BY_PATH else err_query(
                 f'QueryParserError: Encountered " <IDENTIFIER> "{query.entity} "" : unknown entity')
-        known = _properties(query.entity)
-        if known:
-            for cond in query.where:
-                root = cond.field.split(".")[0]
-                if root not in known and root not in ("Id", "MetaData"):
-                    raise err_query(f"QueryValidationError: property '{root}' is not queryable", "4001")
+        # A WHERE or ORDERBY on a property the entity lacks (Intuit's schema, qbo_fields) is QBO's 4001
+        # "Invalid query" / "QueryValidationError: property 'X' is not queryable" (the wording QBO answered in
+        # ruckus/quickbooks-ruby#403), never a silent empty answer.
+        for name in [c.field for c in query.where] + [n for n, _desc in query.order_by]:
+            if not qbo_fields.resolve(query.entity, name):
+                raise err_query(f"QueryValidationError: property '{name}' is not queryable", "4001")
         rows = [_public(r) for r in view[query.entity].values()]
         if query.entity in NAME_LISTS and not query.mentions("Active"):
             rows = [r for r in rows if r.get("Active", True)]

@@ -478,10 +478,16 @@ PATCHES: dict[str, tuple[list[str], str]] = {
 REQUEST_ONLY: dict[str, dict[str, str]] = {
     "*Ref": {"type": "python-quickbooks quickbooks/objects/base.py Ref.to_json sends {name, type, value}; "
                      "Intuit's ReferenceType has a `type` attribute"},
+    "*Addr": {"Note": "python-quickbooks quickbooks/objects/base.py Address sends Note"},
     "*.Line": {"LinkedTxn": "python-quickbooks detailline.py DetailLine sends LinkedTxn: []",
                "CustomField": "python-quickbooks detailline.py DetailLine sends CustomField: []"},
+    "*.Line.SalesItemLineDetail": {"PriceLevelRef": "python-quickbooks detailline.py SalesItemLineDetail"},
+    "*.Line.SalesItemLineDetail.MarkupInfo": {"PercentBased": "python-quickbooks detailline.py MarkupInfo",
+                                              "Value": "python-quickbooks detailline.py MarkupInfo"},
+    "*.Line.DiscountLineDetail": {"Discount": "python-quickbooks detailline.py DiscountLineDetail"},
 }
 _REF_SHAPES = ({"name", "value"}, {"value"})
+_ADDRESS = {"Line1", "City", "PostalCode"}
 
 
 def _expand(table: dict[str, list[str]], extras: dict[str, dict[str, str]]) -> dict[str, set[str]]:
@@ -492,6 +498,8 @@ def _expand(table: dict[str, list[str]], extras: dict[str, dict[str, str]]) -> d
             paths = roots
         elif pattern == "*Ref":
             paths = [p for p in table if set(table[p]) in _REF_SHAPES]
+        elif pattern == "*Addr":
+            paths = [p for p in table if _ADDRESS <= set(table[p])]
         elif pattern.startswith("*."):
             paths = [p for p in table if p.endswith(pattern[1:])]
         else:
@@ -546,27 +554,38 @@ def invented(allowed: dict[str, frozenset[str]], path: str, obj: Any, where: str
     return bad
 
 
-def first_unknown(path: str, obj: Any) -> tuple[str, str] | None:
+def first_unknown(allowed: dict[str, frozenset[str]], path: str, obj: Any) -> tuple[str, str] | None:
     """(path of the object, key) of the first key a request body may not hold, or None. Untyped objects pass."""
     if isinstance(obj, list):
         for item in obj:
-            found = first_unknown(path, item)
+            found = first_unknown(allowed, path, item)
             if found:
                 return found
         return None
     if not isinstance(obj, dict):
         return None
-    known = REQUEST.get(path)
+    known = allowed.get(path)
     if known is None:
         return None
     for key, value in obj.items():
         if key not in known:
             return path, key
         if isinstance(value, (dict, list)):
-            found = first_unknown(f"{path}.{key}", value)
+            found = first_unknown(allowed, f"{path}.{key}", value)
             if found:
                 return found
     return None
+
+
+def class_name(allowed: dict[str, frozenset[str]], path: str) -> str:
+    """The schema class an object at `path` is, as QBO names it in a 2010 fault (`ReferenceType`, `Line`, …)."""
+    known = allowed.get(path, frozenset())
+    last = path.rsplit(".", 1)[-1]
+    if "value" in known and known <= {"name", "value", "type"}:
+        return "ReferenceType"
+    if _ADDRESS <= known:
+        return "PhysicalAddress"
+    return last
 
 
 def resolve(entity: str, dotted: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cwqbo.sandbox.qbo_fields import REQUEST
 from cwqbo.sandbox.qbo_limits import LINE_PROPERTIES, PROPERTIES
 
 ENTITY_BY_PATH = {
@@ -16,8 +17,8 @@ ENTITY_BY_PATH = {
                  "Department", "Vendor", "Employee", "Account", "CompanyInfo", "Preferences")
 }
 # SalesReceipt and Vendor follow the recorded sandbox traffic (qbo_api_vcr: update_sales_receipt, batch_basic);
-# the API-reference limits table covers only the four entities cwqbo writes, so their property names and
-# string lengths are not checked.
+# their property names are checked against the API reference (qbo_fields) like every writable entity, but the
+# limits table covers only the four entities cwqbo writes, so their string lengths are not.
 WRITABLE = {"Invoice", "CreditMemo", "SalesReceipt", "Customer", "Item", "Vendor"}
 TRANSACTIONS = {"Invoice", "CreditMemo", "SalesReceipt"}
 NAME_LISTS = {"Customer", "Item", "Vendor", "Employee", "Account", "Class", "Department", "Term", "TaxCode", "TaxRate"}
@@ -52,6 +53,20 @@ _EXTRA_LINE_PROPERTIES = {"SubTotalLineDetail", "LinkedTxn", "CustomField", "Lin
 _READ_ONLY = {"Id", "SyncToken", "MetaData", "TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "domain",
               "sparse", "status", "RemainingCredit", "InvoiceLink", "TaxExemptionRef", "RecurDataRef",
               "DeliveryInfo", "FullyQualifiedName", "Level", "BalanceWithJobs", "AllowIPNPayment", "AllowOnlinePayment"}
+
+
+def _request_fields() -> dict[str, frozenset[str]]:
+    """What a create/update body may hold, per path: the reference (qbo_fields.REQUEST) plus the extras above."""
+    out = dict(REQUEST)
+    for entity, extra in _EXTRA_PROPERTIES.items():
+        out[entity] = out[entity] | extra
+    for entity in TRANSACTIONS:
+        out[f"{entity}.Line"] = out[f"{entity}.Line"] | _EXTRA_LINE_PROPERTIES
+    return out
+
+
+# Precomputed once: the write path checks every body against these sets (no per-request derivation).
+REQUEST_FIELDS: dict[str, frozenset[str]] = _request_fields()
 
 
 def _properties(entity: str) -> set[str]:

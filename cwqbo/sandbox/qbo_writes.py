@@ -13,8 +13,9 @@ from typing import Any
 from cwqbo.clock import Clock
 from cwqbo.sandbox.qbo_errors import (QBOError, err_bad_ref, err_business, err_length, err_not_found, err_required,
                                       err_stale, err_unknown_property)
-from cwqbo.sandbox.qbo_limits import MAX_LENGTHS, PROPERTIES
-from cwqbo.sandbox.qbo_schema import TRANSACTIONS, _line_properties, _ordered, _properties, _READ_ONLY
+from cwqbo.sandbox.qbo_fields import class_name, first_unknown
+from cwqbo.sandbox.qbo_limits import MAX_LENGTHS
+from cwqbo.sandbox.qbo_schema import REQUEST_FIELDS, TRANSACTIONS, _ordered, _READ_ONLY
 from cwqbo.sandbox.qbo_values import _iso_seconds, _present, _public, _ref_value, _values_at
 
 # CurrencyRef.name of the seeded home currencies (the recorded US sandbox objects carry "United States Dollar")
@@ -124,22 +125,11 @@ class WritesMixin:
     # -- validation and shared building steps ---------------------------------------------------------
 
     def _check_shape(self, entity: str, payload: dict[str, Any]) -> None:
-        known = _properties(entity)
-        if entity not in PROPERTIES:
-            return  # no API-reference table for this entity (see WRITABLE)
-        for key in payload:
-            if key not in known:
-                raise err_unknown_property(entity, key, known)
-        if entity in TRANSACTIONS and isinstance(payload.get("Line"), list):
-            line_known = _line_properties(entity)
-            for line in payload["Line"]:
-                if not isinstance(line, dict):
-                    raise err_unknown_property(entity, "Line", known)
-                for key in line:
-                    if key not in line_known:
-                        raise QBOError("2010", "Request has invalid or unsupported property",
-                                       f'Property Name:Unrecognized field "{key}" (class com.intuit.schema.finance.v3.'
-                                       f"Line), not marked as ignorable specified is unsupported or invalid", None)
+        """Refuse, as QBO does (2010), any key Intuit's schema lacks, at any depth the schema types."""
+        unknown = first_unknown(REQUEST_FIELDS, entity, payload)
+        if unknown is not None:
+            path, key = unknown
+            raise err_unknown_property(class_name(REQUEST_FIELDS, path), key, set(REQUEST_FIELDS[path]))
         for path, limit in MAX_LENGTHS.get(entity, {}).items():
             for value in _values_at(payload, path.split(".")):
                 if isinstance(value, str) and len(value) > limit:

@@ -252,3 +252,118 @@ def test_every_body_cwqbo_sends_is_in_the_schema(wire: Wire) -> None:
             payload = obj[name] if obj is not sent else obj
             bad += qbo_fields.invented(qbo_fields.REQUEST, name, payload, f"{path} {params} {name}", strict=False)
     assert sorted(set(bad)) == []
+
+
+# --- request discipline and queries: the simulator refuses what Intuit's schema lacks -------------------------------
+
+
+@pytest.fixture
+def api() -> httpx.Client:
+    sandbox = sv.Sandbox(seed=1, invoices=2, clock=ManualClock(start=1_795_500_000.0))
+    token = sandbox.qbo.issue_tokens()["access_token"]
+    return httpx.Client(transport=httpx.MockTransport(sandbox.handle), base_url="http://qbo.test" + BASE,
+                        headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
+                                 "Content-Type": "application/json"})
+
+
+def _fault(resp: httpx.Response, code: str) -> str:
+    assert resp.status_code == 400, resp.text
+    err = money.loads(resp.content)["Fault"]["Error"][0]
+    assert err["code"] == code, err
+    return str(err["Detail"])
+
+
+LINE = {"Amount": "10.00", "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": "10.00", "TaxCodeRef": {"value": "NON"}}}
+
+
+@pytest.mark.parametrize(("path", "body", "cls", "field"), [
+    ("/vendor", {"DisplayName": "V", "Rating": 5}, "Vendor", "Rating"),
+    ("/salesreceipt", {"CustomerRef": {"value": "1"}, "Line": [LINE], "Rush": True}, "SalesReceipt", "Rush"),
+    ("/invoice", {"CustomerRef": {"value": "1"}, "Line": [{**LINE, "SalesItemLineDetail": {
+        **LINE["SalesItemLineDetail"], "Rate": "10"}}]}, "SalesItemLineDetail", "Rate"),
+    ("/invoice", {"CustomerRef": {"value": "1", "id": "1"}, "Line": [LINE]}, "ReferenceType", "id"),
+    ("/creditmemo", {"CustomerRef": {"value": "1"}, "Line": [LINE], "BillAddr": {"Line1": "x", "Street": "y"}},
+     "PhysicalAddress", "Street"),
+    ("/customer", {"DisplayName": "C", "PrimaryEmailAddr": {"Address": "a@b.example", "Verified": True}},
+     "PrimaryEmailAddr", "Verified"),
+    ("/item", {"Name": "I", "Type": "Service", "IncomeAccountRef": {"value": "1"}, "Color": "red"}, "Item", "Color"),
+])
+def test_a_field_the_schema_lacks_is_refused_at_any_depth(api: httpx.Client, path: str, body: dict[str, Any],
+                                                          cls: str, field: str) -> None:
+    detail = _fault(api.post(path, content=money.dumps(body)), "2010")
+    assert f'Unrecognized field "{field}" (class com.intuit.schema.finance.v3.{cls})' in detail
+
+
+def test_a_field_the_schema_lacks_is_refused_in_a_batch_item_too(api: httpx.Client) -> None:
+    resp = api.post("/batch", content=money.dumps({"BatchItemRequest": [
+        {"bId": "a", "operation": "create", "Customer": {"DisplayName": "Fine"}},
+        {"bId": "b", "operation": "create", "Customer": {"DisplayName": "Bad", "Nickname": "x"}}]}))
+    items = {i["bId"]: i for i in money.loads(resp.content)["BatchItemResponse"]}
+    assert items["a"]["Customer"]["DisplayName"] == "Fine"
+    assert items["b"]["Fault"]["Error"][0]["code"] == "2010"
+    assert '"Nickname"' in items["b"]["Fault"]["Error"][0]["Detail"]
+
+
+def test_a_sparse_update_with_an_unknown_field_changes_nothing(api: httpx.Client) -> None:
+    made = money.loads(api.post("/customer", content=money.dumps({"DisplayName": "Sparse"})).content)["Customer"]
+    _fault(api.post("/customer", content=money.dumps({"Id": made["Id"], "SyncToken": "0", "sparse": True,
+                                                      "Notes": "n", "Mood": "ok"})), "2010")
+    again = money.loads(api.get(f"/customer/{made['Id']}").content)["Customer"]
+    assert again["SyncToken"] == "0" and "Notes" not in again
+
+
+@pytest.mark.parametrize("query", [
+    "select * from Invoice where Bogus = '1'",
+    "select * from Customer where PrimaryEmailAddr.Verified = true",
+    "select * from TaxCode where Rate > '1'",
+    "select * from Invoice orderby Bogus",
+    "select * from Item where Active = true orderby Name, Colour desc",
+    "select count(*) from Vendor where Rating = '5'",
+])
+def test_a_query_on_a_property_the_entity_lacks_is_4001_not_an_empty_answer(api: httpx.Client, query: str) -> None:
+    resp = api.get("/query", params={"query": query})
+    assert resp.status_code == 400, resp.text
+    err = money.loads(resp.content)["Fault"]["Error"][0]
+    assert (err["code"], err["Message"]) == ("4001", "Invalid query")
+    assert err["Detail"].startswith("QueryValidationError: property '") and err["Detail"].endswith("' is not queryable")
+
+
+@pytest.mark.parametrize("query", [
+    "select * from Invoice where MetaData.LastUpdatedTime > '2020-01-01' orderby MetaData.LastUpdatedTime desc",
+    "select * from Invoice where CustomerRef = '1' orderby TxnDate",
+    "select * from Customer where DisplayName like 'A%' orderby DisplayName",
+    "select * from TaxCode where Name = 'TAX'",
+    "select * from Item where Active in (true, false)",
+])
+def test_a_query_on_schema_properties_is_answered(api: httpx.Client, query: str) -> None:
+    resp = api.get("/query", params={"query": query})
+    assert resp.status_code == 200, resp.text
+    assert set(money.loads(resp.content)) == {"QueryResponse", "time"}
+
+
+def _filled(obj: Any, depth: int = 0) -> Any:
+    """A python-quickbooks object with every nested object its class declares, as a user filling a form would."""
+    for name, cls in getattr(obj, "class_dict", {}).items():
+        if name in ("Line",) or depth > 3:
+            continue
+        setattr(obj, name, _filled(cls(), depth + 1))
+    return obj
+
+
+def test_python_quickbooks_bodies_are_accepted() -> None:
+    """Every writable entity's `to_json()` (with every nested object filled) passes the shape check unchanged."""
+    pytest.importorskip("quickbooks")
+    from quickbooks.objects import creditmemo, customer, detailline, invoice, item, salesreceipt, vendor
+
+    from cwqbo.sandbox.qbo_schema import REQUEST_FIELDS
+
+    objects = {"Customer": customer.Customer, "Vendor": vendor.Vendor, "Item": item.Item, "Invoice": invoice.Invoice,
+               "CreditMemo": creditmemo.CreditMemo, "SalesReceipt": salesreceipt.SalesReceipt}
+    for entity, cls in objects.items():
+        obj = _filled(cls())
+        if entity in ("Invoice", "CreditMemo", "SalesReceipt"):
+            obj.Line = [_filled(line()) for line in (detailline.SalesItemLine, detailline.DiscountLine,
+                                                    detailline.DescriptionOnlyLine, detailline.SubtotalLine)]
+        body = json.loads(obj.to_json())
+        assert qbo_fields.first_unknown(REQUEST_FIELDS, entity, body) is None, (entity, body)
