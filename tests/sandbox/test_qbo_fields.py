@@ -273,7 +273,7 @@ def _fault(resp: httpx.Response, code: str) -> str:
     return str(err["Detail"])
 
 
-LINE = {"Amount": "10.00", "DetailType": "SalesItemLineDetail",
+LINE: dict[str, Any] = {"Amount": "10.00", "DetailType": "SalesItemLineDetail",
         "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": "10.00", "TaxCodeRef": {"value": "NON"}}}
 
 
@@ -354,7 +354,8 @@ def _filled(obj: Any, depth: int = 0) -> Any:
 def test_python_quickbooks_bodies_are_accepted() -> None:
     """Every writable entity's `to_json()` (with every nested object filled) passes the shape check unchanged."""
     pytest.importorskip("quickbooks")
-    from quickbooks.objects import creditmemo, customer, detailline, invoice, item, salesreceipt, vendor
+    from quickbooks.objects import (creditmemo, customer, detailline, invoice, item,  # type: ignore[import-untyped]
+                                    salesreceipt, vendor)
 
     from cwqbo.sandbox.qbo_schema import REQUEST_FIELDS
 
