@@ -222,7 +222,7 @@ class E2E:
         assert runs, "history has no runs"
         seen: set[str] = set()
         for run in runs:
-            detail = self.json_of("history", "show", str(run["id"]))
+            detail = self.json_of("history", "show", str(run["id"]), "--limit", "0")
             seen |= {str(i.get("number") or i.get("invoice_number")) for i in _items(detail["data"])
                      if i.get("outcome") in ("created", "adopted", "updated")}
         want = {inv["invoiceNumber"] for inv in self.expected.values()}

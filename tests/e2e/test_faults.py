@@ -74,7 +74,9 @@ def test_random_server_errors_on_both_services_never_duplicate(e2e: E2E) -> None
         result = e2e.sync_fast("--all")
         assert "Traceback" not in result.output
         codes.append(result.exit_code)
-    assert set(codes) <= {1, 4}, codes  # some invoices may wait for a calmer run; nothing crashes
+    # some invoices may wait for a calmer run; nothing crashes; a re-run whose only failure was already reported
+    # (the 30-character number) is not a new alarm: 0
+    assert set(codes) <= {0, 1, 4} and codes[0] in (1, 4), codes
     e2e.clear_faults()
     e2e.sync_fast_until_done()
     e2e.assert_exactly_once()
@@ -200,7 +202,7 @@ def test_failed_cw_batch_leaves_invoices_in_qbo_unbatched_then_next_run_batches(
     assert _ledger_states(e2e).get("created") == len(e2e.expected), "in QBO, not batched"
     e2e.control("cw/permission", {"area": "Accounting Interface", "level": "All", "kind": "add"})
     again = e2e.run_cli("sync", "--all")
-    assert again.returncode == 1, again.stderr
+    assert again.returncode == 0, again.stderr  # batched now; the known 30-character failure only waits
     e2e.assert_exactly_once()
     e2e.assert_cli_accounts_for_everything()
 
@@ -211,7 +213,7 @@ def test_cw_batch_response_lost_after_commit_is_not_batched_twice(e2e: E2E) -> N
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert _fault_left(e2e, "drop_after_commit_next") == 0, "the batch response really was lost"
     e2e.clear_faults()
-    assert e2e.run_cli("sync", "--all").returncode == 1
+    assert e2e.run_cli("sync", "--all").returncode == 0  # nothing new failed: the known failure waits
     e2e.assert_exactly_once()
     assert len(e2e.cw_batches()) == 1
     e2e.assert_cli_accounts_for_everything()

@@ -160,11 +160,16 @@ def test_select_on_a_terminal_syncs_the_ticked_invoices(env: Env, monkeypatch: p
         def __init__(self, choices: list[Any]) -> None:
             offered.extend(c.value for c in choices)
 
-        def ask(self) -> list[str]:
+        def unsafe_ask(self) -> list[str]:
             return [offered[0]]
+
+    class Yes:
+        def unsafe_ask(self) -> bool:
+            return True
 
     monkeypatch.setattr(cli_sync, "_is_tty", lambda: True)
     monkeypatch.setattr(questionary, "checkbox", lambda message, choices: Answer(choices))
+    monkeypatch.setattr(questionary, "confirm", lambda message, default=False: Yes())
     result = CliRunner().invoke(app, ["sync", "--select"])
     assert result.exit_code == 0, result.output
     assert len(offered) >= 15
