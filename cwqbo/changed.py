@@ -11,7 +11,7 @@ from cwqbo.models import CWInvoice
 from cwqbo.qbo_send import Sender
 from cwqbo.quickbooks.client import QBOError
 from cwqbo.run_state import RunState, Work
-from cwqbo.sync_model import PlannedUpdate
+from cwqbo.sync_model import CHANGED_REASON, PlannedUpdate
 
 
 def handle_changed(run: RunState, sender: Sender, invoices: list[CWInvoice]) -> None:
@@ -24,7 +24,7 @@ def handle_changed(run: RunState, sender: Sender, invoices: list[CWInvoice]) -> 
             run.done += 1
             res = run.result(inv, "skipped", qbo_id=row.qbo_id if row else None,
                              entity=row.entity if row else None,
-                             error="changed in ConnectWise after it was synced; run with --update to update "
+                             error=f"{CHANGED_REASON}; run with --update to update "
                                    "the QuickBooks document")
             run.report.items.append(res)
             run.emit("item", f"{inv.number}: changed", res)

@@ -78,6 +78,9 @@ class PlannedDocument:
     tax: Decimal = Decimal(0)  # included in `total`: lines + tax = total
 
 
+CHANGED_REASON = "changed in ConnectWise after it was synced"
+
+
 @dataclass(frozen=True)
 class PlannedUpdate:
     """What a dry run with --update would change in QBO for an invoice edited in CW after it was synced."""

@@ -125,12 +125,12 @@ def describe_filters(f: Filters) -> list[tuple[str, str]]:
     ]
 
 
-def invoice_rows(store: Store, rows: list[CachedInvoice], prefs: Prefs) -> list[dict[str, Any]]:
+def invoice_rows(store: Store, rows: list[CachedInvoice], prefs: Prefs, realm: str = "") -> list[dict[str, Any]]:
     """Unsynced invoices with their mapping readiness, as plain dicts (money as exact strings)."""
     from cwqbo.cache import readiness
 
     out = []
-    for c, (status, reason) in zip(rows, readiness(store, rows, prefs), strict=True):
+    for c, (status, reason) in zip(rows, readiness(store, rows, prefs, realm or None), strict=True):
         out.append({
             "cw_id": c.cw_id, "number": c.number,
             "company": {"id": c.company_id, "identifier": c.company_identifier, "name": c.company_name},
@@ -266,7 +266,7 @@ def list_unsynced(
             render.info(note)
         _warn_problems(result, as_json)
         rows = cache.unsynced(store, since=since_date, company=company, sort=sort)
-        items = invoice_rows(store, rows, profile.prefs)
+        items = invoice_rows(store, rows, profile.prefs, str(profile.quickbooks.realm_id or ""))
     finally:
         store.close()
 

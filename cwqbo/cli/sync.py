@@ -171,7 +171,7 @@ def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
     if not rows:
         render.info("no unsynced invoices")
         return ()
-    verdicts = cache.readiness(deps.store, rows, deps.prefs)
+    verdicts = cache.readiness(deps.store, rows, deps.prefs, deps.realm)
     choices = [questionary.Choice(title, value=r.number)
                for r, title in zip(rows, checklist_titles(rows, verdicts), strict=True)]
     not_ready = sum(1 for status, _ in verdicts if status != "ready")
@@ -225,10 +225,15 @@ def report_data(report: SyncReport) -> dict[str, Any]:
             "batch_identifier": report.batch_identifier, "batch_error": report.batch_error,
             "qbo_calls": report.qbo_calls, "cw_calls": report.cw_calls, "duration_seconds": round(report.duration, 3),
             "message": report.message, "items": [_item_json(i) for i in report.items],
+            "waiting": report.waiting,
             "plan": [{"cw_id": p.cw_id, "number": p.number, "company": p.company, "entity": p.entity,
-                      "doc_number": p.doc_number, "total": p.total,
+                      "doc_number": p.doc_number, "total": p.total, "tax": p.tax,
                       "lines": [{"description": ln.description, "item": ln.item, "amount": ln.amount}
                                 for ln in p.lines]} for p in report.plan],
+            "plan_updates": [{"cw_id": u.cw_id, "number": u.number, "entity": u.entity, "qbo_id": u.qbo_id,
+                              "old_total": u.old_total, "new_total": u.new_total, "sync_token": u.sync_token}
+                             for u in report.plan_updates],
+            "plan_batch": list(report.plan_batch),
             "would_create": [{"kind": getattr(w, "kind", ""), "name": getattr(w, "name", str(w))}
                              for w in report.would_create]}
 
@@ -255,6 +260,12 @@ def show_report(report: SyncReport, *, quiet: bool = False) -> None:
             out.print("Nothing to sync: every Closed invoice in scope is already in QuickBooks.")
     elif failed:
         out.print(items_table(failed, title="Failed invoices"))
+    from cwqbo.sync_model import CHANGED_REASON  # loaded by the run already
+
+    changed = [i for i in report.items if i.outcome == "skipped" and (i.error or "").startswith(CHANGED_REASON)]
+    if quiet and changed:
+        out.print(f"Changed in ConnectWise after they were synced (run `cwqbo sync --update` to update QuickBooks): "
+                  + ", ".join(i.number for i in changed), markup=False)
     summary = f"{report.created} sent to QuickBooks, {report.failed} failed, {report.skipped} skipped"
     if report.batch_identifier:
         summary += f"; ConnectWise batch {report.batch_identifier} ({len(report.batched_ids)} invoices)"
@@ -275,9 +286,21 @@ def show_plan(report: SyncReport) -> None:
             f"{getattr(w, 'kind', '')} '{getattr(w, 'name', w)}'" for w in report.would_create), markup=False)
     for p in report.plan:
         rows = [(ln.item or "", ln.description[:60], ln.amount) for ln in p.lines]
+        if p.tax:
+            rows.append(("", "Sales tax", p.tax))  # lines + tax = the total in the title
         out.print(render.table(["Item", "Description", "Amount"], rows,
                                title=f"{p.entity} {p.doc_number} — {p.company} — total {render.money(p.total)}"))
+    if report.plan_updates:
+        out.print(render.table(["Number", "Document", "Now in QuickBooks", "Would become", "SyncToken"],
+                               [(u.number, f"{u.entity} {u.qbo_id}",
+                                 render.money(u.old_total) if u.old_total is not None else "?",
+                                 render.money(u.new_total), u.sync_token or "") for u in report.plan_updates],
+                               title="Would update in QuickBooks (changed in ConnectWise since they were synced)"))
     failed = [i for i in report.items if i.outcome == "failed"]
     if failed:
         out.print(items_table(failed, title="Would fail"))
-    out.print(f"{len(report.plan)} document(s) would be created, {len(failed)} would fail.")
+    if report.plan_batch:
+        out.print(f"Would export and batch in ConnectWise: {len(report.plan_batch)} invoice(s) "
+                  f"({', '.join(report.plan_batch[:10])}{', …' if len(report.plan_batch) > 10 else ''})", markup=False)
+    out.print(f"{len(report.plan)} document(s) would be created, {len(report.plan_updates)} updated, "
+              f"{len(failed)} would fail.")
