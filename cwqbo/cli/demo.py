@@ -116,9 +116,10 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
         _step(6, "cwqbo history")
         run = ledger.run(store, report.run_id) if report.run_id is not None else None
         if run:
-            out.print(render.table(["Run", "Started", "Trigger", "Status", "Created", "Failed", "Batch"],
-                                   [(run["id"], run["started_at"], run["trigger"], run["status"], run["created"],
-                                     run["failed"], run["batch_identifier"] or "")]))
+            started = str(run["started_at"] or "")[:16].replace("T", " ")
+            out.print(render.table(["Run", "Started (UTC)", "Status", "Created", "Failed", "ConnectWise batch"],
+                                   [(run["id"], started, run["status"], run["created"], run["failed"],
+                                     run["batch_identifier"] or "")]))
 
         _step(7, "The ConnectWise accounting batch")
         batch = _cw_batch(url, sandbox, report.batch_identifier)

@@ -239,9 +239,14 @@ def report_data(report: SyncReport) -> dict[str, Any]:
 
 
 def items_table(items: list[ItemResult], title: str | None = None) -> Any:
-    return render.table(["Number", "Company", "Total", "Outcome", "QBO id", "Reason"],
-                        [(i.number, i.company, i.total, i.outcome, i.qbo_id or "", i.error or "") for i in items],
-                        title=title)
+    """Invoices and outcomes; reasons go below the table, one per invoice, so they stay readable at 80 columns."""
+    from rich.console import Group
+    from rich.text import Text
+
+    table = render.table(["Number", "Company", "Total", "Outcome", "QBO id"],
+                         [(i.number, i.company, i.total, i.outcome, i.qbo_id or "") for i in items], title=title)
+    reasons = [Text(f"  {i.number}: {i.error}") for i in items if i.error]
+    return Group(table, *reasons) if reasons else table
 
 
 def show_report(report: SyncReport, *, quiet: bool = False) -> None:
