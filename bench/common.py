@@ -32,12 +32,12 @@ import httpx  # noqa: E402
 from cwqbo import http  # noqa: E402
 from cwqbo.clock import Clock  # noqa: E402
 from cwqbo.connectwise.client import CWClient  # noqa: E402
-from cwqbo.prefs import Filters, Prefs  # noqa: E402
+from cwqbo.settings.prefs import Filters, Prefs  # noqa: E402
 from cwqbo.quickbooks.client import QBOClient  # noqa: E402
 from cwqbo.sandbox import server as sv  # noqa: E402
 from cwqbo.sandbox.faults import DropConnection  # noqa: E402
-from cwqbo.sandbox.qbo import BATCH_LIMIT_PER_MIN, DirectTokens, RATE_LIMIT_PER_MIN  # noqa: E402
-from cwqbo.store import Store  # noqa: E402
+from cwqbo.sandbox.quickbooks.simulator import BATCH_LIMIT_PER_MIN, DirectTokens, RATE_LIMIT_PER_MIN  # noqa: E402
+from cwqbo.state.store import Store  # noqa: E402
 
 START = 1_795_500_000.0  # 2026-11-24, after the generated invoices (like the sync tests)
 BATCH_ITEMS = 30

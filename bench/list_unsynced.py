@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import fmt, print_table, verdict  # noqa: E402
 
-from cwqbo import cache, discover  # noqa: E402
-from cwqbo.config import DEFAULT_PROFILE, Paths  # noqa: E402
+from cwqbo.state import cache  # noqa: E402
+from cwqbo.sync import discover
+from cwqbo.settings.config import DEFAULT_PROFILE, Paths  # noqa: E402
 
 TARGET_SECONDS = 1.0
 
@@ -55,7 +56,7 @@ def time_cli(home: Path, args: list[str], runs: int) -> tuple[float, str]:
 
 
 def time_query(home: Path, runs: int) -> float:
-    from cwqbo.store import Store
+    from cwqbo.state.store import Store
 
     store = Store.open(Paths(home, home).db_file(DEFAULT_PROFILE))
     try:

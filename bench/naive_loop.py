@@ -21,11 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import Sample, fmt, measure, print_table, rate_bound  # noqa: E402
 
-from cwqbo import cache, discover, mapping  # noqa: E402
+from cwqbo.state import cache  # noqa: E402
+from cwqbo.sync import discover
+from cwqbo.mapping import document as mapping
 from cwqbo.errors import CwqboError  # noqa: E402
 from cwqbo.quickbooks.query import escape  # noqa: E402
-from cwqbo.resolve import Resolver  # noqa: E402
-from cwqbo.sync import with_marker  # noqa: E402
+from cwqbo.sync.resolve import Resolver  # noqa: E402
+from cwqbo.sync.engine import with_marker  # noqa: E402
 
 
 @dataclass

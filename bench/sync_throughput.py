@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import Sample, fmt, measure, print_table, rate_bound, verdict  # noqa: E402
 
-from cwqbo.sync import SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync  # noqa: E402
+from cwqbo.sync.engine import SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync  # noqa: E402
 
 BATCH_LIMIT = 40
 BATCH_ITEMS = 30

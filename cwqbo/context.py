@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cwqbo.clock import Clock
-from cwqbo.config import Config, Paths, Profile, load_config, save_config
+from cwqbo.settings.config import Config, Paths, Profile, load_config, save_config
 from cwqbo.errors import LockedError, NotConnectedError
 
 if TYPE_CHECKING:
     from cwqbo.quickbooks.oauth import TokenManager
-    from cwqbo.secrets import SecretStore
+    from cwqbo.settings.secrets import SecretStore
 
 
 def fetch_company_info_or_remote_error(fetch: Any, settings: Any) -> Any:
@@ -69,7 +69,7 @@ class AppContext:
 
     def open_store(self) -> Any:
         """The profile's database, created when absent (commands that write: sync, refresh, refilter)."""
-        from cwqbo.store import Store
+        from cwqbo.state.store import Store
 
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
         return Store.open(self.paths.db_file(self.profile_name), fresh=self.fresh_database)
@@ -79,7 +79,7 @@ class AppContext:
 
         An empty (0-byte) file is refused like in `open_store`; with `--fresh-database` it reads as "nothing yet".
         """
-        from cwqbo.store import Store, empty_database_error, is_empty_file
+        from cwqbo.state.store import Store, empty_database_error, is_empty_file
 
         path = self.paths.db_file(self.profile_name)
         if is_empty_file(path):
@@ -91,7 +91,7 @@ class AppContext:
         return Store.open(path)
 
     def secret_store(self, kind: str | None = None) -> "SecretStore":
-        from cwqbo.secrets import open_secret_store
+        from cwqbo.settings.secrets import open_secret_store
 
         kind = kind or self.profile.secret_store
         if self._secret_store is None or self._secret_store.kind != kind:  # connect may switch the kind
@@ -100,7 +100,7 @@ class AppContext:
 
     def cw_client(self) -> Any:
         from cwqbo.connectwise.client import CWClient, fetch_company_info  # type: ignore[import-not-found]
-        from cwqbo.secrets import CW_PRIVATE_KEY, secret_name
+        from cwqbo.settings.secrets import CW_PRIVATE_KEY, secret_name
 
         settings = self.profile.connectwise
         if not settings.configured:

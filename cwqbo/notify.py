@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.config import NotifySettings
-    from cwqbo.sync_model import SyncReport
+    from cwqbo.settings.config import NotifySettings
+    from cwqbo.sync.model import SyncReport
 
 log = logging.getLogger("cwqbo.notify")
 TIMEOUT_SECONDS = 10.0

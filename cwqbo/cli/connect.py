@@ -38,7 +38,7 @@ def _host(site: str) -> str:
 
 def _open_store(actx: Any, profile: Any, kind: str) -> Any:
     """The store to use; when the kind changes, copy this profile's other secrets so nothing is stranded."""
-    from cwqbo.secrets import CW_PRIVATE_KEY, QBO_CLIENT_SECRET, QBO_TOKENS, secret_name
+    from cwqbo.settings.secrets import CW_PRIVATE_KEY, QBO_CLIENT_SECRET, QBO_TOKENS, secret_name
 
     store = actx.secret_store(kind)
     if kind != profile.secret_store:
@@ -67,7 +67,7 @@ def _when(ts: float | None) -> str | None:
 
 def connection_status(actx: Any) -> tuple[dict[str, Any], list[str]]:
     """Both connections as data (no network), plus warnings for tokens close to expiry."""
-    from cwqbo.secrets import CW_PRIVATE_KEY, load_tokens, secret_name
+    from cwqbo.settings.secrets import CW_PRIVATE_KEY, load_tokens, secret_name
 
     profile = actx.profile
     cw, qbo = profile.connectwise, profile.quickbooks
@@ -171,8 +171,8 @@ def connect_connectwise(
 
     from cwqbo.cli import render
     from cwqbo.cli.main import get_app_context
-    from cwqbo.config import CWSettings
-    from cwqbo.secrets import CW_PRIVATE_KEY, secret_name
+    from cwqbo.settings.config import CWSettings
+    from cwqbo.settings.secrets import CW_PRIVATE_KEY, secret_name
 
     actx = get_app_context(ctx)
     profile = actx.ensure_profile()
@@ -257,9 +257,9 @@ def connect_quickbooks(
     """Authorize cwqbo in QuickBooks Online (OAuth 2.0) and store the tokens."""
     from cwqbo.cli import render
     from cwqbo.cli.main import get_app_context
-    from cwqbo.config import ENVIRONMENTS
+    from cwqbo.settings.config import ENVIRONMENTS
     from cwqbo.quickbooks import oauth
-    from cwqbo.secrets import QBO_CLIENT_SECRET, save_tokens, secret_name
+    from cwqbo.settings.secrets import QBO_CLIENT_SECRET, save_tokens, secret_name
 
     actx = get_app_context(ctx)
     profile = actx.ensure_profile()
@@ -311,7 +311,7 @@ def connect_quickbooks(
 def _disconnect(actx: Any, profile: Any, store: Any) -> None:
     from cwqbo.cli import render
     from cwqbo.quickbooks import oauth
-    from cwqbo.secrets import QBO_CLIENT_SECRET, clear_tokens, load_tokens, secret_name
+    from cwqbo.settings.secrets import QBO_CLIENT_SECRET, clear_tokens, load_tokens, secret_name
 
     try:
         tokens = load_tokens(store, profile.name)

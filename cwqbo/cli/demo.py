@@ -54,11 +54,13 @@ def _step(n: int, text: str) -> None:
 
 
 def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
-    from cwqbo import cache, discover, ledger
+    from cwqbo.state import cache
+    from cwqbo.sync import discover
+    from cwqbo.state import ledger
     from cwqbo.cli.sync import items_table
-    from cwqbo.config import Config, Paths
+    from cwqbo.settings.config import Config, Paths
     from cwqbo.context import AppContext
-    from cwqbo.sync import SyncDeps, SyncOptions, run_sync
+    from cwqbo.sync.engine import SyncDeps, SyncOptions, run_sync
 
     out = render.out
     creds = sandbox.credentials(url)
@@ -158,9 +160,9 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
 
 
 def _connect_connectwise(actx: Any, cw: dict[str, Any]) -> str:
-    from cwqbo.config import CWSettings
+    from cwqbo.settings.config import CWSettings
     from cwqbo.connectwise.client import CWClient, fetch_company_info
-    from cwqbo.secrets import CW_PRIVATE_KEY, secret_name
+    from cwqbo.settings.secrets import CW_PRIVATE_KEY, secret_name
 
     info = fetch_company_info(cw["site"], cw["company_id"], scheme=cw["scheme"])
     settings = CWSettings(site=cw["site"], company_id=cw["company_id"], public_key=cw["public_key"],
@@ -175,10 +177,10 @@ def _connect_connectwise(actx: Any, cw: dict[str, Any]) -> str:
 
 def _connect_quickbooks(actx: Any, qb: dict[str, Any]) -> tuple[str, str]:
     from cwqbo import http
-    from cwqbo.config import QBOSettings
+    from cwqbo.settings.config import QBOSettings
     from cwqbo.errors import AuthError
     from cwqbo.quickbooks import oauth
-    from cwqbo.secrets import QBO_CLIENT_SECRET, save_tokens, secret_name
+    from cwqbo.settings.secrets import QBO_CLIENT_SECRET, save_tokens, secret_name
 
     settings = QBOSettings(environment="simulator", client_id=qb["client_id"], simulator_url=qb["simulator_url"])
     state = oauth.new_state()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.history import Attention, InvoiceStory, RunPage, RunSummary
+    from cwqbo.state.history import Attention, InvoiceStory, RunPage, RunSummary
 
 NOTHING_YET = "No sync runs yet: nothing synced yet. Run `cwqbo sync` to make the first one."
 NOTHING_YET_FAILED = "Nothing synced yet: no failed runs and nothing needs attention."
@@ -75,7 +75,7 @@ def history(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from cwqbo import history as core
+    from cwqbo.state import history as core
     from cwqbo.cli import render
     from cwqbo.cli.main import use_json
 
@@ -185,7 +185,7 @@ def show(
       cwqbo history show 12 --page 3
       cwqbo history show 12 --limit 0 --json
     """
-    from cwqbo import history as core
+    from cwqbo.state import history as core
     from cwqbo.cli import render
     from cwqbo.cli.main import use_json
     from cwqbo.errors import UsageError

@@ -20,10 +20,10 @@ import typer
 from cwqbo.errors import ConfigError, LockedError, NotConnectedError, UsageError
 
 if TYPE_CHECKING:
-    from cwqbo.cache import CachedInvoice
-    from cwqbo.discover import DiscoverResult
-    from cwqbo.prefs import Filters, Prefs
-    from cwqbo.store import Store
+    from cwqbo.state.cache import CachedInvoice
+    from cwqbo.sync.discover import DiscoverResult
+    from cwqbo.settings.prefs import Filters, Prefs
+    from cwqbo.state.store import Store
 
 EMPTY_MESSAGE = "No unsynced invoices — everything Closed in scope is in QuickBooks."
 INVOICE_TYPES = ("Standard", "Agreement", "CreditMemo", "DownPayment", "Miscellaneous", "Progress")
@@ -55,7 +55,7 @@ def apply_filter_options(current: Filters, *, clear: bool = False, imported: Fil
                          departments: list[int] | None = None, statuses: list[str] | None = None,
                          types: list[str] | None = None, exclude: list[str] | None = None) -> Filters:
     """New filters from the current ones: --clear, then --import, then each given option replaces its field."""
-    from cwqbo.prefs import Filters
+    from cwqbo.settings.prefs import Filters
 
     f = Filters() if clear else replace(current)
     if imported is not None:
@@ -96,7 +96,7 @@ def load_filters_file(path: Path) -> Filters:
     """A TOML file of filters: either top-level keys or a [filters] table."""
     import tomllib
 
-    from cwqbo.prefs import filters_from_dict
+    from cwqbo.settings.prefs import filters_from_dict
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -127,7 +127,7 @@ def describe_filters(f: Filters) -> list[tuple[str, str]]:
 
 def invoice_rows(store: Store, rows: list[CachedInvoice], prefs: Prefs, realm: str = "") -> list[dict[str, Any]]:
     """Unsynced invoices with their mapping readiness, as plain dicts (money as exact strings)."""
-    from cwqbo.cache import readiness
+    from cwqbo.state.cache import readiness
 
     out = []
     for c, (status, reason) in zip(rows, readiness(store, rows, prefs, realm or None), strict=True):
@@ -173,7 +173,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int | None],
 
 
 def _refresh(app_ctx: Any, store: Any, filters: Filters, *, full: bool, show_progress: bool) -> DiscoverResult:
-    from cwqbo import discover
+    from cwqbo.sync import discover
 
     cw = app_ctx.cw_client()
     try:
@@ -214,7 +214,7 @@ def list_unsynced(
                               help="Rows in the table (0 = all); --json and --csv always list everything."),
 ) -> None:
     """Closed invoices in scope that are not in QuickBooks yet, with what each still needs."""
-    from cwqbo import cache
+    from cwqbo.state import cache
     from cwqbo.cli import render
     from cwqbo.cli.main import get_app_context, use_json
 
@@ -342,7 +342,7 @@ def refilter(
     """Change which Closed invoices are in scope, save the filters, and re-read ConnectWise in full."""
     from cwqbo.cli import render
     from cwqbo.cli.main import get_app_context, use_json
-    from cwqbo.prefs import filters_to_dict
+    from cwqbo.settings.prefs import filters_to_dict
 
     use_json(ctx, "refilter", as_json)
     app_ctx = get_app_context(ctx)
@@ -360,7 +360,7 @@ def refilter(
     if not profile.connectwise.configured:
         raise NotConnectedError(f"ConnectWise is not connected for profile {app_ctx.profile_name!r}",
                                 hint="run `cwqbo connect connectwise` first; nothing was saved")
-    from cwqbo import discover
+    from cwqbo.sync import discover
 
     cw = app_ctx.cw_client()
     try:
@@ -386,8 +386,9 @@ def refilter(
 def _save_and_refresh(app_ctx: Any, cw: Any, new: Filters, *,
                       show_progress: bool) -> tuple[DiscoverResult, dict[str, int]]:
     """Save the new filters and re-read every Closed invoice in scope (the caller holds the sync lock)."""
-    from cwqbo import cache, discover
-    from cwqbo.store import utc_iso
+    from cwqbo.state import cache
+    from cwqbo.sync import discover
+    from cwqbo.state.store import utc_iso
 
     store = app_ctx.open_store()
     try:

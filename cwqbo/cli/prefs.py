@@ -1,6 +1,6 @@
 """`cwqbo prefs`: show, set, map, export/import preferences and manage the sync schedule.
 
-Thin: every change goes through `cwqbo.prefs.set_pref` / `prefs_from_dict` (which validate and never mutate),
+Thin: every change goes through `cwqbo.settings.prefs.set_pref` / `prefs_from_dict` (which validate and never mutate),
 and the config is written only after the whole change validated, so a refused change writes nothing.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.prefs import Filters, Prefs
+    from cwqbo.settings.prefs import Filters, Prefs
 
 prefs_app = typer.Typer(help="Preferences: field mappings, items, tax, time detail, filters and the schedule.",
                         invoke_without_command=True, no_args_is_help=False)
@@ -64,7 +64,7 @@ def _show_value(v: Any) -> str:
 
 def _print_tables(profile_name: str, prefs: Prefs, filters: Filters) -> None:
     from cwqbo.cli import render
-    from cwqbo.prefs import DESCRIPTIONS, filters_to_dict, prefs_to_dict
+    from cwqbo.settings.prefs import DESCRIPTIONS, filters_to_dict, prefs_to_dict
 
     groups: dict[str, list[tuple[str, str, str]]] = {}
     for key, value in _flatten(prefs_to_dict(prefs)):
@@ -108,7 +108,7 @@ def show(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help
     """Show all preferences and filters."""
     from cwqbo.cli import render
     from cwqbo.cli.main import use_json
-    from cwqbo.prefs import filters_to_dict, prefs_to_dict
+    from cwqbo.settings.prefs import filters_to_dict, prefs_to_dict
 
     use_json(ctx, "prefs show", json_out)
     app_ctx = _ctx(ctx)
@@ -125,7 +125,7 @@ def show(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help
 def keys() -> None:
     """List every preference key with what it does."""
     from cwqbo.cli import render
-    from cwqbo.prefs import list_keys
+    from cwqbo.settings.prefs import list_keys
 
     render.out.print(render.table(["Key", "Meaning"], list_keys(), title="Preference keys"))
 
@@ -134,7 +134,7 @@ def _apply(ctx: typer.Context, key: str, change: Any, *, check: bool = False) ->
     """Validate the change on copies; run the optional QBO check; only then save. Returns (old, new) value."""
     from cwqbo.cli import render
     from cwqbo.errors import ConfigError
-    from cwqbo.prefs import get_pref
+    from cwqbo.settings.prefs import get_pref
 
     app_ctx = _ctx(ctx)
     profile = app_ctx.profile
@@ -142,7 +142,7 @@ def _apply(ctx: typer.Context, key: str, change: Any, *, check: bool = False) ->
     current = profile.filters if is_filter else profile.prefs
     new = change(current)  # raises ConfigError before anything is written
     if check and not is_filter:
-        from cwqbo.prefs_check import check_against_qbo
+        from cwqbo.settings.prefs_check import check_against_qbo
 
         problems = check_against_qbo(new, app_ctx.qbo_client())
         norm = key[len("prefs."):] if key.startswith("prefs.") else key
@@ -176,7 +176,7 @@ def set_(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, e.
          value: str = typer.Argument(..., help="New value (lists comma-separated, booleans true/false)."),
          check: bool = typer.Option(False, "--check", help="Also check that the QuickBooks names exist.")) -> None:
     """Set one preference (validated; nothing is written if it is refused)."""
-    from cwqbo.prefs import set_pref
+    from cwqbo.settings.prefs import set_pref
 
     old, new = _apply(ctx, key, lambda cur: set_pref(cur, key, value), check=check)
     _said(key, old, new)
@@ -187,7 +187,7 @@ def set_(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, e.
 def unset(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, or KEY.SUBKEY to drop a mapping.")
           ) -> None:
     """Put one preference back to its default, or remove one mapping entry."""
-    from cwqbo.prefs import unset_pref
+    from cwqbo.settings.prefs import unset_pref
 
     old, new = _apply(ctx, key, lambda cur: unset_pref(cur, key))
     _said(key, old, new)
@@ -215,7 +215,7 @@ def map_(ctx: typer.Context,
          check: bool = typer.Option(False, "--check", help="Also check that the QuickBooks name exists.")) -> None:
     """Map a ConnectWise value to a QuickBooks item, tax code, class, department or term."""
     from cwqbo.errors import UsageError
-    from cwqbo.prefs import set_pref
+    from cwqbo.settings.prefs import set_pref
 
     if kind not in MAP_KINDS:
         raise UsageError(f"unknown mapping kind {kind!r}", hint="use one of: " + ", ".join(MAP_KINDS))
@@ -232,7 +232,7 @@ def map_(ctx: typer.Context,
 
 def _set_entry(cur: Any, table_key: str, sub: str, value: str) -> Any:
     """Set one mapping entry whose CW key contains dots (not expressible as a dotted key)."""
-    from cwqbo.prefs import prefs_from_dict, prefs_to_dict
+    from cwqbo.settings.prefs import prefs_from_dict, prefs_to_dict
 
     data = prefs_to_dict(cur)
     node = data
@@ -250,7 +250,7 @@ def export(ctx: typer.Context, file: Optional[Path] = typer.Argument(None, help=
 
     from cwqbo.cli import render
     from cwqbo.errors import UsageError
-    from cwqbo.prefs import filters_to_dict, prefs_to_dict
+    from cwqbo.settings.prefs import filters_to_dict, prefs_to_dict
 
     profile = _ctx(ctx).profile
     text = tomli_w.dumps({"prefs": prefs_to_dict(profile.prefs), "filters": filters_to_dict(profile.filters)})
@@ -273,7 +273,7 @@ def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="A TOML fi
 
     from cwqbo.cli import render
     from cwqbo.errors import ConfigError, UsageError
-    from cwqbo.prefs import filters_from_dict, prefs_from_dict
+    from cwqbo.settings.prefs import filters_from_dict, prefs_from_dict
 
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -321,11 +321,11 @@ def schedule(ctx: typer.Context,
                                                  "manual mode a scheduled job does nothing."),
              json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
     """Show or set when automatic syncs run; install or remove the crontab entry."""
-    from cwqbo import schedule as sched
+    from cwqbo.settings import schedule as sched
     from cwqbo.cli import render
     from cwqbo.cli.main import use_json
     from cwqbo.errors import UsageError
-    from cwqbo.prefs import set_pref
+    from cwqbo.settings.prefs import set_pref
 
     use_json(ctx, "prefs schedule", json_out)
     if sum([install, uninstall, print_]) > 1:
@@ -437,7 +437,7 @@ def _sample_invoice(app_ctx: Any) -> Any:
         if not Path(db_file).exists():
             return None
         from cwqbo.models import invoice_from_json
-        from cwqbo.store import Store
+        from cwqbo.state.store import Store
 
         store = Store.open(db_file)
         try:
@@ -454,7 +454,7 @@ def _sample_invoice(app_ctx: Any) -> Any:
 
 
 def _sample_values(inv: Any, prefs: Prefs) -> dict[str, str]:
-    from cwqbo import mapping
+    from cwqbo.mapping import document as mapping
 
     out: dict[str, str] = {}
     try:

@@ -18,8 +18,8 @@ from cwqbo.cli import render
 from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, CwqboError, LockedError, UsageError
 
 if TYPE_CHECKING:  # the engine is imported inside the command: `cwqbo --help` must not load it
-    from cwqbo.cache import CachedInvoice
-    from cwqbo.sync import ItemResult, SyncDeps, SyncEvent, SyncReport
+    from cwqbo.state.cache import CachedInvoice
+    from cwqbo.sync.engine import ItemResult, SyncDeps, SyncEvent, SyncReport
 
 
 def _is_tty() -> bool:
@@ -42,7 +42,7 @@ def sync_command(
 ) -> None:
     """Sync Closed invoices to QuickBooks Online and batch them in ConnectWise."""
     from cwqbo.cli.main import get_app_context, use_json
-    from cwqbo.sync import NOOP_MESSAGE, SyncOptions, SyncReport, scheduled_noop
+    from cwqbo.sync.engine import NOOP_MESSAGE, SyncOptions, SyncReport, scheduled_noop
 
     as_json = use_json(ctx, "sync", json_out)
     if sum([select, all_, bool(invoice)]) != 1:
@@ -98,7 +98,7 @@ def _notify(app_ctx: Any, report: SyncReport | None, code: int, *, error: str | 
 
 def _run_locked(app_ctx: Any, *, select: bool, all_: bool, invoice: list[str], dry_run: bool, update: bool,
                 no_refresh: bool, as_json: bool, trigger: Any) -> SyncReport:
-    from cwqbo.sync import SyncDeps, SyncOptions, run_sync
+    from cwqbo.sync.engine import SyncDeps, SyncOptions, run_sync
 
     with app_ctx.sync_lock():
         clients: list[Any] = []
@@ -160,10 +160,10 @@ def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
     """Refresh, let the user tick invoices (questionary checkbox, with readiness marks), then confirm."""
     import questionary
 
-    from cwqbo import cache
+    from cwqbo.state import cache
 
     if refresh:
-        from cwqbo import discover
+        from cwqbo.sync import discover
 
         render.info("reading Closed invoices from ConnectWise…")
         discover.refresh(deps.cw, deps.store, deps.filters, clock=deps.clock)
@@ -265,7 +265,7 @@ def show_report(report: SyncReport, *, quiet: bool = False) -> None:
             out.print("Nothing to sync: every Closed invoice in scope is already in QuickBooks.")
     elif failed:
         out.print(items_table(failed, title="Failed invoices"))
-    from cwqbo.sync_model import CHANGED_REASON  # loaded by the run already
+    from cwqbo.sync.model import CHANGED_REASON  # loaded by the run already
 
     changed = [i for i in report.items if i.outcome == "skipped" and (i.error or "").startswith(CHANGED_REASON)]
     if quiet and changed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cwqbo.prefs import Prefs
+from cwqbo.settings.prefs import Prefs
 
 SETTINGS = "QuickBooks › Settings › Account and settings"
 
@@ -100,7 +100,7 @@ def preference_checks(company: dict[str, Any], preferences: dict[str, Any], pref
 
 def probe(qbo: QBOReader, prefs: Prefs) -> list[Check]:
     """Read CompanyInfo and Preferences (2 calls) and check that what prefs map to exists (a few queries)."""
-    from cwqbo.prefs_check import check_against_qbo
+    from cwqbo.settings.prefs_check import check_against_qbo
 
     checks = preference_checks(qbo.company_info().obj, qbo.preferences().obj, prefs)
     problems = check_against_qbo(prefs, qbo)

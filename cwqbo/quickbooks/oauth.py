@@ -21,11 +21,11 @@ import httpx
 
 from cwqbo import http, money
 from cwqbo.clock import Clock
-from cwqbo.config import QBOSettings
+from cwqbo.settings.config import QBOSettings
 from cwqbo.crashpoints import crashpoint
 from cwqbo.errors import AuthError, ConfigError, RemoteError
 from cwqbo.quickbooks.tokens import TokenSet
-from cwqbo.secrets import QBO_CLIENT_SECRET, SecretStore, load_tokens, save_tokens, secret_name
+from cwqbo.settings.secrets import QBO_CLIENT_SECRET, SecretStore, load_tokens, save_tokens, secret_name
 
 log = logging.getLogger(__name__)
 

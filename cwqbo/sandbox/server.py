@@ -20,10 +20,10 @@ import httpx
 from cwqbo import money
 from cwqbo.clock import Clock
 from cwqbo.sandbox.bridge import LoopbackServer
-from cwqbo.sandbox.connectwise import CWSimulator
+from cwqbo.sandbox.connectwise.simulator import CWSimulator
 from cwqbo.sandbox.faults import DropConnection, Faults
 from cwqbo.sandbox.generator import generate
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 CW_COMPANY = "cwqbo_demo"
 CW_PUBLIC_KEY = "sandbox-public"

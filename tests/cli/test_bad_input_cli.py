@@ -167,7 +167,7 @@ def test_corrupted_database_is_a_store_error_and_is_not_overwritten(synced: Env)
 @pytest.fixture
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real busy timeout is 30 s (wait for the other process); 0.2 s keeps this test fast."""
-    from cwqbo.store import Store
+    from cwqbo.state.store import Store
 
     original = Store.open.__func__  # type: ignore[attr-defined]
     monkeypatch.setattr(Store, "open", classmethod(lambda cls, path, **kw: original(cls, path, busy_timeout_ms=200)))
@@ -205,7 +205,7 @@ def test_click_level_bad_values_exit_2_without_traceback(synced: Env) -> None:
 def test_sync_while_another_sync_holds_the_lock_exits_75(synced: Env) -> None:
     from filelock import FileLock
 
-    from cwqbo.config import Paths
+    from cwqbo.settings.config import Paths
 
     lock_dir = Paths.from_env().lock_dir
     lock_dir.mkdir(parents=True, exist_ok=True)

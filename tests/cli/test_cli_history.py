@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cwqbo import ledger
+from cwqbo.state import ledger
 from cwqbo.cli.main import app
-from cwqbo.config import Paths
+from cwqbo.settings.config import Paths
 from cwqbo.context import AppContext
-from cwqbo.store import Store
+from cwqbo.state.store import Store
 
 
 def open_store(home: Path) -> Store:

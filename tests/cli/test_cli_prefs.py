@@ -154,10 +154,10 @@ def test_fields_without_a_store_and_with_a_cached_invoice(home: Path, runner: Cl
     from datetime import date
     from decimal import Decimal
 
-    from cwqbo import cache
-    from cwqbo.config import Paths
+    from cwqbo.state import cache
+    from cwqbo.settings.config import Paths
     from cwqbo.models import CompanyRef, CWInvoice
-    from cwqbo.store import Store
+    from cwqbo.state.store import Store
 
     run(runner, "prefs", "set", "fields.docnumber_prefix", "CW-")
     inv = CWInvoice(id=1, number="INV77", type="Standard", status_id=1, status_name="Closed",

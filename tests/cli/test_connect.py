@@ -16,10 +16,10 @@ from cwqbo import http
 from cwqbo.cli import connect as connect_cli
 from cwqbo.cli.main import app
 from cwqbo.clock import Clock
-from cwqbo.config import load_config
+from cwqbo.settings.config import load_config
 from cwqbo.sandbox.bridge import LoopbackServer
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 REALM = "9341453000000000"
 CW_ARGS = ["connect", "connectwise", "--site", "127.0.0.1:8999", "--scheme", "http", "--company", "cwqbo_demo",
@@ -204,7 +204,7 @@ def test_status_warns_when_connection_expires_soon(home: Path, runner: CliRunner
     sim, url = qbo
     monkeypatch.setattr(connect_cli, "_ask_redirect_url", fake_browser)
     assert runner.invoke(app, qbo_args(url, "--no-browser", "--client-secret", "sandbox-client-secret")).exit_code == 0
-    from cwqbo.secrets import FileStore, load_tokens, save_tokens
+    from cwqbo.settings.secrets import FileStore, load_tokens, save_tokens
     import dataclasses
     import time
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cwqbo import history, ledger
+from cwqbo.state import history
+from cwqbo.state import ledger
 from cwqbo.cli import render
 from cwqbo.cli.main import app
-from cwqbo.config import Paths
+from cwqbo.settings.config import Paths
 from cwqbo.context import AppContext
-from cwqbo.ledger import Item
+from cwqbo.state.ledger import Item
 
 RUN_SIZE = 3000
 LONG_REASON = ("QBO error 6000: a business validation error occurred while processing this request; the item "

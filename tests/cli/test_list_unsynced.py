@@ -115,7 +115,7 @@ def test_empty_state_is_plain(sandbox: Any, runner: CliRunner) -> None:
 
 
 def test_synced_invoices_drop_off_the_list(sandbox: Any, runner: CliRunner, home: Path) -> None:
-    from cwqbo.store import Store
+    from cwqbo.state.store import Store
 
     doc = json.loads(runner.invoke(app, ["list-unsynced", "--json"]).stdout)
     first = doc["data"]["invoices"][0]["cw_id"]

@@ -80,7 +80,7 @@ def test_fresh_database_flag_starts_over_in_an_empty_file(env: Env, monkeypatch:
 
 
 def test_fresh_database_flag_never_touches_a_real_database(env: Env) -> None:
-    from cwqbo.config import Paths
+    from cwqbo.settings.config import Paths
     from cwqbo.context import AppContext
 
     store = AppContext.load(Paths.from_env()).open_store()

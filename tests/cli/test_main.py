@@ -110,7 +110,7 @@ def test_redact(line: str, secret: str) -> None:
 
 
 def test_help_does_not_import_heavy_libraries_from_foundation_modules() -> None:
-    code = ("import sys, cwqbo.cli.connect, cwqbo.cli.permissions, cwqbo.cli.render, cwqbo.context, cwqbo.secrets;"
+    code = ("import sys, cwqbo.cli.connect, cwqbo.cli.permissions, cwqbo.cli.render, cwqbo.context, cwqbo.settings.secrets;"
             "print(sorted(m for m in ('httpx', 'sqlite_utils', 'keyring', 'filelock') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"

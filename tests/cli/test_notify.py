@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cwqbo.config import ConfigError, NotifySettings, load_config
+from cwqbo.settings.config import ConfigError, NotifySettings, load_config
 from tests.cli.test_bad_input_cli import Env
 from tests.cli.test_local_files import connected, env  # noqa: F401 - fixtures
 

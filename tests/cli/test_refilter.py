@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cwqbo import http
 from cwqbo.cli.main import app
-from cwqbo.config import load_config
+from cwqbo.settings.config import load_config
 
 CW_ARGS = ["connect", "connectwise", "--site", "127.0.0.1:8999", "--scheme", "http", "--company", "cwqbo_demo",
            "--public-key", "sandbox-public", "--client-id", "00000000-0000-4000-8000-00000000c1d0",
@@ -125,7 +125,7 @@ def test_discovery_waits_for_no_sync(sandbox: Any, runner: CliRunner, home: Path
     cache without re-reading ConnectWise."""
     from filelock import FileLock
 
-    from cwqbo.config import Paths
+    from cwqbo.settings.config import Paths
 
     runner.invoke(app, ["list-unsynced"])
     before = (home / "config.toml").read_bytes()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 
-from cwqbo.cache import CachedInvoice
+from cwqbo.state.cache import CachedInvoice
 from cwqbo.cli import sync as cli_sync
 from tests.cli.test_bad_input_cli import Env, assert_clean_failure
 from tests.cli.test_local_files import connected, env  # noqa: F401 - fixtures
@@ -120,7 +120,7 @@ def test_companyinfo_transport_error_reported_as_config_error_becomes_exit_4() -
     """The client (another module) used to turn an unreachable site into ConfigError ("check the site name")."""
     import httpx
 
-    from cwqbo.config import CWSettings
+    from cwqbo.settings.config import CWSettings
     from cwqbo.context import fetch_company_info_or_remote_error
     from cwqbo.errors import ConfigError, RemoteError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cwqbo.config import QBOSettings
+from cwqbo.settings.config import QBOSettings
 from cwqbo.quickbooks.oauth import Endpoints, _token_set
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "qbo" / "intuit_dotnet_oauth_samples"

@@ -17,7 +17,7 @@ import pytest
 from cwqbo.clock import ManualClock
 from cwqbo.sandbox.bridge import LoopbackServer
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 pytest.importorskip("quickbooks")
 pytest.importorskip("intuitlib")

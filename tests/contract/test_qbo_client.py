@@ -16,7 +16,7 @@ from cwqbo.quickbooks import query as q
 from cwqbo.quickbooks.client import BatchOp, QBOClient, QBOError
 from cwqbo.quickbooks.throttle import Throttle
 from cwqbo.sandbox.faults import DropConnection, Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 REALM = "9341453000000000"
 D = Decimal

@@ -270,7 +270,7 @@ def expected_from(sandbox: Sandbox) -> tuple[dict[int, dict[str, Any]], set[str]
 def connect_home(home: Path, sandbox: Sandbox, url: str) -> None:
     """A file-secret-store profile connected through the same functions `cwqbo demo` uses."""
     from cwqbo.cli import demo
-    from cwqbo.config import Config, Paths
+    from cwqbo.settings.config import Config, Paths
     from cwqbo.context import AppContext
 
     actx = AppContext(Paths(home, home), Config(default_profile=PROFILE), PROFILE)

@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cwqbo.cli.main import RedactingFilter, RedactingFormatter, app, redact
-from cwqbo.config import Paths
+from cwqbo.settings.config import Paths
 from cwqbo.errors import AuthError
 from cwqbo.sandbox import server as sv
 

@@ -10,7 +10,7 @@ import pytest
 
 from cwqbo import money
 from cwqbo.clock import ManualClock
-from cwqbo.sandbox.connectwise import CWSimulator
+from cwqbo.sandbox.connectwise.simulator import CWSimulator
 from cwqbo.sandbox.faults import DropConnection, Faults
 from cwqbo.sandbox.generator import PRIOR_BATCH, generate, line_amount
 

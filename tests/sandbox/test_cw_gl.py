@@ -16,7 +16,7 @@ import pytest
 
 from cwqbo import money
 from cwqbo.clock import ManualClock
-from cwqbo.sandbox.connectwise import CWSimulator
+from cwqbo.sandbox.connectwise.simulator import CWSimulator
 from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.generator import generate
 from cwqbo.sandbox.server import Sandbox

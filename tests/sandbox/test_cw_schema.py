@@ -15,8 +15,8 @@ import pytest
 
 from cwqbo import money
 from cwqbo.clock import ManualClock
-from cwqbo.sandbox import cw_schema
-from cwqbo.sandbox.connectwise import CWSimulator
+from cwqbo.sandbox.connectwise import schema as cw_schema
+from cwqbo.sandbox.connectwise.simulator import CWSimulator
 from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.generator import generate
 
@@ -29,7 +29,7 @@ DEC_1 = 1_796_083_200.0
 
 def test_committed_table_matches_a_fresh_derivation() -> None:
     table, required = cw_schema.derive(models)
-    assert table == cw_schema.MODELS, "regenerate: python -m cwqbo.sandbox.cw_schema"
+    assert table == cw_schema.MODELS, "regenerate: python -m cwqbo.sandbox.connectwise.schema"
     assert required == cw_schema.REQUIRED
     assert cw_schema.REQUIRED["CreateAccountingBatchRequest"] == ["processedRecordIds"]
     assert "extPrice" not in cw_schema.MODELS["ProductItem"]

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from cwqbo.sandbox.conditions import ConditionError, compile_conditions, error_body
+from cwqbo.sandbox.connectwise.conditions import ConditionError, compile_conditions, error_body
 
 ROWS = [
     {"id": 1, "invoiceNumber": "1001", "total": Decimal("100.50"), "date": "2026-09-01T00:00:00Z",
@@ -87,7 +87,7 @@ def test_error_body_has_the_api_shape() -> None:
 
 
 def test_index_hint_finds_a_conjunct_every_match_must_satisfy() -> None:
-    from cwqbo.sandbox.conditions import index_hint, parse
+    from cwqbo.sandbox.connectwise.conditions import index_hint, parse
 
     assert index_hint(parse("billingLogId in (1, 2) and total > 0")) == (("billingLogId",), (Decimal(1), Decimal(2)))
     assert index_hint(parse("total > 0 and invoice/id = 7")) == (("invoice", "id"), (Decimal(7),))
@@ -96,7 +96,7 @@ def test_index_hint_finds_a_conjunct_every_match_must_satisfy() -> None:
 
 
 def test_rewrite_fields_maps_every_path() -> None:
-    from cwqbo.sandbox.conditions import matches, parse, rewrite_fields
+    from cwqbo.sandbox.connectwise.conditions import matches, parse, rewrite_fields
 
     node = rewrite_fields(parse("lastUpdated > [2026-09-02T00:00:00Z] and id = 1"),
                           lambda p: ("_info", "lastUpdated") if p == ("lastUpdated",) else p)

@@ -13,7 +13,7 @@ import pytest
 from cwqbo import money
 from cwqbo.clock import ManualClock
 from cwqbo.sandbox.faults import DropConnection, Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 REALM = "9341453000000000"
 BASE = f"/v3/company/{REALM}"

@@ -12,14 +12,14 @@ import pytest
 
 from cwqbo import money
 from cwqbo.clock import ManualClock
-from cwqbo.mapping import build_document, needs
+from cwqbo.mapping.document import build_document, needs
 from cwqbo.models import CompanyRef, CWInvoice, InvoiceLine
-from cwqbo.prefs import Prefs
+from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import QBOClient
-from cwqbo.resolve import Resolver, stored_company_facts
+from cwqbo.sync.resolve import Resolver, stored_company_facts
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import DirectTokens, QBOSimulator
-from cwqbo.store import Store
+from cwqbo.sandbox.quickbooks.simulator import DirectTokens, QBOSimulator
+from cwqbo.state.store import Store
 
 REALM = "9341453000000000"
 BASE = f"/v3/company/{REALM}"

@@ -1,6 +1,6 @@
 """The QBO simulator invents no field: every key it serves is in Intuit's API reference (or a real recording).
 
-`cwqbo.sandbox.qbo_fields.FIELDS` is derived from qbTypesDump (a scrape of the Accounting API reference); the
+`cwqbo.sandbox.quickbooks.fields.FIELDS` is derived from qbTypesDump (a scrape of the Accounting API reference); the
 first test re-derives it. The schema walk then runs cwqbo's real sync against a seeded sandbox (so every kind of
 document cwqbo creates is created by cwqbo's own client, over HTTP), reads and queries every entity the simulator
 serves, and fails on any key — recursively, wherever the reference types the object — that Intuit lacks. The
@@ -21,16 +21,17 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from cwqbo import http, money, sync
+from cwqbo import http, money
+from cwqbo.sync import engine as sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
-from cwqbo.prefs import Filters, Prefs, TaxPrefs
+from cwqbo.settings.prefs import Filters, Prefs, TaxPrefs
 from cwqbo.quickbooks.client import QBOClient
-from cwqbo.sandbox import qbo_fields
+from cwqbo.sandbox.quickbooks import fields as qbo_fields
 from cwqbo.sandbox import server as sv
-from cwqbo.sandbox.qbo import DirectTokens
-from cwqbo.sandbox.qbo_schema import ENTITY_BY_PATH, WRITABLE
-from cwqbo.store import Store
+from cwqbo.sandbox.quickbooks.simulator import DirectTokens
+from cwqbo.sandbox.quickbooks.schema import ENTITY_BY_PATH, WRITABLE
+from cwqbo.state.store import Store
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "qbo"
 DUMP = SHARED / "qbTypesDump.json"
@@ -56,7 +57,7 @@ NOT_RECORDED = {"totalCount": "quickbooks.md §5 (count(*) returns QueryResponse
 @pytest.mark.skipif(not DUMP.exists(), reason="../shared/data/qbo not present (the dump is not shipped)")
 def test_committed_table_matches_a_fresh_derivation() -> None:
     derived = qbo_fields.derive(json.loads(DUMP.read_text(encoding="utf-8")))
-    assert derived == qbo_fields.FIELDS, "regenerate: python -m cwqbo.sandbox.qbo_fields <qbTypesDump.json>"
+    assert derived == qbo_fields.FIELDS, "regenerate: python -m cwqbo.sandbox.quickbooks.fields <qbTypesDump.json>"
 
 
 def test_table_covers_every_served_entity_with_nested_types() -> None:
@@ -357,7 +358,7 @@ def test_python_quickbooks_bodies_are_accepted() -> None:
     from quickbooks.objects import (creditmemo, customer, detailline, invoice, item,  # type: ignore[import-untyped]
                                     salesreceipt, vendor)
 
-    from cwqbo.sandbox.qbo_schema import REQUEST_FIELDS
+    from cwqbo.sandbox.quickbooks.schema import REQUEST_FIELDS
 
     objects = {"Customer": customer.Customer, "Vendor": vendor.Vendor, "Item": item.Item, "Invoice": invoice.Invoice,
                "CreditMemo": creditmemo.CreditMemo, "SalesReceipt": salesreceipt.SalesReceipt}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cwqbo.sandbox import qbo_limits
+from cwqbo.quickbooks import limits as qbo_limits
 
 DUMP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "qbo" / "qbTypesDump.json"
 
@@ -15,7 +15,7 @@ DUMP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "qbo" / 
 @pytest.mark.skipif(not DUMP.exists(), reason="../shared/data/qbo not present")
 def test_committed_table_matches_a_fresh_derivation() -> None:
     derived = qbo_limits.derive(json.loads(DUMP.read_text(encoding="utf-8")))
-    assert derived == qbo_limits.TABLE, "regenerate: python -m cwqbo.sandbox.qbo_limits <qbTypesDump.json>"
+    assert derived == qbo_limits.TABLE, "regenerate: python -m cwqbo.quickbooks.limits <qbTypesDump.json>"
 
 
 def test_limits_the_sync_depends_on() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from cwqbo.clock import ManualClock
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 REALM = "9341453000000000"
 REDIRECT = "http://127.0.0.1:8765/callback"

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from cwqbo.sandbox.qbo_query import QueryError, execute, parse
+from cwqbo.sandbox.quickbooks.query import QueryError, execute, parse
 
 ROWS = [
     {"Id": "1", "DisplayName": "Amy's Bird Sanctuary", "Active": True, "Balance": Decimal("739.00"),

@@ -21,7 +21,7 @@ import pytest
 from cwqbo import money
 from cwqbo.clock import ManualClock
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 yaml = pytest.importorskip("yaml")
 

@@ -17,19 +17,22 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cwqbo import cache, http, ledger, money, sync
+from cwqbo import http, money
+from cwqbo.state import cache
+from cwqbo.state import ledger
+from cwqbo.sync import engine as sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import CwqboError
-from cwqbo.mapping import ItemRef, MappingError, Refs, build_document, needs
+from cwqbo.mapping.document import ItemRef, MappingError, Refs, build_document, needs
 from cwqbo.models import Address, CompanyRef, CWInvoice, InvoiceLine
-from cwqbo.prefs import Filters, Prefs
+from cwqbo.settings.prefs import Filters, Prefs
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sandbox import server as sv
 from cwqbo.sandbox.faults import DropConnection, Faults
-from cwqbo.sandbox.qbo import DirectTokens, QBOSimulator
-from cwqbo.sandbox.qbo_limits import MAX_LENGTHS
-from cwqbo.store import Store
+from cwqbo.sandbox.quickbooks.simulator import DirectTokens, QBOSimulator
+from cwqbo.quickbooks.limits import MAX_LENGTHS
+from cwqbo.state.store import Store
 
 HOSTILE = ["O'Brien \"Quotes\" & Sons", "A:B:C::", "C:\\path\\to\\", "Ünïcödé Straße", "😀🎉 Emoji Co 👩‍👩‍👧",
            "'; DROP TABLE invoices; --", "x\" or 1=1 or name=\"", "\\'", "  spaced   out  ", "ｆｕｌｌｗｉｄｔｈ",
@@ -112,7 +115,7 @@ def _assert_one_line(err: CwqboError) -> None:
 
 
 def _assert_within_limits(entity: str, payload: dict[str, Any]) -> None:
-    from cwqbo.sandbox.qbo import _values_at  # the simulator's own path walker
+    from cwqbo.sandbox.quickbooks.simulator import _values_at  # the simulator's own path walker
 
     for path, limit in MAX_LENGTHS[entity].items():
         for value in _values_at(payload, path.split(".")):
@@ -347,7 +350,7 @@ def test_control_characters_in_an_invoice_number_keep_the_error_on_one_line(qbo:
 
 def test_tax_only_invoice_without_lines_is_refused_not_sent_empty(qbo: QBOSimulator) -> None:
     """Found by the property test: zero subtotal + 0.01 sales tax produced a payload with no lines (QBO 2020)."""
-    from cwqbo.mapping import readiness
+    from cwqbo.mapping.document import readiness
 
     inv = _invoice("TAX-ONLY", "Co", "CO", [], Decimal("0"), Decimal("0.01"), "", "")
     with pytest.raises(MappingError) as info:

@@ -98,7 +98,9 @@ def test_fast_serialisers_write_exact_money(tmp_path: Path) -> None:
 
     import common
 
-    from cwqbo import cache, discover, money
+    from cwqbo import money
+    from cwqbo.state import cache
+    from cwqbo.sync import discover
     from cwqbo.models import invoice_from_json, invoice_json_text, invoice_to_json
 
     world = common.make_world(40, tmp_path / "c.db", scale=1000, latency=0.0)

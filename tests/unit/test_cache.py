@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cwqbo import cache, money
+from cwqbo import money
+from cwqbo.state import cache
 from cwqbo.errors import UsageError
 from cwqbo.models import CompanyRef, CWInvoice, InvoiceLine, invoice_to_json
-from cwqbo.store import Store
+from cwqbo.state.store import Store
 
 
 def make_invoice(cw_id: int, *, number: str | None = None, total: str = "100.00", day: int = 1,
@@ -145,8 +146,8 @@ def test_ten_thousand_cached_invoices_list_correctly_and_quickly(store: Store) -
 
 
 def test_readiness_is_memoised_but_never_stale(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cwqbo import mapping
-    from cwqbo.prefs import Prefs
+    from cwqbo.mapping import document as mapping
+    from cwqbo.settings.prefs import Prefs
 
     put(store, [make_invoice(1), make_invoice(2, number="N" * 22)])
     prefs = Prefs()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cwqbo.config import (CWSettings, Config, Paths, Profile, QBOSettings, load_config, save_config)
+from cwqbo.settings.config import (CWSettings, Config, Paths, Profile, QBOSettings, load_config, save_config)
 from cwqbo.errors import ConfigError
 
 GOOD = """\
@@ -133,7 +133,7 @@ def test_unknown_profile_is_a_config_error() -> None:
 def test_example_config_is_valid_and_documents_every_key() -> None:
     import dataclasses
 
-    from cwqbo.prefs import Filters, Prefs
+    from cwqbo.settings.prefs import Filters, Prefs
 
     example = Path(__file__).resolve().parents[2] / "config.example.toml"
     config = load_config(example)

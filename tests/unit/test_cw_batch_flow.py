@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 
-from cwqbo import cw_batch, http, ledger
+from cwqbo import http
+from cwqbo.sync import cw_batch
+from cwqbo.state import ledger
 from cwqbo.clock import ManualClock
 from cwqbo.sandbox import server as sv
-from cwqbo.store import Store
+from cwqbo.state.store import Store
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import RemoteError
-from cwqbo.sync_model import run_status
+from cwqbo.sync.model import run_status
 
 from .test_sync import World, _crash_at, _transport
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from cwqbo import mapping, money
+from cwqbo import money
+from cwqbo.mapping import document as mapping
 from cwqbo.connectwise.records import build_invoice
-from cwqbo.prefs import Prefs
+from cwqbo.settings.prefs import Prefs
 
 D = Decimal
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cwqbo.connectwise import conditions as c
 
 try:
-    from cwqbo.sandbox import conditions as simparser
+    from cwqbo.sandbox.connectwise import conditions as simparser
 except ImportError:  # the simulator's parser is optional for these tests
     simparser = None  # type: ignore[assignment]
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from cwqbo import cache, discover
+from cwqbo.state import cache
+from cwqbo.sync import discover
 from cwqbo.clock import ManualClock
 from cwqbo.errors import ConfigError, RemoteError
-from cwqbo.prefs import Filters
-from cwqbo.sandbox.conditions import compile_conditions
-from cwqbo.store import Store
+from cwqbo.settings.prefs import Filters
+from cwqbo.sandbox.connectwise.conditions import compile_conditions
+from cwqbo.state.store import Store
 
 STATUSES = [
     {"id": 1, "name": "New", "closedFlag": False},

@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from cwqbo import history, ledger
+from cwqbo.state import history
+from cwqbo.state import ledger
 from cwqbo.errors import UsageError
-from cwqbo.store import Store
+from cwqbo.state.store import Store
 
 
 def fill(store: Store) -> dict[str, int]:

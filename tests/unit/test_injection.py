@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from cwqbo.connectwise import conditions as cwc
 from cwqbo.quickbooks import query as q
-from cwqbo.sandbox import conditions as cwparser
-from cwqbo.sandbox import qbo_query
+from cwqbo.sandbox.connectwise import conditions as cwparser
+from cwqbo.sandbox.quickbooks import query as qbo_query
 
 ATTACKS = ['x" or id>0 or name="', 'x\\" or 1=1 or name=\\"', "\\", '"', "\\\\\"", 'a" and (id = 1) and b="',
            "x' OR '1'='1", "x' AND Active = false AND Name = '", "\\'", "'", "O'Brien", "😀'\"\\",

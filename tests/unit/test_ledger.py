@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cwqbo import ledger
-from cwqbo.store import Store
+from cwqbo.state import ledger
+from cwqbo.state.store import Store
 
 
 @pytest.fixture

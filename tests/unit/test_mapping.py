@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from cwqbo import money
 from cwqbo.clock import ManualClock
 from cwqbo.errors import CwqboError
-from cwqbo.mapping import (
+from cwqbo.mapping.document import (
     ItemRef, MappingError, Needs, Refs, adjustment_line, build_document, customer_display_name,
     disambiguated_name, needs, payload_hash, reconcile, readiness, truncate,
 )
 from cwqbo.models import Address, CompanyRef, CWInvoice, InvoiceLine
-from cwqbo.prefs import Prefs
+from cwqbo.settings.prefs import Prefs
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 D = Decimal
 NORTHWIND = CompanyRef(17, "NorthwindT", "Northwind Traders")

@@ -12,12 +12,12 @@ import pytest
 
 from cwqbo import money
 from cwqbo.connectwise.records import build_invoice
-from cwqbo.mapping import (
+from cwqbo.mapping.document import (
     CompanyFacts, ItemRef, MappingError, Refs, build_document, company_facts, customer_display_name, customer_spec,
     item_for_line, needs, readiness, reconcile,
 )
 from cwqbo.models import CompanyRef, CWInvoice, InvoiceLine
-from cwqbo.prefs import Prefs
+from cwqbo.settings.prefs import Prefs
 
 D = Decimal
 ACME = CompanyRef(19, "AcmeDental", "Acme Dental")
@@ -200,6 +200,6 @@ def test_preview_tax_makes_the_lines_add_up_to_the_total(mode: str, tax: Decimal
 
 
 def test_resolver_display_names_are_cleaned_the_same_way() -> None:
-    from cwqbo.resolve import safe_display_name
+    from cwqbo.sync.resolve import safe_display_name
 
     assert safe_display_name("Acme\x00Dental\tLtd") == "Acme Dental Ltd"

@@ -10,13 +10,13 @@ import pytest
 
 from cwqbo import http
 from cwqbo.clock import ManualClock
-from cwqbo.config import QBOSettings
+from cwqbo.settings.config import QBOSettings
 from cwqbo.errors import AuthError
 from cwqbo.quickbooks import oauth
 from cwqbo.quickbooks.oauth import CallbackListener, Endpoints, TokenManager
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import QBOSimulator
-from cwqbo.secrets import FileStore, load_tokens, save_tokens
+from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
+from cwqbo.settings.secrets import FileStore, load_tokens, save_tokens
 
 SIM = "http://sim.test"
 SETTINGS = QBOSettings(environment="simulator", client_id="sandbox-client-id", simulator_url=SIM,

@@ -9,7 +9,7 @@ import pytest
 import tomli_w
 
 from cwqbo.errors import ConfigError
-from cwqbo.prefs import (
+from cwqbo.settings.prefs import (
     Filters, Prefs, filters_from_dict, filters_to_dict, get_pref, list_keys, prefs_from_dict, prefs_to_dict,
     set_pref, unset_pref,
 )
@@ -129,7 +129,7 @@ def _qbo_client():  # type: ignore[no-untyped-def]
     from cwqbo.clock import ManualClock
     from cwqbo.quickbooks.client import QBOClient
     from cwqbo.sandbox.faults import Faults
-    from cwqbo.sandbox.qbo import QBOSimulator
+    from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
     clock = ManualClock()
     sim = QBOSimulator(clock, Faults())
@@ -147,7 +147,7 @@ def _qbo_client():  # type: ignore[no-untyped-def]
 
 
 def test_check_against_qbo_reports_missing_names_only() -> None:
-    from cwqbo.prefs_check import check_against_qbo
+    from cwqbo.settings.prefs_check import check_against_qbo
 
     client = _qbo_client()
     p = Prefs()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 
 from cwqbo.clock import ManualClock
-from cwqbo.prefs import Prefs
+from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.checks import preference_checks, probe
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import DirectTokens, QBOSimulator
+from cwqbo.sandbox.quickbooks.simulator import DirectTokens, QBOSimulator
 
 
 def client_for(sim: QBOSimulator) -> QBOClient:

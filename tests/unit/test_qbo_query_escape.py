@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cwqbo.quickbooks import query as q
-from cwqbo.sandbox import qbo_query
+from cwqbo.sandbox.quickbooks import query as qbo_query
 
 
 @settings(max_examples=300, deadline=None)

@@ -7,13 +7,13 @@ import pytest
 
 from cwqbo.clock import ManualClock
 from cwqbo.errors import RemoteError
-from cwqbo.mapping import CustomerSpec, Needs, Refs
-from cwqbo.prefs import Prefs
+from cwqbo.mapping.document import CustomerSpec, Needs, Refs
+from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import QBOClient
-from cwqbo.resolve import NEW_ID, Resolver, WouldCreate
+from cwqbo.sync.resolve import NEW_ID, Resolver, WouldCreate
 from cwqbo.sandbox.faults import Faults
-from cwqbo.sandbox.qbo import DirectTokens, QBOSimulator
-from cwqbo.store import Store
+from cwqbo.sandbox.quickbooks.simulator import DirectTokens, QBOSimulator
+from cwqbo.state.store import Store
 
 REALM = "9341453000000000"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cwqbo.errors import ConfigError
-from cwqbo.schedule import (
+from cwqbo.settings.schedule import (
     CrontabError, JobTarget, crontab_line, install_crontab, merge_crontab, next_runs, on_calendar, read_crontab,
     remove_from_crontab, systemd_units, uninstall_crontab, validate_cron,
 )

@@ -12,7 +12,7 @@ import pytest
 from sqlite_utils import Database
 
 from cwqbo.errors import StoreError
-from cwqbo.store import MIGRATIONS, Store, utc_iso
+from cwqbo.state.store import MIGRATIONS, Store, utc_iso
 
 TABLES = {"invoices", "ledger", "runs", "run_items", "batches", "qbo_refs", "meta"}
 

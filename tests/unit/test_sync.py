@@ -17,17 +17,21 @@ from typing import Any
 import httpx
 import pytest
 
-from cwqbo.sandbox.qbo import DirectTokens
-from cwqbo import cache, crashpoints, http, ledger, mapping, sync
+from cwqbo.sandbox.quickbooks.simulator import DirectTokens
+from cwqbo import crashpoints, http
+from cwqbo.state import cache
+from cwqbo.state import ledger
+from cwqbo.mapping import document as mapping
+from cwqbo.sync import engine as sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import UsageError
-from cwqbo.prefs import Filters, Prefs
+from cwqbo.settings.prefs import Filters, Prefs
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sandbox import server as sv
 from cwqbo.sandbox.faults import DropConnection
 from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
-from cwqbo.store import Store
+from cwqbo.state.store import Store
 
 N_INVOICES = 64
 
@@ -352,7 +356,7 @@ def test_docnumber_taken_by_someone_else_fails_that_invoice_only(world: World) -
 
 def test_a_refused_invoice_is_sent_again_next_run_not_replayed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """QBO refuses a document (say, a closed books period); once fixed in QBO, the same document goes through."""
-    from cwqbo.sandbox import qbo as qbo_sim
+    from cwqbo.sandbox.quickbooks import simulator as qbo_sim
 
     world.sync(dry_run=True)
     real = qbo_sim.QBOSimulator._build_txn

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from cwqbo import ledger
+from cwqbo.state import ledger
 from cwqbo.cli.sync import show_report
 from cwqbo.errors import UsageError
 from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
-from cwqbo.store import Store
+from cwqbo.state.store import Store
 
 from .test_sync import World
 

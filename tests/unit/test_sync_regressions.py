@@ -14,11 +14,15 @@ from typing import Any
 
 import pytest
 
-from cwqbo import crashpoints, cw_batch, ledger, mapping, sync
+from cwqbo import crashpoints
+from cwqbo.sync import cw_batch
+from cwqbo.state import ledger
+from cwqbo.mapping import document as mapping
+from cwqbo.sync import engine as sync
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import ConfigError, RemoteError
-from cwqbo.prefs import Prefs
-from cwqbo.resolve import Resolver
+from cwqbo.settings.prefs import Prefs
+from cwqbo.sync.resolve import Resolver
 
 from .test_sync import World, _crash_at
 

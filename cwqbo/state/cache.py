@@ -1,0 +1,290 @@
+"""The local invoice cache: what ConnectWise told us, kept in the `invoices` table.
+
+Discovery writes it (one transaction per page); `list-unsynced`, `sync` and `status` read it.
+"Unsynced" is computed here in one SQL query against the ledger, so listing thousands of cached
+invoices costs no remote call and no per-row decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from cwqbo import money
+from cwqbo.errors import CwqboError, UsageError
+from cwqbo.models import CWInvoice, invoice_from_json, invoice_json_text_and_hash
+from cwqbo.settings.prefs import Prefs
+from cwqbo.state.store import Store
+
+SortKey = Literal["date", "number", "company", "total"]
+SORT_KEYS: tuple[str, ...] = ("date", "number", "company", "total")
+DONE_STATES = ("created", "batched")
+
+_COLUMNS = ("cw_id", "number", "type", "status_name", "closed", "company_id", "company_identifier",
+            "company_name", "date", "total", "subtotal", "sales_tax", "line_count", "location_id",
+            "department_id", "tax_code", "in_scope", "unposted", "content_hash", "last_updated",
+            "fetched_at", "data")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedInvoice:
+    """One cached invoice's summary columns; `.invoice()` decodes the full record when needed."""
+
+    cw_id: int
+    number: str
+    type: str
+    status_name: str
+    closed: bool
+    company_id: int | None
+    company_identifier: str
+    company_name: str
+    date: date | None
+    total: Decimal
+    subtotal: Decimal
+    sales_tax: Decimal
+    line_count: int
+    location_id: int | None
+    department_id: int | None
+    tax_code: str | None
+    in_scope: bool
+    unposted: bool
+    content_hash: str
+    last_updated: str
+    fetched_at: str
+    data: str = field(default="", repr=False, compare=False)
+
+    def invoice(self) -> CWInvoice:
+        return invoice_from_json(money.loads(self.data))
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedInvoice:
+    """An invoice already in QuickBooks whose ConnectWise content changed since (e.g. re-opened and edited)."""
+
+    cached: CachedInvoice
+    state: str
+    qbo_id: str | None
+    synced_hash: str
+
+
+def invoice_row(inv: CWInvoice, *, in_scope: bool, unposted: bool, fetched_at: str,
+                closed: bool = True) -> dict[str, Any]:
+    """The `invoices` row for a CWInvoice (pure): money as exact strings, the record as JSON.
+
+    """
+    data, content_hash = invoice_json_text_and_hash(inv)
+    return {
+        "cw_id": inv.id, "number": inv.number, "type": inv.type, "status_name": inv.status_name,
+        "closed": int(closed), "company_id": inv.company.id, "company_identifier": inv.company.identifier,
+        "company_name": inv.company.name, "date": inv.date.isoformat() if inv.date else None,
+        "total": str(inv.total), "subtotal": str(inv.subtotal), "sales_tax": str(inv.sales_tax),
+        "line_count": len(inv.lines), "location_id": inv.location_id, "department_id": inv.department_id,
+        "tax_code": inv.tax_code, "in_scope": int(in_scope), "unposted": int(unposted),
+        "content_hash": content_hash, "last_updated": inv.last_updated,
+        "fetched_at": fetched_at, "data": data,
+    }
+
+
+_UPSERT = (
+    f"INSERT INTO invoices ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    "ON CONFLICT(cw_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "cw_id")
+)
+
+
+def upsert_invoices(store: Store, invoices: Iterable[CWInvoice], *, in_scope: bool = True,
+                    unposted_ids: set[int] | frozenset[int], fetched_at: str, closed: bool = True) -> int:
+    """Insert or refresh a page of invoices in one transaction; returns how many rows were written."""
+    rows = [invoice_row(inv, in_scope=in_scope, unposted=inv.id in unposted_ids, fetched_at=fetched_at,
+                        closed=closed) for inv in invoices]
+    if not rows:
+        return 0
+    with store.transaction() as db:
+        db.conn.executemany(_UPSERT, [tuple(r[c] for c in _COLUMNS) for r in rows])
+    return len(rows)
+
+
+def update_flags(store: Store, ids: Iterable[int], *, in_scope: bool | None = None,
+                 closed: bool | None = None, unposted: bool | None = None) -> int:
+    """Set scope / closed / unposted on cached rows by id (e.g. an invoice re-opened or batched elsewhere)."""
+    sets = [(name, int(val)) for name, val in (("in_scope", in_scope), ("closed", closed),
+                                                ("unposted", unposted)) if val is not None]
+    id_list = list(ids)
+    if not sets or not id_list:
+        return 0
+    sql = f"UPDATE invoices SET {', '.join(f'{n} = ?' for n, _ in sets)} WHERE cw_id = ?"
+    values = [v for _, v in sets]
+    with store.transaction() as db:
+        cur = db.conn.executemany(sql, [(*values, i) for i in id_list])
+    return max(cur.rowcount, 0)
+
+
+def cached_ids(store: Store, ids: Iterable[int]) -> set[int]:
+    """Which of `ids` are in the cache (chunked to stay under SQLite's parameter limit)."""
+    found: set[int] = set()
+    id_list = list(ids)
+    for i in range(0, len(id_list), 500):
+        chunk = id_list[i:i + 500]
+        q = f"SELECT cw_id FROM invoices WHERE cw_id IN ({', '.join('?' for _ in chunk)})"
+        found.update(r[0] for r in store.db.execute(q, chunk).fetchall())
+    return found
+
+
+def _from_row(row: Sequence[Any]) -> CachedInvoice:
+    d = dict(zip(_COLUMNS, row, strict=False))
+    return CachedInvoice(
+        cw_id=d["cw_id"], number=d["number"] or "", type=d["type"] or "", status_name=d["status_name"] or "",
+        closed=bool(d["closed"]), company_id=d["company_id"], company_identifier=d["company_identifier"] or "",
+        company_name=d["company_name"] or "", date=date.fromisoformat(d["date"]) if d["date"] else None,
+        total=Decimal(d["total"] or "0"), subtotal=Decimal(d["subtotal"] or "0"),
+        sales_tax=Decimal(d["sales_tax"] or "0"), line_count=d["line_count"] or 0,
+        location_id=d["location_id"], department_id=d["department_id"], tax_code=d["tax_code"],
+        in_scope=bool(d["in_scope"]), unposted=bool(d["unposted"]), content_hash=d["content_hash"] or "",
+        last_updated=d["last_updated"] or "", fetched_at=d["fetched_at"] or "", data=d["data"] or "",
+    )
+
+
+_SELECT = ", ".join(f"i.{c}" for c in _COLUMNS)
+_ORDER = {
+    "date": "i.date, i.number, i.cw_id",
+    "number": "i.number, i.cw_id",
+    "company": "i.company_name COLLATE NOCASE, i.date, i.number, i.cw_id",
+    "total": "i.cw_id",  # re-sorted exactly (Decimal) in Python below
+}
+
+
+def unsynced(store: Store, *, since: date | None = None, company: str | None = None,
+             sort: str = "date", limit: int | None = None) -> list[CachedInvoice]:
+    """Closed, in-scope, still-unposted invoices that the ledger has not created in QBO.
+
+    `company` matches the CW identifier exactly or the name as a substring (both case-insensitive).
+    A failed or intent-only ledger row still counts as unsynced: the user has to see it.
+    """
+    if sort not in _ORDER:
+        raise UsageError(f"unknown sort {sort!r}: use one of {', '.join(SORT_KEYS)}")
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    where = ["i.in_scope = 1", "i.closed = 1", "i.unposted = 1",
+             f"(l.state IS NULL OR l.state NOT IN ({', '.join('?' for _ in DONE_STATES)}))"]
+    params: list[Any] = list(DONE_STATES)
+    if since is not None:
+        where.append("i.date >= ?")
+        params.append(since.isoformat())
+    if company:
+        where.append("(i.company_identifier = ? COLLATE NOCASE OR instr(lower(i.company_name), lower(?)) > 0)")
+        params += [company, company]
+    sql = (f"SELECT {_SELECT} FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id "
+           f"WHERE {' AND '.join(where)} ORDER BY {_ORDER[sort]}")
+    if limit is not None and sort != "total":
+        sql += " LIMIT ?"
+        params.append(limit)
+    rows = [_from_row(r) for r in store.db.execute(sql, params).fetchall()]
+    if sort == "total":
+        rows.sort(key=lambda c: (-c.total, c.number, c.cw_id))
+        if limit is not None:
+            rows = rows[:limit]
+    return rows
+
+
+def changed(store: Store) -> list[ChangedInvoice]:
+    """Invoices the ledger created or batched whose cached content no longer matches what was synced."""
+    sql = (f"SELECT {_SELECT}, l.state, l.qbo_id, l.content_hash FROM ledger l "
+           "JOIN invoices i ON i.cw_id = l.cw_id "
+           f"WHERE l.state IN ({', '.join('?' for _ in DONE_STATES)}) AND l.content_hash IS NOT NULL "
+           "AND i.content_hash IS NOT NULL AND i.content_hash != l.content_hash ORDER BY i.date, i.number")
+    out = []
+    n = len(_COLUMNS)
+    for row in store.db.execute(sql, list(DONE_STATES)).fetchall():
+        out.append(ChangedInvoice(cached=_from_row(row[:n]), state=row[n], qbo_id=row[n + 1],
+                                  synced_hash=row[n + 2]))
+    return out
+
+
+def find(store: Store, cw_id: int) -> CachedInvoice | None:
+    row = store.db.execute(f"SELECT {_SELECT} FROM invoices i WHERE i.cw_id = ?", [cw_id]).fetchone()
+    return None if row is None else _from_row(row)
+
+
+def get(store: Store, cw_id: int) -> CWInvoice:
+    """The full cached invoice; a missing id is a user-facing error (it may just need a refresh)."""
+    cached = find(store, cw_id)
+    if cached is None:
+        raise UsageError(f"invoice id {cw_id} is not in the local cache",
+                         hint="run `cwqbo list-unsynced` (it refreshes from ConnectWise) and check the id")
+    return cached.invoice()
+
+
+def by_number(store: Store, number: str) -> CWInvoice | None:
+    """The cached invoice with this CW invoice number (exact, then case-insensitive), or None."""
+    row = store.db.execute(
+        f"SELECT {_SELECT} FROM invoices i WHERE i.number = ? ORDER BY i.in_scope DESC, i.cw_id LIMIT 1",
+        [number]).fetchone()
+    if row is None:
+        row = store.db.execute(
+            f"SELECT {_SELECT} FROM invoices i WHERE i.number = ? COLLATE NOCASE "
+            "ORDER BY i.in_scope DESC, i.cw_id LIMIT 1", [number]).fetchone()
+    return None if row is None else _from_row(row).invoice()
+
+
+def counts(store: Store) -> dict[str, int]:
+    """Cache totals for status screens: cached, in scope, unsynced."""
+    cached_n, in_scope_n = store.db.execute(
+        "SELECT count(*), coalesce(sum(in_scope), 0) FROM invoices").fetchone()
+    unsynced_n = store.db.execute(
+        "SELECT count(*) FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id WHERE i.in_scope = 1 "
+        "AND i.closed = 1 AND i.unposted = 1 AND (l.state IS NULL OR l.state NOT IN (?, ?))",
+        list(DONE_STATES)).fetchone()[0]
+    return {"cached": cached_n, "in_scope": in_scope_n, "unsynced": unsynced_n}
+
+
+def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs,
+              realm: str | None = None) -> list[tuple[str, str]]:
+    """`mapping.readiness` of each row, memoised in the store by invoice content, prefs and QBO company facts.
+
+    With `realm`, invoices are judged against the connected company as the last sync read it (country, home
+    currency, multicurrency), and a document kept for review is never "ready": the same checks the sync runs.
+    A verdict is reused only while the content hash, the prefs and those facts are unchanged, so it is always
+    what `mapping.readiness` would say now. Failing to save the memo never fails the listing.
+    """
+    import sqlite3
+
+    from cwqbo.errors import StoreError
+    from cwqbo.mapping.document import readiness as judge
+    from cwqbo.settings.prefs import prefs_to_dict
+
+    from cwqbo.sync.resolve import stored_company_facts
+
+    facts = stored_company_facts(store, realm) if realm else None
+    prefs_hash = hashlib.sha256((money.dumps(prefs_to_dict(prefs)) + repr(facts)).encode()).hexdigest()[:32]
+    kept = {int(cw_id): str(error) for cw_id, error in store.db.execute(
+        "SELECT cw_id, error FROM ledger WHERE state = 'failed' AND qbo_id IS NOT NULL")}
+    memo = {cw_id: (content, status, reason) for cw_id, content, status, reason in store.db.execute(
+        "SELECT cw_id, content_hash, status, reason FROM readiness WHERE prefs_hash = ?", [prefs_hash])}
+    verdicts: list[tuple[str, str]] = []
+    fresh: list[tuple[int, str, str, str, str]] = []
+    for row in rows:
+        known = memo.get(row.cw_id)
+        if known is not None and known[0] == row.content_hash and row.cw_id not in kept:
+            verdicts.append((known[1], known[2]))
+            continue
+        try:
+            status, reason = judge(row.invoice(), prefs, company=facts, kept_for_review=kept.get(row.cw_id))
+        except (CwqboError, ValueError) as exc:  # an unreadable record is itself the reason; not memoised
+            verdicts.append(("invalid", f"cannot map: {exc}"))
+            continue
+        verdicts.append((status, reason))
+        if row.cw_id in kept:
+            continue  # depends on the ledger, not only on content and prefs: never memoised
+        fresh.append((row.cw_id, row.content_hash, prefs_hash, status, reason))
+    if fresh:
+        try:
+            with store.transaction():
+                store.db.conn.executemany("INSERT OR REPLACE INTO readiness (cw_id, content_hash, prefs_hash, status, "
+                                     "reason) VALUES (?, ?, ?, ?, ?)", fresh)
+        except (StoreError, sqlite3.Error):
+            pass  # read-only or busy database: the listing is still right, just not memoised
+    return verdicts

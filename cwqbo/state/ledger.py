@@ -1,0 +1,427 @@
+"""The sync ledger: what cwqbo intended, sent, confirmed and batched, one row per ConnectWise invoice.
+
+Rule 1 of the design lives here: an intent (with its deterministic requestid) is committed *before*
+the QuickBooks call, so a crash between the two is always visible to the next run. Rule 2 too:
+`created_not_batched` lists exactly the invoices confirmed in QBO that still need a CW batch.
+These functions only read and write SQLite; they never talk to a remote service.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cwqbo.state.store import Store
+
+# Fixed forever: changing it would change every requestid and defeat replay protection after an upgrade.
+NAMESPACE = uuid.UUID("5d3c8f1e-2b7a-4c61-9e0f-6a1b2c3d4e5f")
+
+LedgerState = Literal["intent", "created", "batched", "failed"]
+Outcome = Literal["created", "adopted", "updated", "failed", "waiting", "skipped", "dry-run"]
+RunStatus = Literal["running", "ok", "partial", "failed", "interrupted"]
+
+
+def request_id(realm: str, cw_id: int, payload_hash: str) -> str:
+    """Deterministic QBO requestid: the same document for the same realm always replays, never duplicates."""
+    return str(uuid.uuid5(NAMESPACE, f"{realm}:{cw_id}:{payload_hash}"))
+
+
+def batch_request_id(request_ids: Iterable[str], salt: str = "") -> str:
+    """Requestid for one QBO batch call (≤ 36 chars): its items' requestids plus `salt` (the run).
+
+    Within a run the client retries a lost batch with this same id (QBO replays, never re-creates). Across
+    runs the salt changes it on purpose: QBO would otherwise replay an old refusal forever after the user
+    fixed its cause; a later run is protected by the DocNumber probe instead.
+    """
+    return str(uuid.uuid5(NAMESPACE, f"batch:{salt}:" + ",".join(sorted(request_ids))))
+
+
+def iso(ts: float | None = None) -> str:
+    """ISO-8601 UTC timestamp (seconds) for the store."""
+    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None or value == "" else Decimal(str(value))
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@contextmanager
+def _tx(store: Store) -> Iterator[None]:
+    """One committed transaction (the store's own, if it offers one)."""
+    tx = getattr(store, "transaction", None)
+    if tx is not None:
+        with tx():
+            yield
+        return
+    with store.db.conn:  # pragma: no cover - fallback for stores without transaction()
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    cw_id: int
+    invoice_number: str
+    entity: str
+    state: LedgerState
+    request_id: str | None
+    payload_hash: str | None
+    content_hash: str | None
+    cw_total: Decimal | None
+    qbo_id: str | None
+    qbo_sync_token: str | None
+    qbo_total: Decimal | None
+    intuit_tid: str | None
+    error: str | None
+    batch_identifier: str | None
+    run_id: int | None
+    attempts: int
+    created_at: str | None
+    updated_at: str | None
+    doc_number: str | None = None  # the DocNumber last sent to QBO (m004)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LedgerRow:
+        return cls(cw_id=int(row["cw_id"]), invoice_number=row.get("invoice_number") or "",
+                   entity=row.get("entity") or "Invoice", state=row["state"], request_id=row.get("request_id"),
+                   payload_hash=row.get("payload_hash"), content_hash=row.get("content_hash"),
+                   cw_total=_dec(row.get("cw_total")), qbo_id=row.get("qbo_id"),
+                   qbo_sync_token=row.get("qbo_sync_token"), qbo_total=_dec(row.get("qbo_total")),
+                   intuit_tid=row.get("intuit_tid"), error=row.get("error"),
+                   batch_identifier=row.get("batch_identifier"), run_id=row.get("run_id"),
+                   attempts=int(row.get("attempts") or 0), created_at=row.get("created_at"),
+                   updated_at=row.get("updated_at"), doc_number=row.get("doc_number"))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """A ConnectWise batch cwqbo meant to create. States: `pending` (recorded before the POST, outcome unknown),
+    `posted` (ConnectWise answered 2xx but the batch is not yet verified: never posted again), `created`
+    (verified: it holds exactly our GL entries), `failed` (not created; its invoices go into a later batch)."""
+
+    identifier: str
+    state: str
+    cw_batch_id: int | None
+    invoice_ids: list[int]
+    run_id: int | None
+    created_at: str | None
+    error: str | None
+    gl_entry_ids: list[int]
+
+
+def _rows(store: Store, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    cursor = store.db.execute(sql, list(params))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r)) for r in cursor.fetchall()]
+
+
+# -- ledger rows ---------------------------------------------------------------------------------------
+
+def get(store: Store, cw_id: int) -> LedgerRow | None:
+    rows = _rows(store, "select * from ledger where cw_id = ?", [cw_id])
+    return LedgerRow.from_row(rows[0]) if rows else None
+
+
+def all_rows(store: Store) -> list[LedgerRow]:
+    return [LedgerRow.from_row(r) for r in _rows(store, "select * from ledger order by cw_id")]
+
+
+def _upsert(store: Store, cw_id: int, values: dict[str, Any]) -> None:
+    existing = _rows(store, "select cw_id from ledger where cw_id = ?", [cw_id])
+    if existing:
+        sets = ", ".join(f"[{k}] = ?" for k in values)
+        store.db.execute(f"update ledger set {sets} where cw_id = ?", [*values.values(), cw_id])
+    else:
+        cols = ["cw_id", *values]
+        store.db.execute(f"insert into ledger ({', '.join(f'[{c}]' for c in cols)}) values "
+                         f"({', '.join('?' for _ in cols)})", [cw_id, *values.values()])
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What is about to be sent to QBO for one invoice (recorded before the call)."""
+
+    cw_id: int
+    number: str
+    entity: str
+    request_id: str
+    payload_hash: str
+    content_hash: str
+    cw_total: Decimal
+    doc_number: str | None = None
+
+
+def record_intents(store: Store, intents: Iterable[Intent], run_id: int | None, *, now: str | None = None) -> None:
+    """Commit a chunk's intents in one transaction; must return before the QBO call is made."""
+    at = now or iso()
+    with _tx(store):
+        for it in intents:
+            prev = get(store, it.cw_id)
+            values: dict[str, Any] = {} if it.doc_number is None else {"doc_number": it.doc_number}
+            _upsert(store, it.cw_id, {
+                **values, "invoice_number": it.number, "entity": it.entity, "state": "intent", "request_id": it.request_id,
+                "payload_hash": it.payload_hash, "content_hash": it.content_hash, "cw_total": _money(it.cw_total),
+                "error": None, "run_id": run_id, "attempts": (prev.attempts if prev else 0) + 1,
+                "created_at": prev.created_at if prev and prev.created_at else at, "updated_at": at})
+
+
+def record_intent(store: Store, cw_id: int, number: str, entity: str, request_id: str, payload_hash: str,
+                  content_hash: str, cw_total: Decimal, run_id: int | None, *, now: str | None = None) -> None:
+    record_intents(store, [Intent(cw_id, number, entity, request_id, payload_hash, content_hash, cw_total)],
+                   run_id, now=now)
+
+
+def mark_created(store: Store, cw_id: int, *, qbo_id: str, sync_token: str | None, qbo_total: Decimal | None,
+                 tid: str | None, now: str | None = None, commit: bool = True, doc_number: str | None = None) -> None:
+    values = {"state": "created", "qbo_id": qbo_id, "qbo_sync_token": sync_token, "qbo_total": _money(qbo_total),
+              "intuit_tid": tid, "error": None, "updated_at": now or iso()}
+    if doc_number is not None:
+        values["doc_number"] = doc_number
+    if commit:
+        with _tx(store):
+            _upsert(store, cw_id, values)
+    else:
+        _upsert(store, cw_id, values)
+
+
+def mark_failed(store: Store, cw_id: int, *, error: str, tid: str | None, qbo_id: str | None = None,
+                sync_token: str | None = None, qbo_total: Decimal | None = None, number: str | None = None,
+                entity: str | None = None, cw_total: Decimal | None = None, run_id: int | None = None,
+                now: str | None = None, commit: bool = True, doc_number: str | None = None) -> None:
+    """Failed; a document QBO did create (e.g. a total mismatch) keeps its qbo_id so it is never lost."""
+    at = now or iso()
+    values: dict[str, Any] = {"state": "failed", "error": error, "intuit_tid": tid, "updated_at": at}
+    if qbo_id is not None:
+        values.update(qbo_id=qbo_id, qbo_sync_token=sync_token, qbo_total=_money(qbo_total))
+    for key, value in (("invoice_number", number), ("entity", entity), ("cw_total", _money(cw_total)),
+                       ("run_id", run_id), ("doc_number", doc_number)):
+        if value is not None:
+            values[key] = value
+    if get(store, cw_id) is None:
+        values.setdefault("created_at", at)
+    if commit:
+        with _tx(store):
+            _upsert(store, cw_id, values)
+    else:
+        _upsert(store, cw_id, values)
+
+
+def set_content(store: Store, cw_id: int, *, content_hash: str, payload_hash: str, sync_token: str | None,
+                qbo_total: Decimal | None, cw_total: Decimal, tid: str | None, now: str | None = None) -> None:
+    """After an update of an already-synced invoice: remember what QBO now holds."""
+    with _tx(store):
+        _upsert(store, cw_id, {"content_hash": content_hash, "payload_hash": payload_hash,
+                               "qbo_sync_token": sync_token, "qbo_total": _money(qbo_total),
+                               "cw_total": _money(cw_total), "intuit_tid": tid, "updated_at": now or iso()})
+
+
+def pending_intents(store: Store) -> list[LedgerRow]:
+    """Intents whose outcome is unknown (the process died between intent and result)."""
+    return [LedgerRow.from_row(r) for r in _rows(store, "select * from ledger where state = 'intent' order by cw_id")]
+
+
+def created_not_batched(store: Store) -> list[LedgerRow]:
+    """Confirmed in QBO, not yet in a created CW batch."""
+    return [LedgerRow.from_row(r) for r in _rows(store, "select * from ledger where state = 'created' order by cw_id")]
+
+
+def mark_batched(store: Store, cw_ids: Iterable[int], identifier: str, *, now: str | None = None) -> None:
+    at = now or iso()
+    with _tx(store):
+        for cw_id in cw_ids:
+            store.db.execute("update ledger set state = 'batched', batch_identifier = ?, updated_at = ? "
+                             "where cw_id = ?", [identifier, at, cw_id])
+
+
+# -- CW accounting batches -----------------------------------------------------------------------------
+
+def next_batch_identifier(store: Store, day: date, seen: Iterable[str] = ()) -> str:
+    """`cwqbo-YYYY-MM-DD-NNN`, NNN one past the highest used that day locally or already seen in ConnectWise."""
+    prefix = f"cwqbo-{day.isoformat()}-"
+    used = [r["identifier"] for r in _rows(store, "select identifier from batches where identifier like ?",
+                                           [prefix + "%"])]
+    highest = 0
+    for ident in [*used, *seen]:
+        if ident.startswith(prefix) and ident[len(prefix):].isdigit():
+            highest = max(highest, int(ident[len(prefix):]))
+    return f"{prefix}{highest + 1:03d}"
+
+
+def _batch(row: dict[str, Any]) -> BatchRow:
+    ids = json.loads(row["invoice_ids"]) if row.get("invoice_ids") else []
+    gl = json.loads(row["gl_entry_ids"]) if row.get("gl_entry_ids") else []
+    return BatchRow(identifier=row["identifier"], state=row["state"], cw_batch_id=row.get("cw_batch_id"),
+                    invoice_ids=[int(i) for i in ids], run_id=row.get("run_id"), created_at=row.get("created_at"),
+                    error=row.get("error"), gl_entry_ids=[int(i) for i in gl])
+
+
+def record_batch_pending(store: Store, identifier: str, invoice_ids: Iterable[int], run_id: int | None, *,
+                         gl_entry_ids: Iterable[int] = (), now: str | None = None) -> None:
+    """Committed before the CW POST, so a crash mid-POST is checked (not blindly re-sent) next run."""
+    with _tx(store):
+        store.db.execute("insert or replace into batches (identifier, state, cw_batch_id, invoice_ids, gl_entry_ids, "
+                         "run_id, created_at, error) values (?, 'pending', null, ?, ?, ?, ?, null)",
+                         [identifier, json.dumps(sorted(int(i) for i in invoice_ids)),
+                          json.dumps(sorted(int(i) for i in gl_entry_ids)), run_id, now or iso()])
+
+
+def mark_batch_posted(store: Store, identifier: str, note: str | None = None) -> None:
+    """ConnectWise answered 2xx: from now on this batch is only ever looked at, never posted again."""
+    with _tx(store):
+        store.db.execute("update batches set state = 'posted', error = ? where identifier = ? and state = 'pending'",
+                         [note, identifier])
+
+
+def mark_batch_created(store: Store, identifier: str, cw_batch_id: int | None, *, now: str | None = None) -> None:
+    """The batch exists in CW: record it and move its invoices to 'batched' in one transaction."""
+    batch = get_batch(store, identifier)
+    at = now or iso()
+    with _tx(store):
+        store.db.execute("update batches set state = 'created', cw_batch_id = ?, error = null where identifier = ?",
+                         [cw_batch_id, identifier])
+        for cw_id in batch.invoice_ids if batch else []:
+            store.db.execute("update ledger set state = 'batched', batch_identifier = ?, updated_at = ?, error = null "
+                             "where cw_id = ? and state = 'created'", [identifier, at, cw_id])
+
+
+def mark_batch_failed(store: Store, identifier: str, error: str) -> None:
+    """Not created in ConnectWise (never for a `posted` batch: ConnectWise accepted that one)."""
+    with _tx(store):
+        store.db.execute("update batches set state = 'failed', error = ? where identifier = ? and state != 'posted'",
+                         [error, identifier])
+
+
+def note_unbatchable(store: Store, errors: dict[int, str], *, now: str | None = None) -> set[int]:
+    """Why confirmed invoices could not go into a CW batch; returns those whose reason is new (not yet reported)."""
+    fresh: set[int] = set()
+    with _tx(store):
+        for cw_id, error in errors.items():
+            row = store.db.execute("select error from ledger where cw_id = ? and state = 'created'", [cw_id]).fetchone()
+            if row is None or row[0] == error:
+                continue
+            fresh.add(cw_id)
+            store.db.execute("update ledger set error = ?, updated_at = ? where cw_id = ?", [error, now or iso(), cw_id])
+    return fresh
+
+
+def note_batch_error(store: Store, identifier: str, error: str) -> None:
+    """Why an unsettled batch is still unsettled, for `history`; its state stays."""
+    with _tx(store):
+        store.db.execute("update batches set error = ? where identifier = ?", [error, identifier])
+
+
+def get_batch(store: Store, identifier: str) -> BatchRow | None:
+    rows = _rows(store, "select * from batches where identifier = ?", [identifier])
+    return _batch(rows[0]) if rows else None
+
+
+def pending_batches(store: Store) -> list[BatchRow]:
+    """Batches whose outcome is not settled yet (`pending` or `posted`): their invoices wait for them."""
+    return [_batch(r) for r in _rows(store, "select * from batches where state in ('pending', 'posted') "
+                                            "order by identifier")]
+
+
+def batches(store: Store) -> list[BatchRow]:
+    return [_batch(r) for r in _rows(store, "select * from batches order by identifier")]
+
+
+# -- runs ----------------------------------------------------------------------------------------------
+
+def start_run(store: Store, *, trigger: str, dry_run: bool, user: str = "", host: str = "", pid: int = 0,
+              now: str | None = None) -> int:
+    with _tx(store):
+        cursor = store.db.execute(
+            "insert into runs (started_at, trigger, user, host, pid, dry_run, status, selected, created, failed, "
+            "skipped) values (?, ?, ?, ?, ?, ?, 'running', 0, 0, 0, 0)",
+            [now or iso(), trigger, user, host, pid, int(dry_run)])
+        return int(cursor.lastrowid)
+
+
+def finish_run(store: Store, run_id: int, *, status: RunStatus, selected: int, created: int, failed: int,
+               skipped: int, batch_identifier: str | None, qbo_calls: int, cw_calls: int, duration_ms: int,
+               message: str | None = None, now: str | None = None) -> None:
+    with _tx(store):
+        store.db.execute(
+            "update runs set finished_at = ?, status = ?, selected = ?, created = ?, failed = ?, skipped = ?, "
+            "batch_identifier = ?, qbo_calls = ?, cw_calls = ?, duration_ms = ?, message = ? where id = ?",
+            [now or iso(), status, selected, created, failed, skipped, batch_identifier, qbo_calls, cw_calls,
+             duration_ms, message, run_id])
+
+
+def mark_interrupted_runs(store: Store) -> int:
+    """Runs left 'running' by a process that died (the sync lock guarantees none is alive).
+
+    Their counts come from the run items they wrote before dying (written with their ledger rows), so `history`
+    shows what a killed run really did, not 0/0/0/0.
+    """
+    with _tx(store):
+        cursor = store.db.execute(
+            "update runs set status = 'interrupted', "
+            "selected = (select count(*) from run_items i where i.run_id = runs.id), "
+            "created = (select count(*) from run_items i where i.run_id = runs.id "
+            "           and i.outcome in ('created', 'adopted', 'updated')), "
+            "failed = (select count(*) from run_items i where i.run_id = runs.id and i.outcome = 'failed'), "
+            "skipped = (select count(*) from run_items i where i.run_id = runs.id and i.outcome = 'skipped'), "
+            "message = coalesce(message, 'killed or crashed before it finished; the next run settled what it left') "
+            "where status = 'running'")
+        return cursor.rowcount
+
+
+def discard_run(store: Store, run_id: int) -> None:
+    """Forget a run that did nothing at all (e.g. refused a mistyped invoice number): history keeps real runs."""
+    with _tx(store):
+        store.db.execute("delete from run_items where run_id = ?", [run_id])
+        store.db.execute("delete from runs where id = ?", [run_id])
+
+
+def run(store: Store, run_id: int) -> dict[str, Any] | None:
+    rows = _rows(store, "select * from runs where id = ?", [run_id])
+    return rows[0] if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One invoice's outcome in one run (a row of run_items)."""
+
+    cw_id: int
+    number: str
+    outcome: Outcome
+    entity: str | None = None
+    qbo_id: str | None = None
+    cw_total: Decimal | None = None
+    qbo_total: Decimal | None = None
+    tid: str | None = None
+    error: str | None = None
+
+
+def record_items(store: Store, run_id: int, items: Iterable[Item], *, now: str | None = None) -> None:
+    at = now or iso()
+    with _tx(store):
+        for it in items:
+            store.db.execute(
+                "insert or replace into run_items (run_id, cw_id, invoice_number, outcome, entity, qbo_id, cw_total, "
+                "qbo_total, intuit_tid, error, at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, it.cw_id, it.number, it.outcome, it.entity, it.qbo_id, _money(it.cw_total),
+                 _money(it.qbo_total), it.tid, it.error, at])
+
+
+def record_item(store: Store, run_id: int, cw_id: int, number: str, outcome: Outcome, *, entity: str | None = None,
+                qbo_id: str | None = None, cw_total: Decimal | None = None, qbo_total: Decimal | None = None,
+                tid: str | None = None, error: str | None = None, now: str | None = None) -> None:
+    record_items(store, run_id, [Item(cw_id, number, outcome, entity, qbo_id, cw_total, qbo_total, tid, error)],
+                 now=now)
+
+
+def run_items(store: Store, run_id: int) -> list[dict[str, Any]]:
+    return _rows(store, "select * from run_items where run_id = ? order by cw_id", [run_id])
