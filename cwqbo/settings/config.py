@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,22 +315,12 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def save_config(config: Config, path: Path) -> None:
-    """Write atomically (temp file + os.replace) with mode 0600, so a crash never leaves half a file."""
+    """Write atomically with mode 0600, so a crash never leaves half a file (see `cwqbo.files`)."""
     import tomli_w
 
-    data = tomli_w.dumps(config_to_dict(config)).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from cwqbo.files import atomic_write
+
+    atomic_write(path, tomli_w.dumps(config_to_dict(config)).encode("utf-8"), prefix=".config-")
 
 
 # -- prefs/filters: delegate to prefs.py when it provides converters -----------------------------------

@@ -11,10 +11,10 @@ import json
 import os
 import shlex
 import stat
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from cwqbo.files import atomic_write
 from cwqbo.settings.config import Paths
 from cwqbo.errors import NotConnectedError, SecretStoreError
 from cwqbo.quickbooks.tokens import TokenSet
@@ -122,20 +122,8 @@ class FileStore:
         return {k: v for k, v in data.items() if isinstance(v, str) and not k.startswith("//")}
 
     def _write(self, data: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"// Note": _NOTE, **data}, indent=2, sort_keys=True).encode("utf-8")
-        # mkstemp creates the file 0600, so the secret is never readable by others, not even briefly.
-        fd, tmp = tempfile.mkstemp(prefix=".secrets-", suffix=".tmp", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, payload, prefix=".secrets-")  # 0600 from creation, durable before we return
 
     def get(self, name: str) -> str | None:
         return self._read().get(name)

@@ -191,3 +191,17 @@ def test_connectwise_api_version_defaults_and_is_validated(tmp_path: Path) -> No
     save_config(Config(profiles={"a": Profile(name="a", connectwise=CWSettings(api_version="2026.2"))},
                        default_profile="a"), path)
     assert load_config(path).profile().connectwise.api_version == "2026.2"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="directories are fsynced on POSIX only")
+def test_save_fsyncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    save_config(Config(), tmp_path / "config.toml")
+    assert seen and seen[-1] == tmp_path.stat().st_ino

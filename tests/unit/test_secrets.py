@@ -122,3 +122,20 @@ def test_file_readable_by_others_is_refused_with_the_chmod_fix(tmp_path: Path, m
     assert stat.S_IMODE(os.stat(store.path).st_mode) == mode
     os.chmod(store.path, 0o600)
     assert store.get("a") == "b"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="directories are fsynced on POSIX only")
+def test_file_store_fsyncs_the_directory_so_a_rotated_token_survives_a_power_cut(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileStore(tmp_path / "secrets.json")
+    store.set("a", "old")
+    seen: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store.set("a", "rotated")
+    assert seen and seen[-1] == tmp_path.stat().st_ino
