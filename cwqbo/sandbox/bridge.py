@@ -26,7 +26,9 @@ def _make_request_handler(handle: Handler) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            host = self.headers.get("Host") or f"{LOOPBACK}:{self.server.server_address[1]}"
+            address = self.server.server_address  # (host, port): the server binds an IPv4 address
+            port = address[1] if isinstance(address, tuple) else ""
+            host = self.headers.get("Host") or f"{LOOPBACK}:{port}"
             request = httpx.Request(
                 self.command,
                 f"http://{host}{self.path}",

@@ -218,7 +218,7 @@ class Sandbox:
         if method != "POST":
             return _json(405, {"error": f"{method} not allowed on {route}"})
         if route == "/_sandbox/clock/advance":
-            seconds = body.get("seconds")
+            seconds: Any = body.get("seconds")  # any JSON value: float() takes it or refuses it (→ 400)
             advance = getattr(self.clock, "advance", None)
             if advance is None:
                 return _json(400, {"error": "this sandbox's clock cannot be advanced"})

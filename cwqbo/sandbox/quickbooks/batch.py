@@ -7,22 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from cwqbo.clock import Clock
+from cwqbo.sandbox.quickbooks.core import SimulatorCore
 from cwqbo.sandbox.quickbooks.errors import QBOError, err_required, err_unknown_property
 from cwqbo.sandbox.quickbooks.schema import ENTITY_BY_PATH, WRITABLE, _properties
 from cwqbo.sandbox.quickbooks.values import _iso_millis, _present
 
-View = dict[str, dict[str, dict[str, Any]]]
-
 MAX_BATCH_ITEMS = 30
 
 
-class BatchMixin:
+class BatchMixin(SimulatorCore):
     """The batch endpoint of `QBOSimulator`, over its query runner and writes."""
-
-    # Provided by QBOSimulator (and its `_run_query`, `_write`).
-    clock: Clock
-    _entities: View
 
     def _batch(self, body: dict[str, Any], params: dict[str, str]) -> tuple[dict[str, Any], bool]:
         items = body.get("BatchItemRequest")

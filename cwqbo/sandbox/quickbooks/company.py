@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from cwqbo.sandbox.quickbooks.core import CURRENCY_NAMES
 from cwqbo.sandbox.quickbooks.schema import ENTITY_BY_PATH
 from cwqbo.sandbox.quickbooks.values import _iso_seconds, _to_jsonable
 
@@ -32,8 +33,7 @@ def default_company(country: str = "US", *, realm_id: str = "9341453000000000", 
         raise ValueError(f"unsupported country {country!r}: choose one of {', '.join(_TAX_SETUP)}")
     setup = _TAX_SETUP[country]
     meta = {"CreateTime": _iso_seconds(created), "LastUpdatedTime": _iso_seconds(created)}
-    currency = {"value": setup["currency"], "name": {"USD": "United States Dollar", "CAD": "Canadian Dollar",
-                                                     "GBP": "British Pound Sterling", "AUD": "Australian Dollar"}[setup["currency"]]}
+    currency = {"value": setup["currency"], "name": CURRENCY_NAMES[setup["currency"]]}
 
     def base(id_: str, **fields: Any) -> dict[str, Any]:
         return {**fields, "domain": "QBO", "sparse": False, "Id": id_, "SyncToken": "0", "MetaData": dict(meta)}
@@ -122,4 +122,5 @@ def default_company(country: str = "US", *, realm_id: str = "9341453000000000", 
     state = {"version": 1, "realm_id": realm_id, "country": country, "entities": entities, "next_id": next_id,
              "next_doc_number": {"Invoice": 1001, "CreditMemo": 1001},
              "oauth": {"codes": {}, "grants": {}, "access": {}, "refresh": {}}, "requestids": {}}
-    return _to_jsonable(state)
+    company: dict[str, Any] = _to_jsonable(state)
+    return company

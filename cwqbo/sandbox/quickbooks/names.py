@@ -5,17 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from cwqbo.sandbox.quickbooks.core import SimulatorCore, View
 from cwqbo.sandbox.quickbooks.errors import QBOError, err_business, err_duplicate_name, err_required
 from cwqbo.sandbox.quickbooks.schema import PEOPLE
 from cwqbo.sandbox.quickbooks.values import _dec, _present, _ref_value
 
 
-class NameListsMixin:
-    """How `QBOSimulator` builds Customer, Vendor and Item objects (shared steps from the writes mixin)."""
-
-    # Provided by QBOSimulator.
-    country: str
-    _entities: dict[str, dict[str, dict[str, Any]]]
+class NameListsMixin(SimulatorCore):
+    """How `QBOSimulator` builds Customer, Vendor and Item objects (shared steps from `SimulatorCore`)."""
 
     def _unique_name(self, entities: tuple[str, ...], field: str, name: str, self_id: str | None, self_entity: str) -> None:
         wanted = name.strip().lower()
@@ -85,7 +82,7 @@ class NameListsMixin:
         return obj
 
     def _build_item(self, payload: dict[str, Any], existing: dict[str, Any] | None,
-                    view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+                    view: View) -> dict[str, Any]:
         name = payload.get("Name")
         if not _present(name):
             raise err_required("Name")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import secrets
-import threading
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 
 from cwqbo import money
-from cwqbo.clock import Clock
+from cwqbo.sandbox.quickbooks.core import SimulatorCore
 from cwqbo.sandbox.quickbooks.responses import _html, _response
 
 ACCESS_TOKEN_TTL = 3600
@@ -27,17 +26,8 @@ ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 KNOWN_SCOPES = {ACCOUNTING_SCOPE, "com.intuit.quickbooks.payment", "openid", "profile", "email", "phone", "address"}
 
 
-class OAuthMixin:
+class OAuthMixin(SimulatorCore):
     """The OAuth endpoints of `QBOSimulator`, over its clock, lock and state."""
-
-    # Provided by QBOSimulator.
-    clock: Clock
-    _lock: threading.RLock
-    _state: dict[str, Any]
-    client_id: str
-    client_secret: str
-    redirect_uris: list[str] | None
-    realm_id: str
 
     def _discovery(self, request: httpx.Request, tid: str) -> httpx.Response:
         base = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"

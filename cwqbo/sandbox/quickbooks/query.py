@@ -11,6 +11,7 @@ with `\\'` as the escape for a quote. A reference field (`CustomerRef`) compares
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -252,11 +253,14 @@ def _lookup(obj: dict[str, Any], path: str) -> Any:
     return cur
 
 
+def _as_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
 def _coerce(stored: Any, literal: Any) -> tuple[Any, Any]:
     """Bring a stored value and a query literal to comparable types (QBO compares '300.00' numerically)."""
     if isinstance(stored, bool) or isinstance(literal, bool):
-        to_bool = lambda v: v if isinstance(v, bool) else str(v).lower() == "true"  # noqa: E731
-        return to_bool(stored), to_bool(literal)
+        return _as_bool(stored), _as_bool(literal)
     if isinstance(stored, (int, Decimal)):
         try:
             return Decimal(stored), Decimal(str(literal))
@@ -280,7 +284,7 @@ def matches(obj: dict[str, Any], cond: Condition) -> bool:
         return any(a == b for a, b in (_coerce(stored, v) for v in cond.values))
     a, b = _coerce(stored, cond.values[0])
     try:
-        return {"=": a == b, "!=": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[cond.op]
+        return bool({"=": a == b, "!=": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[cond.op])
     except TypeError:
         return False
 
@@ -295,12 +299,17 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (3, str(value).lower())
 
 
+def _by_field(name: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    """The sort key ORDERBY `name` uses for a row."""
+    return lambda row: _sort_key(_lookup(row, name))
+
+
 def execute(query: Query, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Filter, order and page `rows`; returns (page, total matching)."""
     hits = [r for r in rows if all(matches(r, c) for c in query.where)]
     if query.order_by:
         for name, desc in reversed(query.order_by):
-            hits.sort(key=lambda r, n=name: _sort_key(_lookup(r, n)), reverse=desc)
+            hits.sort(key=_by_field(name), reverse=desc)
     else:
         hits.sort(key=lambda r: _sort_key(_id_number(r.get("Id"))))
     total = len(hits)

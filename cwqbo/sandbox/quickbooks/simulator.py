@@ -36,6 +36,7 @@ from cwqbo.sandbox.quickbooks import query as qbo_query
 from cwqbo.sandbox.faults import DropConnection, Faults
 from cwqbo.sandbox.quickbooks.batch import MAX_BATCH_ITEMS, BatchMixin
 from cwqbo.sandbox.quickbooks.company import default_company
+from cwqbo.sandbox.quickbooks.core import View
 from cwqbo.sandbox.quickbooks.errors import (QBOError, auth_failure_body, err_bad_ref, err_business, err_duplicate_name,
                                       err_length, err_not_found, err_query, err_required, err_stale, err_system_failure,
                                       err_unknown_property, err_unsupported, err_wrong_realm, fault_envelope)
@@ -92,7 +93,8 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
     def to_state(self) -> dict[str, Any]:
         """JSON-safe snapshot (Decimals as strings) for a loopback server's state file."""
         with self._lock:
-            return _to_jsonable(copy.deepcopy(self._state))
+            state: dict[str, Any] = _to_jsonable(copy.deepcopy(self._state))
+            return state
 
     def from_state(self, state: dict[str, Any]) -> None:
         with self._lock:
@@ -101,18 +103,6 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
                 self._state["entities"].setdefault(name, {})
             self.realm_id: str = self._state["realm_id"]
             self.country: str = self._state["country"]
-
-    @property
-    def _entities(self) -> dict[str, dict[str, dict[str, Any]]]:
-        return self._state["entities"]
-
-    @property
-    def preferences(self) -> dict[str, Any]:
-        return self._entities["Preferences"]["1"]
-
-    @property
-    def custom_txn_numbers(self) -> bool:
-        return bool(self.preferences["SalesFormsPrefs"].get("CustomTxnNumbers"))
 
     # -- test helpers ---------------------------------------------------------------------------------
 
@@ -341,7 +331,7 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
 
     # -- query ----------------------------------------------------------------------------------------
 
-    def _run_query(self, text: str, view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    def _run_query(self, text: str, view: View) -> dict[str, Any]:
         try:
             query = qbo_query.parse(text)
         except qbo_query.QueryError as exc:
@@ -375,11 +365,14 @@ class DirectTokens:
 
     def __init__(self, sim: QBOSimulator) -> None:
         self.sim = sim
-        self.token = sim.issue_tokens()["access_token"]
+        self.token = self._issue()
+
+    def _issue(self) -> str:
+        return str(self.sim.issue_tokens()["access_token"])
 
     def access_token(self) -> str:
         return self.token
 
     def force_refresh(self) -> str:
-        self.token = self.sim.issue_tokens()["access_token"]
+        self.token = self._issue()
         return self.token

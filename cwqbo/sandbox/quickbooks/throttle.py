@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-
 import httpx
 
-from cwqbo.clock import Clock
+from cwqbo.sandbox.quickbooks.core import SimulatorCore
 from cwqbo.sandbox.quickbooks.values import _iso_millis
 
 RATE_LIMIT_PER_MIN = 500
@@ -15,14 +12,8 @@ BATCH_LIMIT_PER_MIN = 40
 MAX_IN_FLIGHT = 10
 
 
-class ThrottleMixin:
+class ThrottleMixin(SimulatorCore):
     """The rate limits of `QBOSimulator`, over its request windows."""
-
-    # Provided by QBOSimulator.
-    clock: Clock
-    _lock: threading.RLock
-    _requests: deque[float]
-    _batches: deque[float]
 
     def _throttled(self, tid: str) -> httpx.Response:
         xml = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse xmlns="http://schema.intuit.com/'

@@ -12,25 +12,17 @@ from decimal import Decimal
 from typing import Any
 
 from cwqbo import money
-from cwqbo.clock import Clock
+from cwqbo.sandbox.quickbooks.core import SimulatorCore, View
 from cwqbo.sandbox.quickbooks.errors import QBOError, err_bad_ref, err_business, err_required
 from cwqbo.sandbox.quickbooks.schema import TXN_TYPE_LABEL
 from cwqbo.sandbox.quickbooks.values import _dec, _id_sort, _int_or_none, _pacific, _present, _ref_value
 
 
-class TransactionsMixin:
-    """How `QBOSimulator` builds sales transactions (shared steps from the writes mixin)."""
-
-    # Provided by QBOSimulator.
-    clock: Clock
-    country: str
-    _state: dict[str, Any]
-    _entities: dict[str, dict[str, dict[str, Any]]]
-    preferences: dict[str, Any]
-    custom_txn_numbers: bool
+class TransactionsMixin(SimulatorCore):
+    """How `QBOSimulator` builds sales transactions (shared steps from `SimulatorCore`)."""
 
     def _build_txn(self, entity: str, payload: dict[str, Any], existing: dict[str, Any] | None, allow_dup: bool,
-                   view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+                   view: View) -> dict[str, Any]:
         # A sales receipt may be a cash sale with no customer (the recorded SalesReceipt 17 has no CustomerRef).
         if not _ref_value(payload.get("CustomerRef")) and entity != "SalesReceipt":
             raise err_required("CustomerRef")
@@ -40,7 +32,7 @@ class TransactionsMixin:
         customer: dict[str, Any] = (self._resolve(view, "Customer", payload["CustomerRef"], "Customer")
                                     if _ref_value(payload.get("CustomerRef")) else {})
         # Currency: the document's CurrencyRef (home currency when omitted); a CurrencyRef other than home needs
-        # multicurrency (see WritesMixin._currency_of), and a document must be in its customer's currency: Intuit
+        # multicurrency (see SimulatorCore._currency_of), and a document must be in its customer's currency: Intuit
         # "Customers/vendors can also be associated with a single foreign currency" (developer blog 2015-06-18,
         # multicurrency for US companies) and a customer's currency "cannot be changed" (Customer.CurrencyRef).
         # Intuit's exact fault text for a mismatch is not in any source we hold: the generic 6000 is used.
@@ -147,7 +139,8 @@ class TransactionsMixin:
         lines.append({"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
 
         # Tax
-        sent_tax = payload.get("TxnTaxDetail") if isinstance(payload.get("TxnTaxDetail"), dict) else {}
+        sent = payload.get("TxnTaxDetail")
+        sent_tax: dict[str, Any] = sent if isinstance(sent, dict) else {}
         pinned = _present(sent_tax.get("TotalTax"))
         tax_detail: dict[str, Any]
         total_tax = Decimal("0")

@@ -10,31 +10,20 @@ import copy
 from decimal import Decimal
 from typing import Any
 
-from cwqbo.clock import Clock
-from cwqbo.sandbox.quickbooks.errors import (QBOError, err_bad_ref, err_business, err_length, err_not_found, err_required,
-                                      err_stale, err_unknown_property)
-from cwqbo.sandbox.quickbooks.fields import class_name, first_unknown
 from cwqbo.quickbooks.limits import MAX_LENGTHS
-from cwqbo.sandbox.quickbooks.schema import REQUEST_FIELDS, TRANSACTIONS, _ordered, _READ_ONLY
-from cwqbo.sandbox.quickbooks.values import _iso_seconds, _present, _public, _ref_value, _values_at
+from cwqbo.sandbox.quickbooks.core import SimulatorCore, View
+from cwqbo.sandbox.quickbooks.errors import (QBOError, err_business, err_length, err_not_found, err_required, err_stale,
+                                             err_unknown_property)
+from cwqbo.sandbox.quickbooks.fields import class_name, first_unknown
+from cwqbo.sandbox.quickbooks.schema import _READ_ONLY, REQUEST_FIELDS, TRANSACTIONS, _ordered
+from cwqbo.sandbox.quickbooks.values import _iso_seconds, _present, _public, _values_at
 
-# CurrencyRef.name of the seeded home currencies (the recorded US sandbox objects carry "United States Dollar")
-CURRENCY_NAMES = {"USD": "United States Dollar", "CAD": "Canadian Dollar", "GBP": "British Pound Sterling",
-                  "AUD": "Australian Dollar"}
 
-
-class WritesMixin:
+class WritesMixin(SimulatorCore):
     """The write path of `QBOSimulator`, over its state; builders come from the sibling mixins."""
 
-    # Provided by QBOSimulator.
-    clock: Clock
-    admin_name: str
-    _state: dict[str, Any]
-    _entities: dict[str, dict[str, dict[str, Any]]]
-    preferences: dict[str, Any]
-
     def _write(self, entity: str, payload: dict[str, Any], operation: str, allow_dup: bool,
-               view: dict[str, dict[str, dict[str, Any]]]) -> tuple[dict[str, Any], bool]:
+               view: View) -> tuple[dict[str, Any], bool]:
         """Create, update, delete or void; returns (response object, whether something was created)."""
         if operation in ("delete", "void"):
             if entity not in TRANSACTIONS:
@@ -88,7 +77,7 @@ class WritesMixin:
         return str(n)
 
     def _create(self, entity: str, payload: dict[str, Any], allow_dup: bool,
-                view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+                view: View) -> dict[str, Any]:
         obj = self._build(entity, payload, None, allow_dup, view)
         now = _iso_seconds(self.clock.now())
         obj["Id"] = self._next_id(entity)
@@ -99,7 +88,7 @@ class WritesMixin:
         return copy.deepcopy(_public(obj))
 
     def _update(self, entity: str, payload: dict[str, Any], allow_dup: bool,
-                view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+                view: View) -> dict[str, Any]:
         existing = self._existing_for_write(entity, payload)
         if existing.get("_Voided"):
             raise err_business("This transaction has been voided and can't be edited.")
@@ -135,18 +124,8 @@ class WritesMixin:
                 if isinstance(value, str) and len(value) > limit:
                     raise err_length(path, limit, len(value))
 
-    def _resolve(self, view: dict[str, dict[str, dict[str, Any]]], entity: str, ref: Any, kind: str,
-                 must_be_active: bool = True) -> dict[str, Any]:
-        value = _ref_value(ref)
-        obj = view.get(entity, {}).get(str(value)) if value is not None else None
-        if obj is None:
-            raise err_bad_ref(kind, value)
-        if must_be_active and not obj.get("Active", True):
-            raise err_not_found()
-        return obj
-
     def _build(self, entity: str, payload: dict[str, Any], existing: dict[str, Any] | None, allow_dup: bool,
-               view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+               view: View) -> dict[str, Any]:
         self._check_shape(entity, payload)
         if entity in TRANSACTIONS:
             return self._build_txn(entity, payload, existing, allow_dup, view)
@@ -155,27 +134,3 @@ class WritesMixin:
         if entity == "Vendor":
             return self._build_vendor(payload, existing)
         return self._build_item(payload, existing, view)
-
-    def _passthrough(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {k: copy.deepcopy(v) for k, v in payload.items() if k not in _READ_ONLY and _present(v)}
-
-    def _currency(self, code: str | None = None) -> dict[str, str]:
-        """A CurrencyRef: `code`, else the home currency (Preferences.CurrencyPrefs.HomeCurrency)."""
-        home = self.preferences["CurrencyPrefs"]["HomeCurrency"]["value"]
-        code = code or home
-        return {"value": code, "name": CURRENCY_NAMES.get(code, code)}
-
-    def _currency_of(self, sent: Any, *, element: str) -> dict[str, str]:
-        """The currency a name-list record or transaction is in, as sent in its CurrencyRef.
-
-        Intuit (qbTypesDump, Invoice.CurrencyRef): currency references apply "if multicurrency is enabled for the
-        company"; Customer.CurrencyRef: "If not specified, currency for this customer is the home currency". With
-        multicurrency off a CurrencyRef other than the home currency is refused. Intuit's exact error text for
-        this is not in any source we hold: the generic business-validation fault (6000) is used.
-        """
-        code = str(_ref_value(sent) or "").upper() or None
-        home = self.preferences["CurrencyPrefs"]["HomeCurrency"]["value"]
-        if code and code != home and not self.preferences["CurrencyPrefs"].get("MultiCurrencyEnabled"):
-            raise err_business(f"Multicurrency is not turned on for this company: {element} must be in the home "
-                               f"currency {home}, not {code}.", element)
-        return self._currency(code)
