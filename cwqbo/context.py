@@ -14,11 +14,28 @@ from cwqbo.settings.config import Config, Paths, Profile, load_config, save_conf
 from cwqbo.errors import LockedError, NotConnectedError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cwqbo.connectwise.client import CWClient
+    from cwqbo.quickbooks.client import QBOClient
     from cwqbo.quickbooks.oauth import TokenManager
+    from cwqbo.settings.config import CWSettings
     from cwqbo.settings.secrets import SecretStore
+    from cwqbo.state.store import Store
 
 
-def fetch_company_info_or_remote_error(fetch: Any, settings: Any) -> Any:
+def new_cw_client(settings: CWSettings, private_key: str, codebase: str) -> CWClient:
+    """A ConnectWise client for saved settings (keywords: the frozen settings are read-only, which the
+    client's `CWSettingsLike` protocol does not allow for yet)."""
+    from cwqbo.connectwise.client import CWClient
+
+    return CWClient(site=settings.site, company_id=settings.company_id, public_key=settings.public_key,
+                    private_key=private_key, client_id=settings.client_id, codebase=codebase,
+                    scheme=settings.scheme, api_version=settings.api_version)
+
+
+def fetch_company_info_or_remote_error(fetch: Callable[..., dict[str, Any]],
+                                       settings: CWSettings) -> dict[str, Any]:
     """companyinfo for a profile that *was* connected: a site that is down or unreachable is "a service kept
     failing" (exit 4, like the same failure mid-run), not a config error (exit 2, "check the site name")."""
     import httpx
@@ -48,7 +65,7 @@ class AppContext:
     config: Config
     profile_name: str
     clock: Clock = field(default_factory=Clock)
-    _secret_store: Any = None
+    _secret_store: SecretStore | None = None
     fresh_database: bool = False  # `--fresh-database`: accept an empty (0-byte) database file and start anew
 
     @classmethod
@@ -67,14 +84,14 @@ class AppContext:
     def save_config(self) -> None:
         save_config(self.config, self.paths.config_file)
 
-    def open_store(self) -> Any:
+    def open_store(self) -> Store:
         """The profile's database, created when absent (commands that write: sync, refresh, refilter)."""
         from cwqbo.state.store import Store
 
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
         return Store.open(self.paths.db_file(self.profile_name), fresh=self.fresh_database)
 
-    def open_existing_store(self) -> Any:
+    def open_existing_store(self) -> Store | None:
         """The profile's database for a read-only command, or None when there is none yet (nothing is created).
 
         An empty (0-byte) file is refused like in `open_store`; with `--fresh-database` it reads as "nothing yet".
@@ -96,10 +113,10 @@ class AppContext:
         kind = kind or self.profile.secret_store
         if self._secret_store is None or self._secret_store.kind != kind:  # connect may switch the kind
             self._secret_store = open_secret_store(kind, self.paths)
-        return self._secret_store  # type: ignore[no-any-return]
+        return self._secret_store
 
-    def cw_client(self) -> Any:
-        from cwqbo.connectwise.client import CWClient, fetch_company_info  # type: ignore[import-not-found]
+    def cw_client(self) -> CWClient:
+        from cwqbo.connectwise.client import fetch_company_info
         from cwqbo.settings.secrets import CW_PRIVATE_KEY, secret_name
 
         settings = self.profile.connectwise
@@ -111,7 +128,7 @@ class AppContext:
             raise NotConnectedError("the ConnectWise private key is missing from the secret store",
                                     hint="run `cwqbo connect connectwise`")
         info = fetch_company_info_or_remote_error(fetch_company_info, settings)
-        return CWClient(settings, private_key, info["Codebase"])
+        return new_cw_client(settings, private_key, str(info["Codebase"]))
 
     def token_manager(self) -> "TokenManager":
         from cwqbo.quickbooks.oauth import TokenManager
@@ -123,8 +140,8 @@ class AppContext:
         return TokenManager(qbo, self.secret_store(), self.profile_name,
                             self.paths.lock_dir / f"{self.profile_name}.oauth.lock", self.clock)
 
-    def qbo_client(self) -> Any:
-        from cwqbo.quickbooks.client import QBOClient  # type: ignore[import-not-found]
+    def qbo_client(self) -> QBOClient:
+        from cwqbo.quickbooks.client import QBOClient
         from cwqbo.quickbooks.oauth import Endpoints
 
         manager = self.token_manager()

@@ -8,7 +8,6 @@ unsynced invoices, syncs them all, and shows the history and the ConnectWise bat
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 import time
@@ -54,6 +53,7 @@ def _step(n: int, text: str) -> None:
 
 
 def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
+    from cwqbo import connect
     from cwqbo.state import cache
     from cwqbo.sync import discover
     from cwqbo.state import ledger
@@ -76,12 +76,14 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
     profile.secret_store = "file"
 
     _step(2, "Connect ConnectWise (companyinfo + API key check)")
-    cw_info = _connect_connectwise(actx, creds["connectwise"])
-    out.print(f"Connected to ConnectWise company [bold]{cw_info}[/bold] at {creds['connectwise']['site']}.")
+    cw_done = connect.connect_sandbox_connectwise(actx, creds["connectwise"])
+    cw_name = cw_done.settings.company_name or cw_done.settings.company_id
+    out.print(f"Connected to ConnectWise company [bold]{cw_name}[/bold] at {creds['connectwise']['site']}.")
 
     _step(3, "Connect QuickBooks Online (OAuth 2.0 authorization-code flow)")
-    qbo_name, realm = _connect_quickbooks(actx, creds["quickbooks"])
-    out.print(f"Authorized; connected to QuickBooks company [bold]{qbo_name}[/bold] (realm {realm}).")
+    qbo_done = connect.connect_sandbox_quickbooks(actx, creds["quickbooks"])
+    realm = qbo_done.realm_id
+    out.print(f"Authorized; connected to QuickBooks company [bold]{qbo_done.company_name}[/bold] (realm {realm}).")
     actx.save_config()
 
     store = actx.open_store()
@@ -157,48 +159,6 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
                   "  cwqbo sandbox serve         run the sandbox yourself and `cwqbo connect` to it\n"
                   "  cwqbo connect               connect your real ConnectWise and QuickBooks")
     return 0
-
-
-def _connect_connectwise(actx: Any, cw: dict[str, Any]) -> str:
-    from cwqbo.settings.config import CWSettings
-    from cwqbo.connectwise.client import CWClient, fetch_company_info
-    from cwqbo.settings.secrets import CW_PRIVATE_KEY, secret_name
-
-    info = fetch_company_info(cw["site"], cw["company_id"], scheme=cw["scheme"])
-    settings = CWSettings(site=cw["site"], company_id=cw["company_id"], public_key=cw["public_key"],
-                          client_id=cw["client_id"], scheme=cw["scheme"],
-                          company_name=str(info.get("CompanyName", "")))
-    with CWClient(settings, cw["private_key"], info["Codebase"]) as client:
-        client.get_json("/system/info")  # proves the keys work, like `cwqbo connect connectwise`
-    actx.secret_store().set(secret_name(DEMO_PROFILE, CW_PRIVATE_KEY), cw["private_key"])
-    actx.profile.connectwise = settings
-    return settings.company_name or cw["company_id"]
-
-
-def _connect_quickbooks(actx: Any, qb: dict[str, Any]) -> tuple[str, str]:
-    from cwqbo import http
-    from cwqbo.settings.config import QBOSettings
-    from cwqbo.errors import AuthError
-    from cwqbo.quickbooks import oauth
-    from cwqbo.settings.secrets import QBO_CLIENT_SECRET, save_tokens, secret_name
-
-    settings = QBOSettings(environment="simulator", client_id=qb["client_id"], simulator_url=qb["simulator_url"])
-    state = oauth.new_state()
-    with http.new_client() as client:
-        # The simulator's consent screen approves at once with a redirect carrying code/state/realmId,
-        # which is exactly what the browser would bring back to `connect quickbooks`.
-        response = client.get(oauth.authorize_url(settings, state))
-    location = response.headers.get("location")
-    if response.status_code not in (302, 303) or not location:
-        raise AuthError(f"the sandbox's authorize endpoint answered HTTP {response.status_code} without a redirect")
-    result = oauth.parse_callback_url(location, state)
-    tokens = oauth.exchange_code(settings, qb["client_secret"], result.code, result.realm_id, actx.clock)
-    store = actx.secret_store()
-    store.set(secret_name(DEMO_PROFILE, QBO_CLIENT_SECRET), qb["client_secret"])
-    save_tokens(store, DEMO_PROFILE, tokens)
-    name = oauth.fetch_company_name(settings, tokens.access_token, result.realm_id)
-    actx.profile.quickbooks = dataclasses.replace(settings, realm_id=result.realm_id, company_name=name)
-    return name, result.realm_id
 
 
 def _cw_batch(url: str, sandbox: Any, identifier: str | None) -> list[int] | None:

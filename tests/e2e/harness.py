@@ -268,16 +268,16 @@ def expected_from(sandbox: Sandbox) -> tuple[dict[int, dict[str, Any]], set[str]
 
 
 def connect_home(home: Path, sandbox: Sandbox, url: str) -> None:
-    """A file-secret-store profile connected through the same functions `cwqbo demo` uses."""
-    from cwqbo.cli import demo
-    from cwqbo.settings.config import Config, Paths
+    """A file-secret-store profile connected through the same core functions `cwqbo demo` uses."""
+    from cwqbo import connect
     from cwqbo.context import AppContext
+    from cwqbo.settings.config import Config, Paths
 
     actx = AppContext(Paths(home, home), Config(default_profile=PROFILE), PROFILE)
     actx.ensure_profile().secret_store = "file"
     creds = sandbox.credentials(url)
-    demo._connect_connectwise(actx, creds["connectwise"])
-    demo._connect_quickbooks(actx, creds["quickbooks"])
+    connect.connect_sandbox_connectwise(actx, creds["connectwise"])
+    connect.connect_sandbox_quickbooks(actx, creds["quickbooks"])
     actx.save_config()
 
 
