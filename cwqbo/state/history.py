@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cwqbo.state import ledger
+from cwqbo.state.ledger import BatchRow, LedgerRow
 from cwqbo.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,9 +102,9 @@ class RunPage:
 class InvoiceStory:
     cw_id: int
     invoice_number: str | None
-    ledger: ledger.LedgerRow | None  # where it stands now
+    ledger: LedgerRow | None  # where it stands now
     items: list[RunItem]  # what each run did with it, oldest first
-    batch: ledger.BatchRow | None  # the CW accounting batch it went into, if any
+    batch: BatchRow | None  # the CW accounting batch it went into, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,7 +345,8 @@ def start_run(store: Store, *, trigger: str, dry_run: bool, user: str = "", host
             "insert into runs (started_at, trigger, user, host, pid, dry_run, status, selected, created, failed, "
             "skipped) values (?, ?, ?, ?, ?, ?, 'running', 0, 0, 0, 0)",
             [now or iso(), trigger, user, host, pid, int(dry_run)])
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None, "an insert yields a row id"
+        return cursor.lastrowid
 
 
 def finish_run(store: Store, run_id: int, *, status: RunStatus, selected: int, created: int, failed: int,
@@ -403,6 +404,57 @@ class Item:
     qbo_total: Decimal | None = None
     tid: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """What the ledger must now say about one invoice: confirmed in QBO (`created`), its QBO document brought up
+    to date with an edit made in ConnectWise (`updated`: content and payload hashes move on), or `failed`.
+
+    `intent` is set for a document adopted before this run recorded an intent for it (found by the probe): the
+    intent is written with it, so the row always says which request and payload it stands for.
+    """
+
+    cw_id: int
+    state: Literal["created", "updated", "failed"]
+    error: str | None = None
+    tid: str | None = None
+    qbo_id: str | None = None
+    sync_token: str | None = None
+    qbo_total: Decimal | None = None
+    doc_number: str | None = None
+    number: str | None = None
+    entity: str | None = None
+    cw_total: Decimal | None = None
+    first_run: int | None = None  # for a failure: the run that first reported it (else this run)
+    intent: Intent | None = None
+    content_hash: str | None = None  # `updated` only
+    payload_hash: str | None = None  # `updated` only
+
+
+def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iterable[Item], *,
+          now: str | None = None) -> None:
+    """The one way a run's outcomes reach the ledger: every write and its run items in one transaction."""
+    at = now or iso()
+    with _tx(store):
+        for w in writes:
+            if w.intent is not None:
+                record_intents(store, [w.intent], run_id, now=at)
+            if w.state == "updated":
+                _upsert(store, w.cw_id, {"content_hash": w.content_hash, "payload_hash": w.payload_hash,
+                                         "qbo_sync_token": w.sync_token, "qbo_total": _money(w.qbo_total),
+                                         "cw_total": _money(w.cw_total), "intuit_tid": w.tid, "updated_at": at})
+            elif w.state == "created":
+                assert w.qbo_id is not None, "a created document has a QBO id"
+                mark_created(store, w.cw_id, qbo_id=w.qbo_id, sync_token=w.sync_token, qbo_total=w.qbo_total,
+                             tid=w.tid, now=at, commit=False, doc_number=w.doc_number)
+            else:
+                mark_failed(store, w.cw_id, error=w.error or "failed", tid=w.tid, qbo_id=w.qbo_id,
+                            sync_token=w.sync_token, qbo_total=w.qbo_total, number=w.number, entity=w.entity,
+                            cw_total=w.cw_total, run_id=w.first_run if w.first_run is not None else run_id,
+                            now=at, commit=False, doc_number=w.doc_number)
+        if run_id is not None:
+            record_items(store, run_id, items, now=at)
 
 
 def record_items(store: Store, run_id: int, items: Iterable[Item], *, now: str | None = None) -> None:

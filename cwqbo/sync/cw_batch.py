@@ -50,15 +50,15 @@ def _unposted(run: RunState, rows: list[ledger.LedgerRow]) -> list[Pair]:
     Invoices gone from the list while still Closed were exported by someone else: recorded so. A re-opened
     invoice is off the list too, but it stays created-not-batched for a later run.
     """
-    d = run.d
+    deps = run.deps
     try:
-        unposted = d.cw.unposted_rows([r.cw_id for r in rows])
+        unposted = deps.cw.unposted_rows([r.cw_id for r in rows])
     except CwqboError as exc:
         run.report.batch_error = f"could not read ConnectWise's unposted invoices: {exc}"
         return []
-    gone = [r.cw_id for r in rows if r.cw_id not in unposted and still_closed(d.store, r.cw_id)]
+    gone = [r.cw_id for r in rows if r.cw_id not in unposted and still_closed(deps.store, r.cw_id)]
     if gone:
-        ledger.mark_batched(d.store, gone, EXTERNAL_BATCH, now=run.now())
+        ledger.mark_batched(deps.store, gone, EXTERNAL_BATCH, now=run.now())
         run.report.message = (f"{len(gone)} invoice(s) were already exported in ConnectWise by someone else; "
                               "they are in QuickBooks and were not batched again")
     renumbered = [r for r in rows if r.cw_id in unposted and unposted[r.cw_id].number != r.invoice_number]
@@ -71,11 +71,11 @@ def _unposted(run: RunState, rows: list[ledger.LedgerRow]) -> list[Pair]:
 
 def batch_confirmed(run: RunState) -> None:
     """Export and batch exactly the invoices QBO confirmed and CW still lists as unposted."""
-    d = run.d
-    if ledger.pending_batches(d.store):
+    deps = run.deps
+    if ledger.pending_batches(deps.store):
         return  # an unsettled batch may already hold these invoices: it is settled first (a later run)
-    stale = {inv.id for inv in changed_invoices(d.store)}  # edited in CW since: QBO holds an older total
-    rows = [r for r in ledger.created_not_batched(d.store) if r.cw_id not in stale]
+    stale = {inv.id for inv in changed_invoices(deps.store)}  # edited in CW since: QBO holds an older total
+    rows = [r for r in ledger.created_not_batched(deps.store) if r.cw_id not in stale]
     if not rows:
         return
     run.emit("batch", f"exporting {len(rows)} invoice(s) from ConnectWise's accounting interface")
@@ -84,7 +84,7 @@ def batch_confirmed(run: RunState) -> None:
         return
     try:
         ident = _free_identifier(run)
-        export = d.cw.export_invoices(ident, [accounting.export_invoice_id(u) for _, u in found])
+        export = deps.cw.export_invoices(ident, [accounting.export_invoice_id(u) for _, u in found])
     except CwqboError as exc:
         run.report.batch_error = f"could not export the invoices from ConnectWise: {exc}"
         return
@@ -105,18 +105,18 @@ def batch_confirmed(run: RunState) -> None:
 def _post(run: RunState, ident: str, invoice_ids: list[int], gl_ids: list[int]) -> None:
     """Record, POST once, verify. A refusal (4xx) posted nothing: when only the identifier was taken meanwhile
     (another profile on the same ConnectWise), the next identifier is tried; any other outcome is settled by looking."""
-    d = run.d
+    deps = run.deps
     for _attempt in range(IDENTIFIER_ATTEMPTS):
-        ledger.record_batch_pending(d.store, ident, invoice_ids, run.run_id, gl_entry_ids=gl_ids, now=run.now())
+        ledger.record_batch_pending(deps.store, ident, invoice_ids, run.run_id, gl_entry_ids=gl_ids, now=run.now())
         crashpoints.crashpoint("sync.after_batch_intent")
         run.emit("batch", f"creating ConnectWise accounting batch {ident} of {len(invoice_ids)} invoice(s)")
         try:
-            d.cw.create_batch(ident, gl_ids)
+            deps.cw.create_batch(ident, gl_ids)
         except RemoteError as exc:
             if exc.status is None or not 400 <= exc.status < 500:
                 settle(run, ident)  # the answer was lost: look, never post again blind
                 return
-            ledger.mark_batch_failed(d.store, ident, str(exc))
+            ledger.mark_batch_failed(deps.store, ident, str(exc))
             if _taken(run, ident):
                 ident = _free_identifier(run)
                 continue
@@ -124,11 +124,11 @@ def _post(run: RunState, ident: str, invoice_ids: list[int], gl_ids: list[int]) 
                                       "and the next run batches them")
             return
         except CwqboError as exc:  # auth or permission: ConnectWise did not take it
-            ledger.mark_batch_failed(d.store, ident, str(exc))
+            ledger.mark_batch_failed(deps.store, ident, str(exc))
             run.report.batch_error = f"ConnectWise batch {ident} was not created: {exc}"
             return
         crashpoints.crashpoint("sync.after_cw_batch")
-        ledger.mark_batch_posted(d.store, ident)
+        ledger.mark_batch_posted(deps.store, ident)
         settle(run, ident)
         return
     run.report.batch_error = (f"no free ConnectWise batch identifier after {ident}; the invoices are in QuickBooks "
@@ -138,24 +138,24 @@ def _post(run: RunState, ident: str, invoice_ids: list[int], gl_ids: list[int]) 
 def _taken(run: RunState, ident: str) -> bool:
     """Whether a refused identifier is in use in ConnectWise (by a batch that is not ours: ours was refused)."""
     try:
-        return run.d.cw.find_batch(ident) is not None
+        return run.deps.cw.find_batch(ident) is not None
     except CwqboError:
         return False
 
 
 def preview(run: RunState) -> None:
     """Dry run: the invoices a real run would export and batch (already confirmed, plus those it would create)."""
-    d = run.d
-    if ledger.pending_batches(d.store):
+    deps = run.deps
+    if ledger.pending_batches(deps.store):
         return
-    stale = {inv.id for inv in changed_invoices(d.store)}
-    numbers = [r.invoice_number for r in ledger.created_not_batched(d.store) if r.cw_id not in stale]
+    stale = {inv.id for inv in changed_invoices(deps.store)}
+    numbers = [r.invoice_number for r in ledger.created_not_batched(deps.store) if r.cw_id not in stale]
     run.report.plan_batch = sorted({*numbers, *(p.number for p in run.report.plan)})
 
 
 def _total(run: RunState, row: ledger.LedgerRow) -> Decimal:
     """The CW total the invoice was synced with: the cached invoice's (unchanged since: edited ones are left out)."""
-    cached = cache.find(run.d.store, row.cw_id)
+    cached = cache.find(run.deps.store, row.cw_id)
     if cached is not None:
         return cached.total
     total = row.cw_total if row.cw_total is not None else row.qbo_total
@@ -167,8 +167,8 @@ def _report_missing(run: RunState, missing: list[accounting.Expected]) -> None:
     why = {e.cw_id: (f"invoice {e.number} is not in ConnectWise's GL export: it has no GL entries (open it in "
                      "Finance › Invoice Search › GL Entries; re-close it so ConnectWise makes them), so it is in "
                      "QuickBooks but not batched") for e in missing}
-    fresh = ledger.note_unbatchable(run.d.store, why, now=run.now())
-    if fresh or run.o.selection != "all":
+    fresh = ledger.note_unbatchable(run.deps.store, why, now=run.now())
+    if fresh or run.options.selection != "all":
         run.report.batch_error = "; ".join(why.values())
     else:
         note = f"{len(why)} invoice(s) still wait for GL entries in ConnectWise before they can be batched"
@@ -177,11 +177,11 @@ def _report_missing(run: RunState, missing: list[accounting.Expected]) -> None:
 
 def _free_identifier(run: RunState) -> str:
     """`cwqbo-{day}-NNN`, past every identifier used today here or (by another profile) in ConnectWise."""
-    day = today(run.d.clock)
+    day = today(run.deps.clock)
     seen = [str(b.get("batchIdentifier")) for b in
-            run.d.cw.list_batches(cw_cond.cmp("batchIdentifier", "like", f"cwqbo-{day.isoformat()}-%")) or []
+            run.deps.cw.list_batches(cw_cond.cmp("batchIdentifier", "like", f"cwqbo-{day.isoformat()}-%")) or []
             if isinstance(b, dict)]
-    return ledger.next_batch_identifier(run.d.store, day, seen)
+    return ledger.next_batch_identifier(run.deps.store, day, seen)
 
 
 def settle(run: RunState, identifier: str) -> None:
@@ -190,20 +190,20 @@ def settle(run: RunState, identifier: str) -> None:
     A `pending` batch ConnectWise doesn't have was never created: failed, its invoices go into a later batch. A
     `posted` batch (ConnectWise said 2xx) is never failed: if it can't be verified it stays, loudly, for a person.
     """
-    d = run.d
-    batch = ledger.get_batch(d.store, identifier)
+    deps = run.deps
+    batch = ledger.get_batch(deps.store, identifier)
     if batch is None or batch.state not in ("pending", "posted"):
         return
     try:
-        found = d.cw.find_batch(identifier)
-        entries = d.cw.batch_entry_ids(int(found["id"])) if found and found.get("id") is not None else set()
+        found = deps.cw.find_batch(identifier)
+        entries = deps.cw.batch_entry_ids(int(found["id"])) if found and found.get("id") is not None else set()
     except CwqboError as exc:
         run.report.batch_error = f"could not check ConnectWise batch {identifier}: {exc}"
-        ledger.note_batch_error(d.store, identifier, run.report.batch_error)
+        ledger.note_batch_error(deps.store, identifier, run.report.batch_error)
         return
     ours = set(batch.gl_entry_ids)
     if found is not None and ours and entries == ours:
-        ledger.mark_batch_created(d.store, identifier, as_int(found.get("id")), now=run.now())
+        ledger.mark_batch_created(deps.store, identifier, as_int(found.get("id")), now=run.now())
         run.report.batch_identifier = identifier
         run.report.batched_ids = list(batch.invoice_ids)
         return
@@ -211,8 +211,8 @@ def settle(run: RunState, identifier: str) -> None:
         run.report.batch_error = (f"ConnectWise batch {identifier} does not hold exactly the GL entries cwqbo "
                                   f"exported ({len(entries & ours)} of {len(ours)}, {len(entries - ours)} others); "
                                   f"it is not posted again and its invoices wait: {CHECK_BATCHES}")
-        ledger.note_batch_error(d.store, identifier, run.report.batch_error)
+        ledger.note_batch_error(deps.store, identifier, run.report.batch_error)
         return
     why = ("the identifier is used in ConnectWise by a batch of other GL entries" if found is not None
            else "not found in ConnectWise")
-    ledger.mark_batch_failed(d.store, identifier, f"{why}; its invoices go into the next batch")
+    ledger.mark_batch_failed(deps.store, identifier, f"{why}; its invoices go into the next batch")

@@ -139,10 +139,16 @@ def _ref_id(raw: Mapping[str, Any], flat: str, nested: str) -> int | None:
     return None if v is None else int(v)
 
 
+def _submap(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested ConnectWise reference (`status`, `company`, `_info`), or an empty one when absent or malformed."""
+    value = raw.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def raw_in_scope(raw: Mapping[str, Any], scope: Scope) -> bool:
     """The same rule as `scope_conditions`, applied locally to an invoice record (incremental refresh)."""
     f = scope.filters
-    status = raw.get("status") if isinstance(raw.get("status"), Mapping) else {}
+    status = _submap(raw, "status")
     if int(status.get("id") or 0) not in scope.status_ids:
         return False
     if f.from_date and str(raw.get("date") or "")[:10] < f.from_date.isoformat():
@@ -153,7 +159,7 @@ def raw_in_scope(raw: Mapping[str, Any], scope: Scope) -> bool:
         return False
     if f.invoice_types and _norm_type(raw.get("type")) not in {_norm_type(t) for t in f.invoice_types}:
         return False
-    company = raw.get("company") if isinstance(raw.get("company"), Mapping) else {}
+    company = _submap(raw, "company")
     if f.exclude_companies and str(company.get("identifier") or "").casefold() in {
             c.casefold() for c in f.exclude_companies}:
         return False
@@ -172,7 +178,7 @@ def _pages(records: Iterator[dict[str, Any]], size: int = PAGE_SIZE) -> Iterator
 
 
 def _updated(raw: Mapping[str, Any]) -> str:
-    info = raw.get("_info") if isinstance(raw.get("_info"), Mapping) else {}
+    info = _submap(raw, "_info")
     return str(info.get("lastUpdated") or "")
 
 
@@ -326,7 +332,7 @@ def _leave_scope(store: Store, raws: list[dict[str, Any]], scope: Scope) -> int:
         for r in raws:
             i = int(r["id"])
             if i in known:
-                status = r.get("status") if isinstance(r.get("status"), Mapping) else {}
+                status = _submap(r, "status")
                 closed = int(status.get("id") or 0) in scope.closed_ids
                 db.execute("UPDATE invoices SET in_scope = 0, closed = ?, last_updated = ? WHERE cw_id = ?",
                            [int(closed), _updated(r), i])

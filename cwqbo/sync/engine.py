@@ -34,6 +34,7 @@ from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.settings.prefs import Prefs
 from cwqbo.sync.send import Sender
 from cwqbo.sync.run_state import RunState
+from cwqbo.state.ledger import RunStatus
 from cwqbo.sync.model import (ItemResult, PlanLine, PlannedDocument, Progress, SyncDeps, SyncEvent, SyncOptions,
                               SyncReport, run_status)
 
@@ -48,105 +49,119 @@ NOOP_MESSAGE = ("sync mode is manual, so this scheduled run did nothing "
                 "(turn it on with `cwqbo prefs schedule --install`)")
 
 
+SLICE = 1000  # invoices mapped, resolved, probed and sent together: QBO batches start after the first slice
+
+
 class _Engine:
-    """One run, stage by stage; the stages share its RunState (report, progress, run_items bookkeeping)."""
+    """One run, stage by stage. The stages settle invoices on `self.run` (a RunState) and commit at their ends."""
 
     def __init__(self, deps: SyncDeps, options: SyncOptions, progress: Progress | None) -> None:
-        self.d = deps
-        self.o = options
-        self.r = RunState(deps, options, progress)
-        self.sender = Sender(self.r)
-        self._qbo0 = getattr(deps.qbo, "calls", 0)
-        self._cw0 = getattr(deps.cw, "calls", 0)
+        self.deps = deps
+        self.options = options
+        self.run = RunState(deps, options, progress)
+        self.sender = Sender(self.run)
+        self._calls_before = (deps.qbo.calls, deps.cw.calls)
 
-    def run(self) -> SyncReport:
+    def execute(self) -> SyncReport:
         started = time.monotonic()
-        d, o, r = self.d, self.o, self.r
-        if not o.dry_run:
-            ledger.mark_interrupted_runs(d.store)
-            r.run_id = ledger.start_run(d.store, trigger=o.trigger, dry_run=False, user=_user(),
-                                        host=socket.gethostname(), pid=os.getpid(), now=r.now())
-            r.report.run_id = r.run_id
+        deps, options, run = self.deps, self.options, self.run
+        if not options.dry_run:
+            ledger.mark_interrupted_runs(deps.store)
+            run.run_id = ledger.start_run(deps.store, trigger=options.trigger, dry_run=False, user=_user(),
+                                          host=socket.gethostname(), pid=os.getpid(), now=run.now())
+            run.report.run_id = run.run_id
         try:
-            handled: set[int] = set()
-            if not o.dry_run:
-                handled = recovery.recover(r, self.sender)
-                recovery.settle_pending_batches(r)
-            if o.refresh:
-                r.emit("discover", "reading Closed invoices from ConnectWise")
-                from cwqbo.sync import discover  # imported late: discover pulls in the CW client
-                found = discover.refresh(d.cw, d.store, d.filters, full=o.full_refresh, clock=d.clock,
-                                         progress=self._discover_progress)
-                self.report_problems(getattr(found, "problems", ()) or ())
-            invoices, skipped = selection.select(r, handled)
-            for res in skipped:
-                r.report.items.append(res)
-            changed = selection.changed(r, handled)
-            r.total = len(invoices) + len(changed)
-            r.emit("plan", f"{len(invoices)} invoice(s) to send")
-            self.sender.process(invoices)
-            handle_changed(r, self.sender, changed)
-            if o.dry_run:
-                cw_batch.preview(r)
-            else:
-                cw_batch.batch_confirmed(r)
+            self._stages()
         except UsageError:
-            if r.run_id is not None and not (r.report.items or r.report.recovered or r.report.batched_ids):
-                ledger.discard_run(d.store, r.run_id)  # refused before doing anything: not a failed run
-                r.run_id = r.report.run_id = None
-            elif r.run_id is not None:
+            if run.run_id is not None and not (run.report.items or run.report.recovered or run.report.batched_ids):
+                ledger.discard_run(deps.store, run.run_id)  # refused before doing anything: not a failed run
+                run.run_id = run.report.run_id = None
+            elif run.run_id is not None:
                 self._finish(started, status="failed", message="stopped by a usage error")
             raise
         except BaseException as exc:
-            if r.run_id is not None:
+            if run.run_id is not None:
                 try:
+                    # An error commits what was settled before it (true facts); an interrupt (Ctrl-C) leaves
+                    # them to recovery, like a kill would.
                     self._finish(started, status="failed" if isinstance(exc, Exception) else "interrupted",
-                                 message=str(exc) or type(exc).__name__)
+                                 message=str(exc) or type(exc).__name__, commit=isinstance(exc, Exception))
                 except Exception:  # noqa: BLE001 - never mask the original error; the next run marks it
                     pass
             raise
         self._finish(started)
-        return r.report
+        return run.report
+
+    def _stages(self) -> None:
+        """recover → discover → select → send (in slices) → update changed → batch in ConnectWise."""
+        deps, options, run = self.deps, self.options, self.run
+        handled: set[int] = set()
+        if not options.dry_run:
+            handled = recovery.recover(run, self.sender)
+            recovery.settle_pending_batches(run)
+        if options.refresh:
+            run.emit("discover", "reading Closed invoices from ConnectWise")
+            from cwqbo.sync import discover  # imported late: discover pulls in the CW client
+            found = discover.refresh(deps.cw, deps.store, deps.filters, full=options.full_refresh, clock=deps.clock,
+                                     progress=self._discover_progress)
+            self.report_problems(found.problems)
+        invoices, skipped = selection.select(run, handled)
+        for res in skipped:
+            run.settle(res)
+        changed = selection.changed(run, handled)
+        run.total = len(invoices) + len(changed)
+        run.emit("plan", f"{len(invoices)} invoice(s) to send")
+        for start in range(0, len(invoices), SLICE):
+            self.sender.process(invoices[start:start + SLICE])
+        handle_changed(run, self.sender, changed)
+        if options.dry_run:
+            cw_batch.preview(run)
+        else:
+            cw_batch.batch_confirmed(run)
+        run.commit()
 
     def report_problems(self, problems: Iterable[str]) -> None:
         """Invoices CW sent that discover could not read: failed items, so they are never silently left out."""
-        wanted = set(self.o.invoice_numbers)
+        wanted = set(self.options.invoice_numbers)
         for text in problems:
             m = PROBLEM_RE.search(text)
             number, cw_id = (m.group(1), int(m.group(2))) if m else ("?", 0)
-            if self.o.selection == "invoices" and number not in wanted:
+            if self.options.selection == "invoices" and number not in wanted:
                 continue
-            res = ItemResult(cw_id=cw_id, number=number, company="", total=Decimal(0), outcome="failed",
-                             error=f"{text} (fix it in ConnectWise; it was not synced)")
-            self.r.report.items.append(res)
-            self.r.unwritten.append(res)
-            self.r.emit("item", f"{number}: failed", res)
+            self.run.settle(ItemResult(cw_id=cw_id, number=number, company="", total=Decimal(0), outcome="failed",
+                                       error=f"{text} (fix it in ConnectWise; it was not synced)"))
 
-    def _discover_progress(self, done: Any = None, total: Any = None, *args: Any, **kwargs: Any) -> None:
+    def _discover_progress(self, done: int | None = None, total: int | None = None) -> None:
         read = f"{done} of {total}" if total else f"{done or 0}"
-        self.r.emit("discover", f"read {read} invoice(s) from ConnectWise")
+        self.run.emit("discover", f"read {read} invoice(s) from ConnectWise")
 
-    def _finish(self, started: float, status: str | None = None, message: str | None = None) -> None:
-        r = self.r.report
-        r.created = sum(1 for i in r.items if i.outcome in ("created", "adopted", "updated"))
-        r.failed = sum(1 for i in r.items if i.outcome == "failed")
-        r.skipped = sum(1 for i in r.items if i.outcome == "skipped")
-        r.qbo_calls = getattr(self.d.qbo, "calls", 0) - self._qbo0
-        r.cw_calls = getattr(self.d.cw, "calls", 0) - self._cw0
-        r.duration = time.monotonic() - started
-        r.waiting = sum(1 for i in r.items if i.outcome == "waiting")
-        r.status = status or run_status(r.created, r.failed, r.batch_error, len(r.batched_ids))
-        if r.batched_ids and not message:
-            note = f"batched {len(r.batched_ids)} invoice(s) in ConnectWise as {r.batch_identifier}"
-            r.message = f"{r.message}; {note}" if r.message else note
-        r.message = message or r.message
-        if self.r.run_id is None:
+    def _finish(self, started: float, status: RunStatus | None = None, message: str | None = None, *,
+                commit: bool = True) -> None:
+        report = self.run.report
+        outcomes = [i.outcome for i in report.items]
+        report.created = sum(1 for o in outcomes if o in ("created", "adopted", "updated"))
+        report.failed = outcomes.count("failed")
+        report.skipped = outcomes.count("skipped")
+        report.waiting = outcomes.count("waiting")
+        report.qbo_calls = self.deps.qbo.calls - self._calls_before[0]
+        report.cw_calls = self.deps.cw.calls - self._calls_before[1]
+        report.duration = time.monotonic() - started
+        final: RunStatus = status or run_status(report.created, report.failed, report.batch_error,
+                                                len(report.batched_ids))
+        report.status = final
+        if report.batched_ids and not message:
+            note = f"batched {len(report.batched_ids)} invoice(s) in ConnectWise as {report.batch_identifier}"
+            report.message = f"{report.message}; {note}" if report.message else note
+        report.message = message or report.message
+        if self.run.run_id is None:
             return
-        self.r.flush_items()
-        ledger.finish_run(self.d.store, self.r.run_id, status=r.status, selected=len(r.items), created=r.created,
-                          failed=r.failed, skipped=r.skipped, batch_identifier=r.batch_identifier,
-                          qbo_calls=r.qbo_calls, cw_calls=r.cw_calls, duration_ms=int(r.duration * 1000),
-                          message=r.message or r.batch_error, now=self.r.now())
+        if commit:
+            self.run.commit()
+        ledger.finish_run(self.deps.store, self.run.run_id, status=final, selected=len(report.items),
+                          created=report.created, failed=report.failed, skipped=report.skipped,
+                          batch_identifier=report.batch_identifier, qbo_calls=report.qbo_calls,
+                          cw_calls=report.cw_calls, duration_ms=int(report.duration * 1000),
+                          message=report.message or report.batch_error, now=self.run.now())
 
 
 def run_sync(deps: SyncDeps, options: SyncOptions, progress: Progress | None = None) -> SyncReport:
@@ -155,7 +170,7 @@ def run_sync(deps: SyncDeps, options: SyncOptions, progress: Progress | None = N
         raise UsageError("no invoice numbers given")
     if scheduled_noop(deps.prefs, options):
         return SyncReport(run_id=None, status="noop", dry_run=options.dry_run, message=NOOP_MESSAGE)
-    return _Engine(deps, options, progress).run()
+    return _Engine(deps, options, progress).execute()
 
 
 def scheduled_noop(prefs: Prefs, options: SyncOptions) -> bool:

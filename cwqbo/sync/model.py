@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from cwqbo.clock import Clock
 from cwqbo.settings.prefs import Filters, Prefs
+from cwqbo.connectwise.client import CWClient
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.state.store import Store
+from cwqbo.state.ledger import Outcome, RunStatus
 
 Selection = Literal["all", "invoices"]
 Trigger = Literal["select", "all", "invoice", "scheduled", "demo"]
@@ -24,7 +26,7 @@ class SyncDeps:
     """Everything the engine talks to; tests pass in-process clients and a ManualClock."""
 
     store: Store
-    cw: Any  # connectwise.client.CWClient
+    cw: CWClient
     qbo: QBOClient
     prefs: Prefs
     filters: Filters
@@ -49,7 +51,7 @@ class ItemResult:
     number: str
     company: str
     total: Decimal
-    outcome: str  # created | adopted | updated | failed | waiting | skipped | dry-run
+    outcome: Outcome
     qbo_id: str | None = None
     entity: str | None = None
     tid: str | None = None
@@ -136,7 +138,7 @@ class SyncReport:
 Progress = Callable[[SyncEvent], None]
 
 
-def run_status(created: int, failed: int, batch_error: str | None, batched: int = 0) -> str:
+def run_status(created: int, failed: int, batch_error: str | None, batched: int = 0) -> RunStatus:
     """ok, partial or failed; a run that only batched what an earlier run created did something too."""
     if failed == 0 and batch_error is None:
         return "ok"

@@ -16,21 +16,24 @@ from cwqbo.sync.selection import cached_invoice
 
 def recover(run: RunState, sender: Sender) -> set[int]:
     """Settle 'intent' rows: adopt what QBO has, resend the rest with the same requestid."""
-    rows = ledger.pending_intents(run.d.store)
+    rows = ledger.pending_intents(run.deps.store)
     if not rows:
         return set()
     run.emit("recover", f"checking {len(rows)} invoice(s) interrupted by an earlier run")
     invoices: list[CWInvoice] = []
     forced: dict[int, str] = {}
+    lost: list[ledger.Write] = []
     for row in rows:
-        inv = cached_invoice(run.d.store, row.cw_id)
+        inv = cached_invoice(run.deps.store, row.cw_id)
         if inv is None:
-            ledger.mark_failed(run.d.store, row.cw_id, error="interrupted, and no longer in the local cache; "
-                               "run `cwqbo sync` with a refresh", tid=None, now=run.now())
+            lost.append(ledger.Write(row.cw_id, "failed", error="interrupted, and no longer in the local cache; run "
+                                     "`cwqbo sync` with a refresh"))
             continue
         invoices.append(inv)
         if row.request_id:
             forced[row.cw_id] = row.request_id
+    if lost:
+        ledger.apply(run.deps.store, run.run_id, lost, [], now=run.now())
     run.total += len(invoices)
     sender.process(invoices, forced_request_ids=forced)
     run.report.recovered = len(invoices)
@@ -39,6 +42,6 @@ def recover(run: RunState, sender: Sender) -> set[int]:
 
 def settle_pending_batches(run: RunState) -> None:
     """Settle CW batches whose outcome an interrupted run never learnt, by what ConnectWise holds."""
-    for batch in ledger.pending_batches(run.d.store):
+    for batch in ledger.pending_batches(run.deps.store):
         run.emit("batch", f"checking ConnectWise batch {batch.identifier}")
         cw_batch.settle(run, batch.identifier)

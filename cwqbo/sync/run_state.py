@@ -1,17 +1,19 @@
-"""One sync run's shared state: its report, progress events, and the item bookkeeping every stage writes to.
+"""One sync run's shared state: its report, progress events, and the outcomes every stage settles invoices with.
 
-The stages (recovery, selection, sending, updating, batching) all finish invoices through here, so an item is
-counted, reported and written to run_items the same way whichever stage settled it.
+The stages (recovery, selection, sending, updating, batching) all settle an invoice through `settle`: it is
+counted and reported at once, and its ledger write (if any) and run item wait in `pending` until the stage calls
+`commit`, which hands them to `ledger.apply` in one transaction. Nothing else in a run writes invoice rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
-from cwqbo.state import ledger
+from cwqbo.mapping.document import QBODocument, Refs
 from cwqbo.models import CWInvoice
+from cwqbo.state import ledger
+from cwqbo.state.ledger import Outcome
 from cwqbo.sync.model import ItemResult, Progress, SyncDeps, SyncEvent, SyncOptions, SyncReport
 
 
@@ -20,50 +22,91 @@ class Work:
     """One invoice on its way through a run."""
 
     inv: CWInvoice
-    doc: Any = None  # mapping.QBODocument
-    refs: Any = None  # mapping.Refs
-    payload: dict[str, Any] | None = None
+    doc: QBODocument | None = None
+    refs: Refs | None = None
+    payload: dict[str, object] | None = None
     payload_hash: str = ""
     request_id: str = ""
     result: ItemResult | None = None
 
+    @property
+    def entity(self) -> str | None:
+        return self.doc.entity if self.doc is not None else None
+
+
+@dataclass
+class Pending:
+    """Settled this run, not yet committed: the ledger writes and the run items, in settle order."""
+
+    writes: list[ledger.Write] = field(default_factory=list)
+    items: list[ItemResult] = field(default_factory=list)
+
 
 class RunState:
+    """What every stage of one run reads (deps, options) and writes (report, outcomes)."""
+
     def __init__(self, deps: SyncDeps, options: SyncOptions, progress: Progress | None) -> None:
-        self.d = deps
-        self.o = options
+        self.deps = deps
+        self.options = options
         self._progress = progress
         self.report = SyncReport(run_id=None, dry_run=options.dry_run)
         self.run_id: int | None = None
         self.done = 0
-        self.unwritten: list[ItemResult] = []  # run items not yet in run_items (written with their ledger rows)
         self.total = 0
+        self.pending = Pending()
 
     def emit(self, phase: str, message: str = "", item: ItemResult | None = None) -> None:
         if self._progress is not None:
             self._progress(SyncEvent(phase, message, self.done, self.total, item))
 
     def now(self) -> str:
-        return ledger.iso(self.d.clock.now())
+        return ledger.iso(self.deps.clock.now())
 
-    def finish_item(self, work: Work, result: ItemResult) -> None:
-        work.result = result
+    # -- settling invoices ---------------------------------------------------------------------------
+
+    def result(self, inv: CWInvoice, outcome: Outcome, *, qbo_id: str | None = None, entity: str | None = None,
+               tid: str | None = None, error: str | None = None, qbo_total: Decimal | None = None) -> ItemResult:
+        return ItemResult(cw_id=inv.id, number=inv.number, company=inv.company.name, total=inv.total,
+                          outcome=outcome, qbo_id=qbo_id, entity=entity, tid=tid, error=error, qbo_total=qbo_total)
+
+    def settle(self, result: ItemResult, write: ledger.Write | None = None, work: Work | None = None) -> ItemResult:
+        """Report one invoice's outcome now; its ledger write and run item go with the next `commit`."""
+        if work is not None:
+            work.result = result
         self.report.items.append(result)
-        self.unwritten.append(result)
         self.done += 1
         self.emit("item", f"{result.number}: {result.outcome}", result)
+        if not self.options.dry_run and self.run_id is not None:
+            if write is not None:
+                self.pending.writes.append(write)
+            self.pending.items.append(result)
+        return result
 
-    def flush_items(self) -> None:
-        """Write finished items to run_items, so `history` accounts for a run even if it is killed later.
-
-        Called inside the same transaction as the ledger rows they describe.
-        """
-        if self.run_id is None or self.o.dry_run or not self.unwritten:
+    def commit(self) -> None:
+        """Apply what was settled since the last commit: one transaction, ledger rows with their run items."""
+        if not (self.pending.writes or self.pending.items):
             return
-        ledger.record_items(self.d.store, self.run_id, [
-            ledger.Item(i.cw_id, i.number, i.outcome, i.entity, i.qbo_id, i.total, i.qbo_total, i.tid, i.error)
-            for i in self.unwritten], now=self.now())
-        self.unwritten.clear()
+        items = [ledger.Item(i.cw_id, i.number, i.outcome, i.entity, i.qbo_id, i.total, i.qbo_total, i.tid,
+                             i.error) for i in self.pending.items]
+        ledger.apply(self.deps.store, self.run_id, self.pending.writes, items, now=self.now())
+        self.pending = Pending()
+
+    def fail(self, w: Work, error: str, *, tid: str | None = None, entity: str | None = None,
+             qbo_id: str | None = None, qbo_total: Decimal | None = None, sync_token: str | None = None,
+             doc_number: str | None = None, record: bool = True) -> ItemResult:
+        """Settle `w` as failed; `record=False` leaves the ledger as it is (e.g. an update QBO refused)."""
+        entity = entity or w.entity
+        first_run = self._known_failure(w.inv.id, error) if record else None
+        if first_run is not None:  # reported before, nothing changed: listed, but not a new alarm
+            res = self.result(w.inv, "waiting", tid=tid, entity=entity, qbo_id=qbo_id, qbo_total=qbo_total,
+                              error=f"still waiting for a fix (first reported in run {first_run}): {error}")
+        else:
+            res = self.result(w.inv, "failed", error=error, tid=tid, entity=entity, qbo_id=qbo_id,
+                              qbo_total=qbo_total)
+        write = ledger.Write(w.inv.id, "failed", error=error, tid=tid, qbo_id=qbo_id, sync_token=sync_token,
+                             qbo_total=qbo_total, doc_number=doc_number, number=w.inv.number, entity=entity,
+                             cw_total=w.inv.total, first_run=first_run) if record else None
+        return self.settle(res, write, w)
 
     def _known_failure(self, cw_id: int, error: str) -> int | None:
         """The run that first reported this very failure, when an `--all` run meets it again unchanged.
@@ -71,30 +114,9 @@ class RunState:
         Cron runs `sync --all` every few minutes; an invoice that can't be mapped until someone fixes it must not
         turn each quiet run into a new failed run. Named invoices (`--invoice`, `--select`) always fail loudly.
         """
-        if self.o.selection != "all" or self.o.dry_run:
+        if self.options.selection != "all" or self.options.dry_run:
             return None
-        prior = ledger.get(self.d.store, cw_id)
+        prior = ledger.get(self.deps.store, cw_id)
         if prior is None or prior.state != "failed" or prior.error != error or prior.run_id is None:
             return None
         return prior.run_id
-
-    def result(self, inv: CWInvoice, outcome: str, **kw: Any) -> ItemResult:
-        return ItemResult(cw_id=inv.id, number=inv.number, company=inv.company.name, total=inv.total,
-                          outcome=outcome, **kw)
-
-    def fail(self, w: Work, error: str, *, tid: str | None = None, entity: str | None = None,
-             qbo_id: str | None = None, qbo_total: Decimal | None = None, write: bool = True) -> ItemResult:
-        entity = entity or (w.doc.entity if w.doc is not None else None)
-        first_run = self._known_failure(w.inv.id, error) if write else None
-        if first_run is not None:  # reported before, nothing changed: listed, but not a new alarm
-            res = self.result(w.inv, "waiting", tid=tid, entity=entity, qbo_id=qbo_id, qbo_total=qbo_total,
-                              error=f"still waiting for a fix (first reported in run {first_run}): {error}")
-        else:
-            res = self.result(w.inv, "failed", error=error, tid=tid, entity=entity, qbo_id=qbo_id,
-                              qbo_total=qbo_total)
-        if write and not self.o.dry_run:
-            ledger.mark_failed(self.d.store, w.inv.id, error=error, tid=tid, qbo_id=qbo_id, qbo_total=qbo_total,
-                               number=w.inv.number, entity=entity, cw_total=w.inv.total,
-                               run_id=first_run if first_run is not None else self.run_id, now=self.now())
-        self.finish_item(w, res)
-        return res

@@ -15,14 +15,14 @@ from cwqbo.sync.model import ItemResult
 
 
 def select(run: RunState, handled: set[int]) -> tuple[list[CWInvoice], list[ItemResult]]:
-    store = run.d.store
-    if run.o.selection == "all":
+    store = run.deps.store
+    if run.options.selection == "all":
         invs = [i for i in unsynced_invoices(store) if i.id not in handled]
         return invs, []
     invoices: list[CWInvoice] = []
     skipped: list[ItemResult] = []
     seen: set[int] = set()
-    for number in run.o.invoice_numbers:
+    for number in run.options.invoice_numbers:
         rows = store.db.execute("select cw_id, closed, status_name, in_scope, unposted from invoices "
                                 "where number = ?", [number]).fetchall()
         if not rows:
@@ -56,8 +56,8 @@ def select(run: RunState, handled: set[int]) -> tuple[list[CWInvoice], list[Item
 
 def changed(run: RunState, handled: set[int]) -> list[CWInvoice]:
     """Synced invoices edited in CW since (only the named ones with --invoice), except those already handled."""
-    named = set(run.o.invoice_numbers) if run.o.selection == "invoices" else None
-    return [i for i in changed_invoices(run.d.store)
+    named = set(run.options.invoice_numbers) if run.options.selection == "invoices" else None
+    return [i for i in changed_invoices(run.deps.store)
             if i.id not in handled and (named is None or i.number in named)]
 
 

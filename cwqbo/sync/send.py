@@ -7,12 +7,13 @@ anyone else's is a readable failure. A confirmed document is reconciled against 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cwqbo import crashpoints, money
 from cwqbo.state import ledger
 from cwqbo.mapping import document as mapping
+from cwqbo.mapping.document import QBODocument, Reconciliation
 from cwqbo.errors import AuthError, ConfigError, CwqboError
 from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
@@ -35,6 +36,16 @@ def fault_text(fault: QBOFault | None, fallback: str = "QuickBooks Online refuse
     return str(fault)
 
 
+def _doc(w: Work) -> QBODocument:
+    """The document of an invoice past mapping (every stage after `prepare` has one)."""
+    assert w.doc is not None, f"invoice {w.inv.number} has no QBO document yet"
+    return w.doc
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _plan_lines(payload: dict[str, Any]) -> tuple[PlanLine, ...]:
     out = []
     for line in payload.get("Line", []) or []:
@@ -47,10 +58,14 @@ def _plan_lines(payload: dict[str, Any]) -> tuple[PlanLine, ...]:
 
 
 class Sender:
-    """The QBO create path of one run (also used by recovery, with the requestids the crashed run chose)."""
+    """The QBO create path of one run (also used by recovery, with the requestids the crashed run chose).
+
+    Every invoice ends settled on the run (`RunState.settle`/`fail`): an outcome record. The stage boundaries
+    (after mapping, after the probe, after each QBO batch) commit what was settled in one transaction.
+    """
 
     def __init__(self, run: RunState) -> None:
-        self.r = run
+        self.run = run
 
     def process(self, invoices: Sequence[CWInvoice], forced_request_ids: dict[int, str] | None = None) -> None:
         if not invoices:
@@ -58,89 +73,93 @@ class Sender:
         forced = forced_request_ids or {}
         works = [Work(inv) for inv in invoices]
         ready = self.prepare(works)
-        if self.r.o.dry_run:
+        if self.run.options.dry_run:
             for w in ready:
-                self.r.report.plan.append(PlannedDocument(w.inv.id, w.inv.number, w.inv.company.name,
-                                                          w.doc.entity, w.doc.doc_number, w.doc.expected_total,
-                                                          _plan_lines(w.payload or {}), tax=w.doc.tax))
-                self.r.finish_item(w, self.r.result(w.inv, "dry-run", entity=w.doc.entity))
+                doc = _doc(w)
+                self.run.report.plan.append(PlannedDocument(w.inv.id, w.inv.number, w.inv.company.name,
+                                                            doc.entity, doc.doc_number, doc.expected_total,
+                                                            _plan_lines(w.payload or {}), tax=doc.tax))
+                self.run.settle(self.run.result(w.inv, "dry-run", entity=doc.entity), None, w)
             return
         for w in ready:
-            w.request_id = forced.get(w.inv.id) or ledger.request_id(self.r.d.realm, w.inv.id, w.payload_hash)
+            w.request_id = forced.get(w.inv.id) or ledger.request_id(self.run.deps.realm, w.inv.id, w.payload_hash)
         to_send = self.probe(ready)
+        self.run.commit()
         for start in range(0, len(to_send), CHUNK):
             self.send_chunk(to_send[start:start + CHUNK])
 
     def prepare(self, works: list[Work]) -> list[Work]:
         """needs → bulk resolve → documents; a mapping or resolve problem fails that invoice only."""
-        d = self.r.d
+        deps = self.run.deps
         needs: dict[int, Any] = {}
         for w in works:
             try:
-                needs[w.inv.id] = mapping.needs(w.inv, d.prefs)
+                needs[w.inv.id] = mapping.needs(w.inv, deps.prefs)
             except mapping.MappingError as exc:
-                self.r.fail(w, exc.explained())
+                self.run.fail(w, exc.explained())
         if not needs:
+            self.run.commit()
             return []
-        self.r.emit("resolve", f"matching customers and items for {len(needs)} invoice(s)")
+        self.run.emit("resolve", f"matching customers and items for {len(needs)} invoice(s)")
         from cwqbo.sync.resolve import Resolver
-        resolved = Resolver(d.qbo, d.store, d.realm, d.prefs).resolve(needs, create=not self.r.o.dry_run,
-                                                                         dry_run=self.r.o.dry_run)
+        resolved = Resolver(deps.qbo, deps.store, deps.realm, deps.prefs).resolve(needs, create=not self.run.options.dry_run,
+                                                                         dry_run=self.run.options.dry_run)
         sales = (getattr(resolved, "preferences", None) or {}).get("SalesFormsPrefs") or {}
         if sales.get("CustomTxnNumbers") is False:
             raise ConfigError(CUSTOM_TXN_MESSAGE, hint=CUSTOM_TXN_HINT)
-        if self.r.o.dry_run:
-            self.r.report.would_create.extend(resolved.would_create or [])
+        if self.run.options.dry_run:
+            self.run.report.would_create.extend(resolved.would_create or [])
         ready: list[Work] = []
         for w in works:
             if w.result is not None:
                 continue
             if w.inv.id in resolved.errors:
-                self.r.fail(w, str(resolved.errors[w.inv.id]))
+                self.run.fail(w, str(resolved.errors[w.inv.id]))
                 continue
             refs = resolved.refs.get(w.inv.id)
             if refs is None:
-                self.r.fail(w, "QuickBooks references could not be resolved")
+                self.run.fail(w, "QuickBooks references could not be resolved")
                 continue
             w.refs = refs
             try:
-                w.doc = mapping.build_document(w.inv, d.prefs, refs)
+                w.doc = mapping.build_document(w.inv, deps.prefs, refs)
             except mapping.MappingError as exc:
-                self.r.fail(w, exc.explained())
+                self.run.fail(w, exc.explained())
                 continue
-            w.payload = with_marker(w.doc.payload, w.inv.id)
+            w.payload = with_marker(_doc(w).payload, w.inv.id)
             w.payload_hash = mapping.payload_hash(w.payload)
             ready.append(w)
+        self.run.commit()  # the mapping failures, in one transaction
         return ready
 
     def probe(self, works: list[Work]) -> list[Work]:
         """(f) Look every DocNumber up in QBO first: adopt ours, refuse someone else's, send the rest."""
         if not works:
             return []
-        self.r.emit("probe", f"checking {len(works)} document number(s) in QuickBooks")
+        self.run.emit("probe", f"checking {len(works)} document number(s) in QuickBooks")
         pending: list[Work] = []
         sent_as: dict[int, str] = {}  # DocNumber an earlier attempt went out under, when it differs from today's
         for w in works:
-            row = ledger.get(self.r.d.store, w.inv.id)
+            row = ledger.get(self.run.deps.store, w.inv.id)
             if row is not None and row.qbo_id and not row.doc_number and self.settle_known(w, row):
                 continue
-            if row is not None and row.doc_number and row.doc_number != w.doc.doc_number:
+            if row is not None and row.doc_number and row.doc_number != _doc(w).doc_number:
                 sent_as[w.inv.id] = row.doc_number
             pending.append(w)
-        found = self.lookup_docs([w.doc.doc_number for w in pending] + list(sent_as.values()))
+        found = self.lookup_docs([_doc(w).doc_number for w in pending] + list(sent_as.values()))
         to_send: list[Work] = []
         for w in pending:
             old = sent_as.get(w.inv.id)
             mine = [(e, o) for e, o in found.get(old, []) if owner_of(o.get("PrivateNote")) == w.inv.id] if old else []
             if mine:  # the earlier attempt reached QBO under its old number: never a second document
                 entity, obj = mine[0]
-                if entity == w.doc.entity:
+                if entity == _doc(w).entity:
                     self.confirm(w, obj, None, adopted=True)
                 else:
-                    self.r.fail(w, f"QuickBooks already has {entity} {obj.get('Id')} (number {old}) for this invoice; "
-                                   f"void or delete it in QuickBooks to send it again as a {w.doc.entity}")
+                    self.run.fail(w, f"QuickBooks already has {entity} {obj.get('Id')} (number {old}) for this invoice; "
+                                   f"void or delete it in QuickBooks to send it again as a {_doc(w).entity}")
                 continue
-            hits = found.get(w.doc.doc_number, [])
+            hits = found.get(_doc(w).doc_number, [])
             if not hits:
                 to_send.append(w)
                 continue
@@ -150,18 +169,18 @@ class Sender:
     def settle_known(self, w: Work, row: ledger.LedgerRow) -> bool:
         """A row that kept a qbo_id but not the number it was sent under: read that document; True if settled."""
         try:
-            obj = self.r.d.qbo.read(row.entity, str(row.qbo_id)).obj
+            obj = self.run.deps.qbo.read(row.entity, str(row.qbo_id)).obj
         except QBOError as exc:
             if exc.has_code("610") or exc.status == 404:  # deleted in QBO: probe and send as usual
                 return False
-            self.r.fail(w, f"could not read its QuickBooks {row.entity} {row.qbo_id} ({exc}); not sent again",
+            self.run.fail(w, f"could not read its QuickBooks {row.entity} {row.qbo_id} ({exc}); not sent again",
                         tid=exc.tid, qbo_id=row.qbo_id)
             return True
         if owner_of(obj.get("PrivateNote")) != w.inv.id:
             return False
-        if row.entity != w.doc.entity:
-            self.r.fail(w, f"QuickBooks already has {row.entity} {row.qbo_id} for this invoice; void or delete it "
-                           f"in QuickBooks to send it again as a {w.doc.entity}", qbo_id=row.qbo_id)
+        if row.entity != _doc(w).entity:
+            self.run.fail(w, f"QuickBooks already has {row.entity} {row.qbo_id} for this invoice; void or delete it "
+                           f"in QuickBooks to send it again as a {_doc(w).entity}", qbo_id=row.qbo_id)
             return True
         self.confirm(w, obj, None, adopted=True)
         return True
@@ -175,31 +194,31 @@ class Sender:
                 part = numbers[start:start + PROBE_CHUNK]
                 statement = (f"SELECT Id, DocNumber, TotalAmt, SyncToken, PrivateNote FROM {entity} WHERE "
                              f"{qbo_query.in_('DocNumber', part)} MAXRESULTS 1000")
-                for row in self.r.d.qbo.query(statement):
+                for row in self.run.deps.qbo.query(statement):
                     out.setdefault(str(row.get("DocNumber")), []).append((entity, row))
         return out
 
     def settle_existing(self, w: Work, hits: list[tuple[str, dict[str, Any]]], tid: str | None) -> None:
         """A document with our DocNumber exists: adopt it if it is ours, else fail with who holds the number."""
-        ours = [(e, o) for e, o in hits if owner_of(o.get("PrivateNote")) == w.inv.id and e == w.doc.entity]
+        ours = [(e, o) for e, o in hits if owner_of(o.get("PrivateNote")) == w.inv.id and e == _doc(w).entity]
         if ours:
             entity, obj = ours[0]
             self.confirm(w, obj, tid, adopted=True)
             return
-        entity, obj = hits[0]
-        self.r.fail(w, f"QuickBooks already has {entity} {obj.get('Id')} with number {w.doc.doc_number}, not created "
-                       f"by cwqbo for this invoice; rename or remove it in QuickBooks, or set a DocNumber prefix",
-                    tid=tid)
+        holder, theirs = hits[0]
+        self.run.fail(w, f"QuickBooks already has {holder} {theirs.get('Id')} with number {_doc(w).doc_number}, not "
+                         "created by cwqbo for this invoice; rename or remove it in QuickBooks, or set a DocNumber "
+                         "prefix", tid=tid)
 
     def send_chunk(self, chunk: list[Work]) -> None:
-        d = self.r.d
-        ledger.record_intents(d.store, [self._intent(w) for w in chunk], self.r.run_id, now=self.r.now())
+        deps = self.run.deps
+        ledger.record_intents(deps.store, [self._intent(w) for w in chunk], self.run.run_id, now=self.run.now())
         crashpoints.crashpoint("sync.after_intent")
-        ops = [BatchOp.create(str(i), w.doc.entity, w.payload or {}) for i, w in enumerate(chunk)]
-        self.r.emit("create", f"sending {len(chunk)} document(s) to QuickBooks")
+        ops = [BatchOp.create(str(i), _doc(w).entity, w.payload or {}) for i, w in enumerate(chunk)]
+        self.run.emit("create", f"sending {len(chunk)} document(s) to QuickBooks")
         try:
-            results = d.qbo.batch(ops, request_id=ledger.batch_request_id((w.request_id for w in chunk),
-                                                                             salt=f"run-{self.r.run_id}"))
+            results = deps.qbo.batch(ops, request_id=ledger.batch_request_id((w.request_id for w in chunk),
+                                                                             salt=f"run-{self.run.run_id}"))
         except AuthError:
             raise  # nothing more can be done this run; the intents are settled by the next one
         except CwqboError as exc:
@@ -207,67 +226,60 @@ class Sender:
             self.after_lost_batch(chunk, exc)
             return
         crashpoints.crashpoint("sync.after_qbo_response")
-        writes: list[Callable[[], None]] = []
         for i, w in enumerate(chunk):
             res = results.get(str(i))
             if res is None:
-                writes.append(self._deferred_fail(w, "QuickBooks answered without this document's result"))
+                self.run.fail(w, "QuickBooks answered without this document's result")
                 continue
-            writes.extend(self.handle_result(w, res))
+            self.handle_result(w, res)
         crashpoints.crashpoint("sync.before_ledger_write")
-        with d.store.transaction():
-            for write in writes:
-                write()
-            self.r.flush_items()
+        self.run.commit()
 
     def after_lost_batch(self, chunk: list[Work], exc: CwqboError) -> None:
         tid = getattr(exc, "tid", None)
         try:
-            found = self.lookup_docs([w.doc.doc_number for w in chunk])
+            found = self.lookup_docs([_doc(w).doc_number for w in chunk])
         except CwqboError:
             found = None
         for w in chunk:
-            hits = (found or {}).get(w.doc.doc_number, [])
+            hits = (found or {}).get(_doc(w).doc_number, [])
             if hits:
                 self.settle_existing(w, hits, tid)
             elif found is not None:
-                self.r.fail(w, f"not created: {exc}", tid=tid)
+                self.run.fail(w, f"not created: {exc}", tid=tid)
             else:  # can't tell: keep the intent, the next run settles it
-                self.r.finish_item(w, self.r.result(w.inv, "failed", entity=w.doc.entity, tid=tid,
-                                                    error=f"outcome unknown ({exc}); the next run checks QuickBooks"))
+                self.run.settle(self.run.result(w.inv, "failed", entity=w.entity, tid=tid,
+                                                error=f"outcome unknown ({exc}); the next run checks QuickBooks"),
+                                None, w)
+        self.run.commit()
 
-    def handle_result(self, w: Work, res: BatchItemResult) -> list[Callable[[], None]]:
+    def handle_result(self, w: Work, res: BatchItemResult) -> None:
         if res.ok and res.obj is not None:
-            return [self.confirm(w, res.obj, res.tid, adopted=False, commit=False)]
+            self.confirm(w, res.obj, res.tid, adopted=False)
+            return
         fault = res.faults[0] if res.faults else None
+        doc_number = _doc(w).doc_number
         if fault is not None and fault.code == "6140":
             try:
-                hits = self.lookup_docs([w.doc.doc_number]).get(w.doc.doc_number, [])
+                hits = self.lookup_docs([doc_number]).get(doc_number, [])
             except CwqboError as exc:
-                return [self._deferred_fail(w, f"{fault_text(fault)}; lookup failed: {exc}", res.tid)]
+                self.run.fail(w, f"{fault_text(fault)}; lookup failed: {exc}", tid=res.tid)
+                return
             if hits:
                 self.settle_existing(w, hits, res.tid)
-                return []
-        return [self._deferred_fail(w, fault_text(fault), res.tid)]
+                return
+        self.run.fail(w, fault_text(fault), tid=res.tid)
 
-    def _deferred_fail(self, w: Work, error: str, tid: str | None = None) -> Callable[[], None]:
-        self.r.fail(w, error, tid=tid, write=False)
-        store, cw_id, now = self.r.d.store, w.inv.id, self.r.now()
-        return lambda: ledger.mark_failed(store, cw_id, error=error, tid=tid, now=now, commit=False)
+    def confirm(self, w: Work, obj: dict[str, Any], tid: str | None, *, adopted: bool) -> None:
+        """Reconcile the QBO total with CW's and settle the invoice; a mismatch never loses the document id.
 
-    def confirm(self, w: Work, obj: dict[str, Any], tid: str | None, *, adopted: bool,
-                commit: bool = True) -> Callable[[], None]:
-        """Reconcile the QBO total with CW's; a mismatch never loses the document id.
-
-        With commit=False the ledger write is returned (the caller writes a chunk's results together);
-        with commit=True (a document adopted before any intent of this run) it is written now.
+        A document adopted by the probe (no intent of this run yet) carries its intent in the same write.
         """
-        d = self.r.d
-        entity = w.doc.entity
+        entity = _doc(w).entity
         obj, rec, tid, ok, warning = self.settle_total(w, obj, tid)
-        qbo_id, token, qbo_total = str(obj.get("Id")), obj.get("SyncToken"), rec.qbo_total
-        doc_number = None if obj.get("DocNumber") is None else str(obj.get("DocNumber"))
-        store, cw_id, now = d.store, w.inv.id, self.r.now()
+        qbo_id, token, qbo_total = str(obj.get("Id")), _text(obj.get("SyncToken")), rec.qbo_total
+        doc_number = _text(obj.get("DocNumber"))
+        intent = self._intent(w) if adopted else None
         sent, kept = (w.payload or {}).get("DocNumber"), obj.get("DocNumber")
         renumbered = not adopted and sent is not None and str(kept) != str(sent)
         if renumbered:  # QBO ignored our number: a later probe could never find it, so never batch it
@@ -275,37 +287,28 @@ class Sender:
             warning = (f"QuickBooks numbered it {kept} instead of {sent} (turn on Custom transaction numbers in "
                        "QuickBooks › Account and settings › Sales)")
         if ok:
-            self.r.finish_item(w, self.r.result(w.inv, "adopted" if adopted else "created", qbo_id=qbo_id,
-                                                entity=entity, tid=tid, qbo_total=qbo_total, error=warning))
-        else:
-            error = (warning + "; " if warning else "") + (
-                f"{'' if renumbered else rec.note or 'totals differ'} (QBO {entity} {qbo_id} kept for review; "
-                "nothing batched)").lstrip()
-            self.r.fail(w, error, tid=tid, qbo_id=qbo_id, qbo_total=qbo_total, write=False)
-
-        def write() -> None:
-            if ok:
-                ledger.mark_created(store, cw_id, qbo_id=qbo_id, sync_token=token, qbo_total=qbo_total, tid=tid,
-                                    now=now, commit=False, doc_number=doc_number)
-            else:
-                ledger.mark_failed(store, cw_id, error=error, tid=tid, qbo_id=qbo_id, sync_token=token,
-                                   qbo_total=qbo_total, now=now, commit=False, doc_number=doc_number)
-        if commit:
-            with store.transaction():
-                ledger.record_intents(store, [self._intent(w)], self.r.run_id, now=now)
-                write()
-                self.r.flush_items()
-        return write
+            self.run.settle(self.run.result(w.inv, "adopted" if adopted else "created", qbo_id=qbo_id,
+                                            entity=entity, tid=tid, qbo_total=qbo_total, error=warning),
+                            ledger.Write(w.inv.id, "created", tid=tid, qbo_id=qbo_id, sync_token=token,
+                                         qbo_total=qbo_total, doc_number=doc_number, intent=intent), w)
+            return
+        error = (warning + "; " if warning else "") + (
+            f"{'' if renumbered else rec.note or 'totals differ'} (QBO {entity} {qbo_id} kept for review; "
+            "nothing batched)").lstrip()
+        res = self.run.result(w.inv, "failed", error=error, tid=tid, entity=entity, qbo_id=qbo_id,
+                              qbo_total=qbo_total)
+        self.run.settle(res, ledger.Write(w.inv.id, "failed", error=error, tid=tid, qbo_id=qbo_id, sync_token=token,
+                                          qbo_total=qbo_total, doc_number=doc_number, intent=intent), w)
 
     def settle_total(self, w: Work, obj: dict[str, Any],
-                     tid: str | None) -> tuple[dict[str, Any], Any, str | None, bool, str | None]:
+                     tid: str | None) -> tuple[dict[str, Any], Reconciliation, str | None, bool, str | None]:
         """Reconcile QBO's total with CW's and apply `tax.on_mismatch`, for creates and updates alike.
 
         Returns the (possibly adjusted) document, the reconciliation, the tid of the last call, whether the
         document may be batched, and a warning for the operator.
         """
-        prefs = self.r.d.prefs
-        rec = mapping.reconcile(w.doc, obj, prefs)
+        prefs = self.run.deps.prefs
+        rec = mapping.reconcile(_doc(w), obj, prefs)
         warning: str | None = None
         if not rec.ok and prefs.tax.on_mismatch == "adjust":
             obj, rec, tid, warning = self.adjust(w, obj, rec, tid)
@@ -314,22 +317,23 @@ class Sender:
         return obj, rec, tid, rec.ok or prefs.tax.on_mismatch == "warn", warning
 
     def _intent(self, w: Work) -> ledger.Intent:
-        return ledger.Intent(w.inv.id, w.inv.number, w.doc.entity, w.request_id, w.payload_hash,
-                             w.inv.content_hash(), w.doc.expected_total, (w.payload or {}).get("DocNumber"))
+        return ledger.Intent(w.inv.id, w.inv.number, _doc(w).entity, w.request_id, w.payload_hash,
+                             w.inv.content_hash(), _doc(w).expected_total, _text((w.payload or {}).get("DocNumber")))
 
-    def adjust(self, w: Work, obj: dict[str, Any], rec: Any,
-               tid: str | None) -> tuple[dict[str, Any], Any, str | None, str | None]:
+    def adjust(self, w: Work, obj: dict[str, Any], rec: Reconciliation,
+               tid: str | None) -> tuple[dict[str, Any], Reconciliation, str | None, str | None]:
         """tax.on_mismatch = adjust: add one non-taxable line for the difference (sparse update), re-check."""
-        d = self.r.d
+        deps = self.run.deps
         try:
-            line = mapping.adjustment_line(rec.difference, w.refs, d.prefs)
-            current = d.qbo.read(w.doc.entity, str(obj.get("Id"))).obj
+            assert w.refs is not None, "a mapped invoice has its references"
+            line = mapping.adjustment_line(rec.difference, w.refs, deps.prefs)
+            current = deps.qbo.read(_doc(w).entity, str(obj.get("Id"))).obj
             lines = [ln for ln in current.get("Line", []) if ln.get("DetailType") != "SubTotalLineDetail"]
-            rid = ledger.request_id(d.realm, w.inv.id, f"adjust:{w.payload_hash}:{current.get('SyncToken')}")
-            updated = d.qbo.update(w.doc.entity, {"Id": current["Id"], "SyncToken": current["SyncToken"],
+            rid = ledger.request_id(deps.realm, w.inv.id, f"adjust:{w.payload_hash}:{current.get('SyncToken')}")
+            updated = deps.qbo.update(_doc(w).entity, {"Id": current["Id"], "SyncToken": current["SyncToken"],
                                                   "Line": [*lines, line]}, rid)
         except (mapping.MappingError, QBOError) as exc:
             return obj, rec, tid, f"could not add the adjustment line ({exc})"
-        after = mapping.reconcile(w.doc, updated.obj, d.prefs)
+        after = mapping.reconcile(_doc(w), updated.obj, deps.prefs)
         note = f"added an adjustment line of {money.money_str(rec.difference)} ({rec.note})"
         return updated.obj, after, updated.tid, note
