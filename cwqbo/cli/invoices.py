@@ -10,107 +10,27 @@ import io
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from cwqbo.errors import ConfigError, LockedError, NotConnectedError, UsageError
+from cwqbo.errors import LockedError, NotConnectedError, UsageError
 
 if TYPE_CHECKING:
+    from cwqbo.connectwise.client import CWClient
+    from cwqbo.context import AppContext
     from cwqbo.state.cache import CachedInvoice
     from cwqbo.sync.discover import DiscoverResult
     from cwqbo.settings.prefs import Filters, Prefs
     from cwqbo.state.store import Store
 
 EMPTY_MESSAGE = "No unsynced invoices — everything Closed in scope is in QuickBooks."
-INVOICE_TYPES = ("Standard", "Agreement", "CreditMemo", "DownPayment", "Miscellaneous", "Progress")
 CSV_COLUMNS = ("cw_id", "number", "company_identifier", "company_name", "date", "type", "total", "lines",
                "mapping_status", "reason")
 
 
-# -- pure helpers -------------------------------------------------------------------------------------
-def parse_date_option(value: str | None, option: str) -> date | None:
-    if value is None or value == "":
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option} must be a date like 2026-01-31 (got {value!r})") from None
-
-
-def normalize_type(name: str) -> str:
-    """'credit memo' → 'CreditMemo'; unknown names are a ConfigError listing the valid ones."""
-    key = name.replace(" ", "").replace("-", "").casefold()
-    for t in INVOICE_TYPES:
-        if t.casefold() == key:
-            return t
-    raise ConfigError(f"unknown invoice type {name!r}: use one of {', '.join(INVOICE_TYPES)}")
-
-
-def apply_filter_options(current: Filters, *, clear: bool = False, imported: Filters | None = None,
-                         from_date: str | None = None, locations: list[int] | None = None,
-                         departments: list[int] | None = None, statuses: list[str] | None = None,
-                         types: list[str] | None = None, exclude: list[str] | None = None) -> Filters:
-    """New filters from the current ones: --clear, then --import, then each given option replaces its field."""
-    from cwqbo.settings.prefs import Filters
-
-    f = Filters() if clear else replace(current)
-    if imported is not None:
-        f = imported
-    changes: dict[str, Any] = {}
-    if from_date is not None:
-        changes["from_date"] = parse_date_option(from_date, "--from-date")
-    if locations:
-        changes["location_ids"] = _positive(locations, "--location")
-    if departments:
-        changes["department_ids"] = _positive(departments, "--department")
-    if statuses:
-        changes["billing_statuses"] = _names(statuses, "--status")
-    if types:
-        changes["invoice_types"] = list(dict.fromkeys(normalize_type(t) for t in types))
-    if exclude:
-        changes["exclude_companies"] = _names(exclude, "--exclude-company")
-    f = replace(f, **changes)
-    f.invoice_types = [normalize_type(t) for t in f.invoice_types]
-    return f
-
-
-def _positive(values: list[int], option: str) -> list[int]:
-    bad = [v for v in values if v <= 0]
-    if bad:
-        raise ConfigError(f"{option} takes positive ConnectWise ids (got {bad[0]})")
-    return sorted(set(values))
-
-
-def _names(values: list[str], option: str) -> list[str]:
-    names = [v.strip() for v in values]
-    if any(not n for n in names):
-        raise ConfigError(f"{option} cannot be empty")
-    return list(dict.fromkeys(names))
-
-
-def load_filters_file(path: Path) -> Filters:
-    """A TOML file of filters: either top-level keys or a [filters] table."""
-    import tomllib
-
-    from cwqbo.settings.prefs import filters_from_dict
-
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--import: {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"--import: cannot read {path} ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--import: {path} is not valid TOML ({exc})") from None
-    if isinstance(data.get("filters"), dict):
-        data = data["filters"]
-    return filters_from_dict(data, where=f"{path.name}")
-
-
+# -- rendering helpers ---------------------------------------------------------------------------------
 def describe_filters(f: Filters) -> list[tuple[str, str]]:
     def joined(values: list[Any]) -> str:
         return ", ".join(str(v) for v in values) if values else "any"
@@ -172,7 +92,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int | None],
         yield update
 
 
-def _refresh(app_ctx: Any, store: Any, filters: Filters, *, full: bool, show_progress: bool) -> DiscoverResult:
+def _refresh(app_ctx: AppContext, store: Store, filters: Filters, *, full: bool, show_progress: bool) -> DiscoverResult:
     from cwqbo.sync import discover
 
     cw = app_ctx.cw_client()
@@ -180,9 +100,7 @@ def _refresh(app_ctx: Any, store: Any, filters: Filters, *, full: bool, show_pro
         with _progress("Reading ConnectWise invoices", show_progress) as progress:
             return discover.refresh(cw, store, filters, full=full, clock=app_ctx.clock, progress=progress)
     finally:
-        close = getattr(cw, "close", None)
-        if callable(close):
-            close()
+        cw.close()
 
 
 def _warn_problems(result: DiscoverResult | None, as_json: bool) -> None:
@@ -217,6 +135,8 @@ def list_unsynced(
     from cwqbo.state import cache
     from cwqbo.cli import render
     from cwqbo.cli.main import get_app_context, use_json
+
+    from cwqbo.settings.filters import parse_date_option
 
     use_json(ctx, "list-unsynced", as_json)
     if as_json and csv_out:
@@ -342,6 +262,7 @@ def refilter(
     """Change which Closed invoices are in scope, save the filters, and re-read ConnectWise in full."""
     from cwqbo.cli import render
     from cwqbo.cli.main import get_app_context, use_json
+    from cwqbo.settings.filters import apply_filter_options, load_filters_file
     from cwqbo.settings.prefs import filters_to_dict
 
     use_json(ctx, "refilter", as_json)
@@ -368,9 +289,7 @@ def refilter(
         with app_ctx.sync_lock():  # a full refresh rewrites the cache a sync reads: one at a time
             result, counts = _save_and_refresh(app_ctx, cw, new, show_progress=not as_json)
     finally:
-        close = getattr(cw, "close", None)
-        if callable(close):
-            close()
+        cw.close()
     if as_json:
         render.emit_json("refilter", "ok", 0, {
             "filters": filters_to_dict(new), "fetched": result.fetched, "in_scope": result.in_scope,
@@ -383,7 +302,7 @@ def refilter(
                      f"{result.removed} left scope, {counts['unsynced']} unsynced.", markup=False)
 
 
-def _save_and_refresh(app_ctx: Any, cw: Any, new: Filters, *,
+def _save_and_refresh(app_ctx: AppContext, cw: CWClient, new: Filters, *,
                       show_progress: bool) -> tuple[DiscoverResult, dict[str, int]]:
     """Save the new filters and re-read every Closed invoice in scope (the caller holds the sync lock)."""
     from cwqbo.state import cache
