@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 # Typer's rich help pulls in rich.markdown and friends (~100 ms); plain click help keeps `cwqbo --help` within
 # 3x of a bare interpreter start. Our own output still uses rich. Must be set before typer is imported.
@@ -26,6 +26,9 @@ from typer.core import TyperGroup  # noqa: E402
 from cwqbo import __version__  # noqa: E402
 from cwqbo.settings.config import Paths  # noqa: E402
 from cwqbo.errors import CwqboError  # noqa: E402
+
+if TYPE_CHECKING:
+    from cwqbo.context import AppContext
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -129,7 +132,7 @@ class CliState:
     json_command: str | None = None  # set by commands run with --json, so errors come as an envelope too
     fresh_database: bool = False
     _paths: Paths | None = None
-    _context: Any = field(default=None, repr=False)
+    _context: AppContext | None = field(default=None, repr=False)
 
     @property
     def paths(self) -> Paths:
@@ -149,7 +152,7 @@ def cli_state(ctx: typer.Context) -> CliState:
     return root.obj
 
 
-def get_app_context(ctx: typer.Context) -> Any:
+def get_app_context(ctx: typer.Context) -> AppContext:
     """The AppContext for this invocation (config loaded once). Commands call this, not AppContext directly."""
     state = cli_state(ctx)
     if state._context is None:

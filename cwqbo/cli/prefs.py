@@ -1,7 +1,7 @@
 """`cwqbo prefs`: show, set, map, export/import preferences and manage the sync schedule.
 
-Thin: every change goes through `cwqbo.settings.prefs.set_pref` / `prefs_from_dict` (which validate and never mutate),
-and the config is written only after the whole change validated, so a refused change writes nothing.
+Thin: every change is one call into `cwqbo.settings.prefs_edit`, which validates on copies and writes the
+config only after the whole change validated, so a refused change writes nothing.
 """
 
 from __future__ import annotations
@@ -11,26 +11,25 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cwqbo.context import AppContext
+    from cwqbo.settings.config import Profile
     from cwqbo.settings.prefs import Filters, Prefs
+    from cwqbo.settings.prefs_edit import Change, Checker, Save
 
 prefs_app = typer.Typer(help="Preferences: field mappings, items, tax, time detail, filters and the schedule.",
                         invoke_without_command=True, no_args_is_help=False)
-
-MAP_KINDS = {"item": "items.product", "product": "items.product", "work_type": "items.work_type",
-             "work_role": "items.work_role", "expense_type": "items.expense_type", "tax": "tax.codes",
-             "class": "fields.class_map", "department": "fields.department_map", "term": "fields.terms_map"}
-
 
 def register(app: typer.Typer) -> None:
     app.add_typer(prefs_app, name="prefs")
 
 
-def _ctx(ctx: typer.Context) -> Any:
+def _ctx(ctx: typer.Context) -> AppContext:
     from cwqbo.cli.main import get_app_context
 
     return get_app_context(ctx)
@@ -130,40 +129,36 @@ def keys() -> None:
     render.out.print(render.table(["Key", "Meaning"], list_keys(), title="Preference keys"))
 
 
-def _apply(ctx: typer.Context, key: str, change: Any, *, check: bool = False) -> tuple[Any, Any]:
-    """Validate the change on copies; run the optional QBO check; only then save. Returns (old, new) value."""
+def _checker(ctx: typer.Context, check: bool) -> Checker | None:
+    """`--check`: the QuickBooks names the new prefs use must exist (asks QuickBooks once per entity)."""
+    if not check:
+        return None
+    from cwqbo.settings.prefs_check import check_against_qbo
+
+    return lambda prefs: check_against_qbo(prefs, _ctx(ctx).qbo_client())
+
+
+def _edit(ctx: typer.Context, edit: Callable[[Profile, Save], Change]) -> Change:
+    """Run one edit on this profile; findings of --check are shown even when the edit is refused."""
     from cwqbo.cli import render
-    from cwqbo.errors import ConfigError
-    from cwqbo.settings.prefs import get_pref
+    from cwqbo.settings.prefs_edit import RefusedByQuickBooks
 
     app_ctx = _ctx(ctx)
-    profile = app_ctx.profile
-    is_filter = key.startswith("filters.")
-    current = profile.filters if is_filter else profile.prefs
-    new = change(current)  # raises ConfigError before anything is written
-    if check and not is_filter:
-        from cwqbo.settings.prefs_check import check_against_qbo
-
-        problems = check_against_qbo(new, app_ctx.qbo_client())
-        norm = key[len("prefs."):] if key.startswith("prefs.") else key
-        mine = [p for p in problems if p.split(":", 1)[0].startswith(norm)]
-        for p in problems:
-            if p not in mine:
-                render.warn(p)
-        if mine:
-            raise ConfigError(mine[0], hint="nothing was changed; check the name in QuickBooks")
-    old_value, new_value = get_pref(current, key), get_pref(new, key)
-    if is_filter:
-        profile.filters = new
-    else:
-        profile.prefs = new
-    app_ctx.save_config()
-    return old_value, new_value
+    try:
+        change = edit(app_ctx.profile, app_ctx.save_config)
+    except RefusedByQuickBooks as exc:
+        for w in exc.warnings:
+            render.warn(w)
+        raise
+    for w in change.warnings:
+        render.warn(w)
+    return change
 
 
-def _said(key: str, old: Any, new: Any) -> None:
+def _said(change: Change) -> None:
     from cwqbo.cli import render
 
+    key, old, new = change.key, change.old, change.new
     shown = "(default)" if new is None else _show_value(new)
     if old == new:
         render.out.print(f"{key} is already {shown}", markup=False)
@@ -171,15 +166,23 @@ def _said(key: str, old: Any, new: Any) -> None:
         render.out.print(f"{key} = {shown}" + ("" if old is None else f" (was {_show_value(old)})"), markup=False)
 
 
+def _hint_dimension(ctx: typer.Context, key: str) -> None:
+    from cwqbo.cli import render
+    from cwqbo.settings.prefs_edit import dimension_hints
+
+    for hint in dimension_hints(_ctx(ctx).profile.prefs, key):
+        render.warn(hint)
+
+
 @prefs_app.command("set")
 def set_(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, e.g. tax.mode or items.product.X."),
          value: str = typer.Argument(..., help="New value (lists comma-separated, booleans true/false)."),
          check: bool = typer.Option(False, "--check", help="Also check that the QuickBooks names exist.")) -> None:
     """Set one preference (validated; nothing is written if it is refused)."""
-    from cwqbo.settings.prefs import set_pref
+    from cwqbo.settings.prefs_edit import set_value
 
-    old, new = _apply(ctx, key, lambda cur: set_pref(cur, key, value), check=check)
-    _said(key, old, new)
+    checker = _checker(ctx, check)
+    _said(_edit(ctx, lambda profile, save: set_value(profile, save, key, value, checker)))
     _hint_dimension(ctx, key)
 
 
@@ -187,23 +190,9 @@ def set_(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, e.
 def unset(ctx: typer.Context, key: str = typer.Argument(..., help="Dotted key, or KEY.SUBKEY to drop a mapping.")
           ) -> None:
     """Put one preference back to its default, or remove one mapping entry."""
-    from cwqbo.settings.prefs import unset_pref
+    from cwqbo.settings.prefs_edit import unset_value
 
-    old, new = _apply(ctx, key, lambda cur: unset_pref(cur, key))
-    _said(key, old, new)
-
-
-def _hint_dimension(ctx: typer.Context, key: str) -> None:
-    """A class/department mapping does nothing until its source is chosen: say so."""
-    from cwqbo.cli import render
-
-    fields = _ctx(ctx).profile.prefs.fields
-    if key.startswith("fields.class_map.") and fields.class_source == "none":
-        render.warn("fields.class_source is none, so this mapping is not used yet: "
-                    "`cwqbo prefs set fields.class_source location` (or department)")
-    if key.startswith("fields.department_map.") and fields.department_source == "none":
-        render.warn("fields.department_source is none, so this mapping is not used yet: "
-                    "`cwqbo prefs set fields.department_source location` (or department)")
+    _said(_edit(ctx, lambda profile, save: unset_value(profile, save, key)))
 
 
 @prefs_app.command("map")
@@ -214,54 +203,27 @@ def map_(ctx: typer.Context,
          qbo: str = typer.Argument(..., help="The QuickBooks name."),
          check: bool = typer.Option(False, "--check", help="Also check that the QuickBooks name exists.")) -> None:
     """Map a ConnectWise value to a QuickBooks item, tax code, class, department or term."""
-    from cwqbo.errors import UsageError
-    from cwqbo.settings.prefs import set_pref
+    from cwqbo.settings.prefs_edit import map_value
 
-    if kind not in MAP_KINDS:
-        raise UsageError(f"unknown mapping kind {kind!r}", hint="use one of: " + ", ".join(MAP_KINDS))
-    key = f"{MAP_KINDS[kind]}.{cw}"
-    if "." not in cw:
-        old, new = _apply(ctx, key, lambda cur: set_pref(cur, key, qbo), check=check)
-    else:  # a CW key with dots can't be a dotted key: edit the table entry directly
-        old_t, new_t = _apply(ctx, MAP_KINDS[kind], lambda cur: _set_entry(cur, MAP_KINDS[kind], cw, qbo),
-                              check=check)
-        old, new = (old_t or {}).get(cw), (new_t or {}).get(cw)
-    _said(key, old, new)
-    _hint_dimension(ctx, key)
-
-
-def _set_entry(cur: Any, table_key: str, sub: str, value: str) -> Any:
-    """Set one mapping entry whose CW key contains dots (not expressible as a dotted key)."""
-    from cwqbo.settings.prefs import prefs_from_dict, prefs_to_dict
-
-    data = prefs_to_dict(cur)
-    node = data
-    for part in table_key.split("."):
-        node = node.setdefault(part, {})
-    node[sub] = value
-    return prefs_from_dict(data, "prefs")
+    checker = _checker(ctx, check)
+    change = _edit(ctx, lambda profile, save: map_value(profile, save, kind, cw, qbo, checker))
+    _said(change)
+    _hint_dimension(ctx, change.key)
 
 
 @prefs_app.command("export")
 def export(ctx: typer.Context, file: Optional[Path] = typer.Argument(None, help="Write here (default: stdout).")
            ) -> None:
     """Write this profile's [prefs] and [filters] as TOML (to share or back up)."""
-    import tomli_w
-
     from cwqbo.cli import render
-    from cwqbo.errors import UsageError
-    from cwqbo.settings.prefs import filters_to_dict, prefs_to_dict
+    from cwqbo.settings.prefs_edit import export_text, export_to
 
     profile = _ctx(ctx).profile
-    text = tomli_w.dumps({"prefs": prefs_to_dict(profile.prefs), "filters": filters_to_dict(profile.filters)})
     if file is None:
-        render.out.file.write(text)
+        render.out.file.write(export_text(profile))
         render.out.file.flush()
         return
-    try:
-        file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {file}: {exc.strerror or exc}") from None
+    export_to(profile, file)
     render.info(f"Preferences written to {file}")
 
 
@@ -269,32 +231,11 @@ def export(ctx: typer.Context, file: Optional[Path] = typer.Argument(None, help=
 def import_(ctx: typer.Context, file: Path = typer.Argument(..., help="A TOML file from `cwqbo prefs export`.")
             ) -> None:
     """Replace this profile's prefs and filters from a TOML file: all of it, or nothing if any value is bad."""
-    import tomllib
-
     from cwqbo.cli import render
-    from cwqbo.errors import ConfigError, UsageError
-    from cwqbo.settings.prefs import filters_from_dict, prefs_from_dict
+    from cwqbo.settings.prefs_edit import import_from
 
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-    unknown = sorted(set(raw) - {"prefs", "filters"})
-    if unknown:
-        raise ConfigError(f"{file}: unknown table {unknown[0]!r} (expected [prefs] and [filters])")
-    if not raw:
-        raise ConfigError(f"{file}: no [prefs] or [filters] table; nothing to import")
-    try:
-        new_prefs = prefs_from_dict(raw.get("prefs", {}), "prefs")
-        new_filters = filters_from_dict(raw.get("filters", {}), "filters")
-    except ConfigError as exc:
-        raise ConfigError(f"{file}: {exc}", hint="nothing was imported") from None
     app_ctx = _ctx(ctx)
-    profile = app_ctx.profile
-    profile.prefs, profile.filters = new_prefs, new_filters
-    app_ctx.save_config()
+    import_from(app_ctx.profile, app_ctx.save_config, file)
     render.info(f"Imported preferences into profile {app_ctx.profile_name} from {file}")
 
 
@@ -454,27 +395,31 @@ def _sample_invoice(app_ctx: Any) -> Any:
 
 
 def _sample_values(inv: Any, prefs: Prefs) -> dict[str, str]:
-    from cwqbo.mapping import document as mapping
+    from cwqbo.mapping.customers import customer_display_name
+    from cwqbo.mapping.document import doc_number, readiness
+    from cwqbo.mapping.errors import MappingError
+    from cwqbo.mapping.fields import custom_values, render_note
+    from cwqbo.mapping.text import truncate
 
     out: dict[str, str] = {}
     try:
-        out["DocNumber"] = mapping.doc_number(inv, prefs)
-    except mapping.MappingError as exc:
+        out["DocNumber"] = doc_number(inv, prefs)
+    except MappingError as exc:
         out["DocNumber"] = f"(refused: {exc.reason})"
-    out["CustomerRef"] = mapping.customer_display_name(inv.company, prefs)
+    out["CustomerRef"] = customer_display_name(inv.company, prefs)
     out["TxnDate / DueDate"] = f"{inv.date} / {inv.due_date or ''}"
     if inv.terms:
         out["SalesTermRef"] = f"{inv.terms} → {prefs.fields.terms_map.get(inv.terms, '(customer default)')}"
     memo = {"top_comment": inv.top_comment, "bottom_comment": inv.bottom_comment}.get(prefs.fields.customer_memo)
     if memo:
-        out["CustomerMemo"] = mapping.truncate(memo, 60)
+        out["CustomerMemo"] = truncate(memo, 60)
     try:
         if prefs.fields.private_note:
-            out["PrivateNote"] = mapping.truncate(mapping.render_note(prefs.fields.private_note, inv), 60)
-    except mapping.MappingError:
+            out["PrivateNote"] = truncate(render_note(prefs.fields.private_note, inv), 60)
+    except MappingError:
         out["PrivateNote"] = "(invalid template)"
-    for name, value in mapping.custom_values(inv, prefs):
+    for name, value in custom_values(inv, prefs):
         out[f"CustomField '{name}'"] = value
-    status, reason = mapping.readiness(inv, prefs)
+    status, reason = readiness(inv, prefs)
     out["Line"] = f"{len(inv.lines)} CW lines; {status}" + (f": {reason}" if reason else "")
     return out
