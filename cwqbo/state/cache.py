@@ -190,6 +190,24 @@ def unsynced(store: Store, *, since: date | None = None, company: str | None = N
     return rows
 
 
+def unsynced_ids(store: Store) -> list[int]:
+    """The ids `unsynced` would list, oldest first, without reading their data: a run streams them in slices."""
+    sql = ("SELECT i.cw_id FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id "
+           "WHERE i.in_scope = 1 AND i.closed = 1 AND i.unposted = 1 "
+           f"AND (l.state IS NULL OR l.state NOT IN ({', '.join('?' for _ in DONE_STATES)})) ORDER BY {_ORDER['date']}")
+    return [int(r[0]) for r in store.db.execute(sql, list(DONE_STATES))]
+
+
+def load_many(store: Store, cw_ids: Sequence[int]) -> list[CWInvoice]:
+    """These cached invoices, decoded, in the order asked (ids not in the cache are left out)."""
+    found: dict[int, CachedInvoice] = {}
+    for start in range(0, len(cw_ids), 900):  # under SQLite's bound-parameter limit
+        part = list(cw_ids[start:start + 900])
+        sql = f"SELECT {_SELECT} FROM invoices i WHERE i.cw_id IN ({', '.join('?' for _ in part)})"
+        found.update((row.cw_id, row) for row in map(_from_row, store.db.execute(sql, part).fetchall()))
+    return [found[i].invoice() for i in cw_ids if i in found]
+
+
 def changed(store: Store) -> list[ChangedInvoice]:
     """Invoices the ledger created or batched whose cached content no longer matches what was synced."""
     sql = (f"SELECT {_SELECT}, l.state, l.qbo_id, l.content_hash FROM ledger l "

@@ -137,15 +137,19 @@ def all_rows(store: Store) -> list[LedgerRow]:
     return [LedgerRow.from_row(r) for r in _rows(store, "select * from ledger order by cw_id")]
 
 
+def _update(store: Store, cw_id: int, values: dict[str, Any]) -> None:
+    """Set these columns on an invoice's existing row (its state stays)."""
+    sets = ", ".join(f"[{k}] = ?" for k in values)
+    store.db.execute(f"update ledger set {sets} where cw_id = ?", [*values.values(), cw_id])
+
+
 def _upsert(store: Store, cw_id: int, values: dict[str, Any]) -> None:
-    existing = _rows(store, "select cw_id from ledger where cw_id = ?", [cw_id])
-    if existing:
-        sets = ", ".join(f"[{k}] = ?" for k in values)
-        store.db.execute(f"update ledger set {sets} where cw_id = ?", [*values.values(), cw_id])
-    else:
-        cols = ["cw_id", *values]
-        store.db.execute(f"insert into ledger ({', '.join(f'[{c}]' for c in cols)}) values "
-                         f"({', '.join('?' for _ in cols)})", [cw_id, *values.values()])
+    """Insert the invoice's row, or set these columns on it: one statement. `values` holds the state."""
+    cols = ["cw_id", *values]
+    updates = ", ".join(f"[{k}] = excluded.[{k}]" for k in values)
+    store.db.execute(f"insert into ledger ({', '.join(f'[{c}]' for c in cols)}) values "
+                     f"({', '.join('?' for _ in cols)}) on conflict (cw_id) do update set {updates}",
+                     [cw_id, *values.values()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +178,6 @@ def record_intents(store: Store, intents: Iterable[Intent], run_id: int | None, 
                 "payload_hash": it.payload_hash, "content_hash": it.content_hash, "cw_total": _money(it.cw_total),
                 "error": None, "run_id": run_id, "attempts": (prev.attempts if prev else 0) + 1,
                 "created_at": prev.created_at if prev and prev.created_at else at, "updated_at": at})
-
-
-def record_intent(store: Store, cw_id: int, number: str, entity: str, request_id: str, payload_hash: str,
-                  content_hash: str, cw_total: Decimal, run_id: int | None, *, now: str | None = None) -> None:
-    record_intents(store, [Intent(cw_id, number, entity, request_id, payload_hash, content_hash, cw_total)],
-                   run_id, now=now)
 
 
 def mark_created(store: Store, cw_id: int, *, qbo_id: str, sync_token: str | None, qbo_total: Decimal | None,
@@ -215,15 +213,6 @@ def mark_failed(store: Store, cw_id: int, *, error: str, tid: str | None, qbo_id
             _upsert(store, cw_id, values)
     else:
         _upsert(store, cw_id, values)
-
-
-def set_content(store: Store, cw_id: int, *, content_hash: str, payload_hash: str, sync_token: str | None,
-                qbo_total: Decimal | None, cw_total: Decimal, tid: str | None, now: str | None = None) -> None:
-    """After an update of an already-synced invoice: remember what QBO now holds."""
-    with _tx(store):
-        _upsert(store, cw_id, {"content_hash": content_hash, "payload_hash": payload_hash,
-                               "qbo_sync_token": sync_token, "qbo_total": _money(qbo_total),
-                               "cw_total": _money(cw_total), "intuit_tid": tid, "updated_at": now or iso()})
 
 
 def pending_intents(store: Store) -> list[LedgerRow]:
@@ -441,7 +430,7 @@ def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iter
             if w.intent is not None:
                 record_intents(store, [w.intent], run_id, now=at)
             if w.state == "updated":
-                _upsert(store, w.cw_id, {"content_hash": w.content_hash, "payload_hash": w.payload_hash,
+                _update(store, w.cw_id, {"content_hash": w.content_hash, "payload_hash": w.payload_hash,
                                          "qbo_sync_token": w.sync_token, "qbo_total": _money(w.qbo_total),
                                          "cw_total": _money(w.cw_total), "intuit_tid": w.tid, "updated_at": at})
             elif w.state == "created":
@@ -466,13 +455,6 @@ def record_items(store: Store, run_id: int, items: Iterable[Item], *, now: str |
                 "qbo_total, intuit_tid, error, at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, it.cw_id, it.number, it.outcome, it.entity, it.qbo_id, _money(it.cw_total),
                  _money(it.qbo_total), it.tid, it.error, at])
-
-
-def record_item(store: Store, run_id: int, cw_id: int, number: str, outcome: Outcome, *, entity: str | None = None,
-                qbo_id: str | None = None, cw_total: Decimal | None = None, qbo_total: Decimal | None = None,
-                tid: str | None = None, error: str | None = None, now: str | None = None) -> None:
-    record_items(store, run_id, [Item(cw_id, number, outcome, entity, qbo_id, cw_total, qbo_total, tid, error)],
-                 now=now)
 
 
 def run_items(store: Store, run_id: int) -> list[dict[str, Any]]:

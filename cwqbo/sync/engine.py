@@ -111,8 +111,8 @@ class _Engine:
         changed = selection.changed(run, handled)
         run.total = len(invoices) + len(changed)
         run.emit("plan", f"{len(invoices)} invoice(s) to send")
-        for start in range(0, len(invoices), SLICE):
-            self.sender.process(invoices[start:start + SLICE])
+        for start in range(0, len(invoices), SLICE):  # decoded a slice at a time: memory stays flat
+            self.sender.process(selection.load(deps.store, invoices[start:start + SLICE]))
         handle_changed(run, self.sender, changed)
         if options.dry_run:
             cw_batch.preview(run)

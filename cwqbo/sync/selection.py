@@ -14,12 +14,12 @@ from cwqbo.state.store import Store
 from cwqbo.sync.model import ItemResult
 
 
-def select(run: RunState, handled: set[int]) -> tuple[list[CWInvoice], list[ItemResult]]:
+def select(run: RunState, handled: set[int]) -> tuple[list[int], list[ItemResult]]:
+    """The ids this run sends (decoded slice by slice: `load`), and the named invoices it won't send, with why."""
     store = run.deps.store
     if run.options.selection == "all":
-        invs = [i for i in unsynced_invoices(store) if i.id not in handled]
-        return invs, []
-    invoices: list[CWInvoice] = []
+        return [i for i in cache.unsynced_ids(store) if i not in handled], []
+    invoices: list[int] = []
     skipped: list[ItemResult] = []
     seen: set[int] = set()
     for number in run.options.invoice_numbers:
@@ -50,8 +50,12 @@ def select(run: RunState, handled: set[int]) -> tuple[list[CWInvoice], list[Item
             skipped.append(run.result(inv, "skipped", error="already exported in a ConnectWise accounting "
                                                             "batch (not by cwqbo); not sent again"))
             continue
-        invoices.append(inv)
+        invoices.append(inv.id)
     return invoices, skipped
+
+
+def load(store: Store, cw_ids: list[int]) -> list[CWInvoice]:
+    return cache.load_many(store, cw_ids)
 
 
 def changed(run: RunState, handled: set[int]) -> list[CWInvoice]:
@@ -71,10 +75,6 @@ def cached_invoice(store: Store, cw_id: int) -> CWInvoice | None:
 def _cached_hash(store: Store, cw_id: int) -> str | None:
     found = cache.find(store, cw_id)
     return found.content_hash if found is not None else None
-
-
-def unsynced_invoices(store: Store) -> list[CWInvoice]:
-    return [row.invoice() for row in cache.unsynced(store)]
 
 
 def changed_invoices(store: Store) -> list[CWInvoice]:

@@ -10,6 +10,7 @@ import pytest
 
 from cwqbo.state import ledger
 from cwqbo.state.store import Store
+from tests.ledger_rows import record_intent, record_item
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_request_id_is_deterministic_and_fits_qbo_limits() -> None:
 
 
 def test_intent_is_committed_and_visible_to_another_connection(store: Store, tmp_path: Path) -> None:
-    ledger.record_intent(store, 5, "INV-5", "Invoice", "rid", "ph", "ch", Decimal("10.05"), None)
+    record_intent(store, 5, "INV-5", "Invoice", "rid", "ph", "ch", Decimal("10.05"), None)
     other = Store.open(tmp_path / "cwqbo.db")
     rows = ledger.pending_intents(other)
     other.close()
@@ -39,8 +40,8 @@ def test_intent_is_committed_and_visible_to_another_connection(store: Store, tmp
 
 
 def test_created_then_batched_lifecycle(store: Store) -> None:
-    ledger.record_intent(store, 1, "A", "Invoice", "r1", "p", "c", Decimal("1.10"), None)
-    ledger.record_intent(store, 2, "B", "CreditMemo", "r2", "p", "c", Decimal("-3.00"), None)
+    record_intent(store, 1, "A", "Invoice", "r1", "p", "c", Decimal("1.10"), None)
+    record_intent(store, 2, "B", "CreditMemo", "r2", "p", "c", Decimal("-3.00"), None)
     ledger.mark_created(store, 1, qbo_id="101", sync_token="0", qbo_total=Decimal("1.10"), tid="t1")
     ledger.mark_failed(store, 2, error="6000: bad", tid="t2")
     assert [r.cw_id for r in ledger.created_not_batched(store)] == [1]
@@ -58,12 +59,12 @@ def test_created_then_batched_lifecycle(store: Store) -> None:
 
 
 def test_failed_with_document_keeps_the_qbo_id(store: Store) -> None:
-    ledger.record_intent(store, 3, "C", "Invoice", "r3", "p", "c", Decimal("5.00"), None)
+    record_intent(store, 3, "C", "Invoice", "r3", "p", "c", Decimal("5.00"), None)
     ledger.mark_failed(store, 3, error="total mismatch", tid="t", qbo_id="55", qbo_total=Decimal("5.01"))
     row = ledger.get(store, 3)
     assert row is not None and row.qbo_id == "55" and row.qbo_total == Decimal("5.01")
     # retrying keeps counting attempts and does not drop the document id
-    ledger.record_intent(store, 3, "C", "Invoice", "r3", "p", "c", Decimal("5.00"), None)
+    record_intent(store, 3, "C", "Invoice", "r3", "p", "c", Decimal("5.00"), None)
     row = ledger.get(store, 3)
     assert row is not None and row.attempts == 2 and row.qbo_id == "55"
 
@@ -79,7 +80,7 @@ def test_batch_identifier_counts_local_and_remote_per_day(store: Store) -> None:
 def test_runs_and_items_record_outcomes_exactly(store: Store) -> None:
     run_id = ledger.start_run(store, trigger="all", dry_run=False, user="u", host="h", pid=1)
     assert ledger.run(store, run_id)["status"] == "running"
-    ledger.record_item(store, run_id, 1, "A", "created", entity="Invoice", qbo_id="9",
+    record_item(store, run_id, 1, "A", "created", entity="Invoice", qbo_id="9",
                        cw_total=Decimal("0.10"), qbo_total=Decimal("0.10"))
     ledger.finish_run(store, run_id, status="ok", selected=1, created=1, failed=0, skipped=0,
                       batch_identifier=None, qbo_calls=3, cw_calls=2, duration_ms=5)
