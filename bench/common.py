@@ -35,7 +35,7 @@ from cwqbo.connectwise.client import CWClient  # noqa: E402
 from cwqbo.settings.prefs import Filters, Prefs  # noqa: E402
 from cwqbo.quickbooks.client import QBOClient  # noqa: E402
 from cwqbo.sandbox import server as sv  # noqa: E402
-from cwqbo.sandbox.faults import DropConnection  # noqa: E402
+from cwqbo.sandbox.bridge import in_process_transport  # noqa: E402
 from cwqbo.sandbox.quickbooks.simulator import BATCH_LIMIT_PER_MIN, DirectTokens, RATE_LIMIT_PER_MIN  # noqa: E402
 from cwqbo.state.store import Store  # noqa: E402
 
@@ -139,14 +139,12 @@ def metered_transport(sandbox: sv.Sandbox, meter: SimMeter, latency: float, cloc
         try:
             with clock.paused():
                 return sandbox.handle(request)
-        except DropConnection as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
         finally:
             meter.add(request.url.path, time.thread_time() - t0)
             if real_latency > 0 and not request.url.path.startswith("/_sandbox/"):
                 time.sleep(real_latency)
 
-    return httpx.MockTransport(handle)
+    return in_process_transport(handle)
 
 
 def make_world(n: int, db_path: Path, *, scale: float, latency: float, seed: int = 1) -> World:

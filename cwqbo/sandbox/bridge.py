@@ -1,8 +1,9 @@
-"""Serve any `handle(httpx.Request) -> httpx.Response` over loopback HTTP.
+"""Serve any `handle(httpx.Request) -> httpx.Response` over loopback HTTP, or in-process as an httpx transport.
 
-This lets clients that are not ours (python-quickbooks, pyconnectwise, a browser) and the `cwqbo`
-command in a subprocess talk to the same simulators the in-process tests use.
-Binds 127.0.0.1 only.
+Loopback lets clients that are not ours (python-quickbooks, pyconnectwise, a browser) and the `cwqbo`
+command in a subprocess talk to the same simulators the in-process tests use; it binds 127.0.0.1 only.
+`in_process_transport` is the socket-free twin: the same handler, and a simulated dropped connection
+reaches the client as the transport error it would get over the socket.
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ def _make_request_handler(handle: Handler) -> type[BaseHTTPRequestHandler]:
             return
 
     return _RequestHandler
+
+
+def in_process_transport(handle: Handler) -> httpx.MockTransport:
+    """`handle` as an httpx transport with no socket.
+
+    A `DropConnection` (the simulator committed, or hung, then closed the connection) surfaces as
+    `httpx.ReadError`, carrying the simulator's reason. Over loopback httpx reports the same close as
+    `RemoteProtocolError`; both are `httpx.TransportError`, the only thing client code handles, so it takes the
+    same retry and recovery path either way.
+    """
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        try:
+            return handle(request)
+        except DropConnection as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
+
+    return httpx.MockTransport(serve)
 
 
 class LoopbackServer:

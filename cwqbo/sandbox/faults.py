@@ -16,7 +16,8 @@ from typing import Any
 class DropConnection(Exception):
     """Raised by a simulator after committing a change: the client never sees the response.
 
-    In-process this surfaces as httpx.ReadError; over loopback the server closes the socket.
+    In-process (`bridge.in_process_transport`) this surfaces as httpx.ReadError; over loopback the server
+    closes the socket and httpx raises RemoteProtocolError.
     """
 
 

@@ -19,9 +19,9 @@ import httpx
 
 from cwqbo import money
 from cwqbo.clock import Clock
-from cwqbo.sandbox.bridge import LoopbackServer
+from cwqbo.sandbox.bridge import LoopbackServer, in_process_transport
 from cwqbo.sandbox.connectwise.simulator import CWSimulator
-from cwqbo.sandbox.faults import DropConnection, Faults
+from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.generator import generate
 from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
@@ -147,15 +147,8 @@ class Sandbox:
                 self.save_state()
 
     def transport(self) -> httpx.MockTransport:
-        """In-process transport; a connection dropped after commit surfaces as httpx.ReadError, as on a socket."""
-
-        def handle(request: httpx.Request) -> httpx.Response:
-            try:
-                return self.handle(request)
-            except DropConnection as exc:
-                raise httpx.ReadError("server closed the connection after committing", request=request) from exc
-
-        return httpx.MockTransport(handle)
+        """In-process transport; a dropped connection surfaces as httpx.ReadError, as on a socket."""
+        return in_process_transport(self.handle)
 
     def start(self, port: int = 0) -> LoopbackServer:
         """Serve on 127.0.0.1 in a background thread; call `.stop()` on the result."""

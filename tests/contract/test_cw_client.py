@@ -438,15 +438,8 @@ def sandbox() -> Any:
 
 def sim_transport(sb: Any) -> httpx.MockTransport:
     """The sandbox in-process, with a dropped connection surfacing as the ReadError a socket would give."""
-    from cwqbo.sandbox.faults import DropConnection
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        try:
-            return sb.handle(request)
-        except DropConnection as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
-
-    return httpx.MockTransport(handler)
+    transport: httpx.MockTransport = sb.transport()
+    return transport
 
 
 def sim_client(sb: Any, private_key: str = "sandbox-private", **kw: Any) -> CWClient:

@@ -15,7 +15,8 @@ from cwqbo.errors import AuthError, RemoteError
 from cwqbo.quickbooks import query as q
 from cwqbo.quickbooks.client import BatchOp, QBOClient, QBOError
 from cwqbo.quickbooks.throttle import Throttle
-from cwqbo.sandbox.faults import DropConnection, Faults
+from cwqbo.sandbox.bridge import in_process_transport
+from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 REALM = "9341453000000000"
@@ -45,12 +46,9 @@ def sim_transport(sim: QBOSimulator, seen: list[httpx.Request] | None = None) ->
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
-        try:
-            return sim.handle(request)
-        except DropConnection as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
+        return sim.handle(request)
 
-    return httpx.MockTransport(handle)
+    return in_process_transport(handle)
 
 
 @pytest.fixture

@@ -24,12 +24,14 @@ from cwqbo.sync import engine as sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import CwqboError
-from cwqbo.mapping.document import ItemRef, MappingError, Refs, build_document, needs
+from cwqbo.mapping.document import build_document, needs
+from cwqbo.mapping.errors import MappingError
+from cwqbo.mapping.refs import ItemRef, Refs
 from cwqbo.models import Address, CompanyRef, CWInvoice, InvoiceLine
 from cwqbo.settings.prefs import Filters, Prefs
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sandbox import server as sv
-from cwqbo.sandbox.faults import DropConnection, Faults
+from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.quickbooks.simulator import DirectTokens, QBOSimulator
 from cwqbo.quickbooks.limits import MAX_LENGTHS
 from cwqbo.state.store import Store
@@ -252,14 +254,7 @@ def test_missing_company_from_connectwise_is_a_clear_error() -> None:
 def world(tmp_path: Path) -> Iterator[tuple[sv.Sandbox, Store, ManualClock]]:
     clock = ManualClock(start=1_795_500_000.0)
     sandbox = sv.Sandbox(seed=2, invoices=6, clock=clock)
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        try:
-            return sandbox.handle(request)
-        except DropConnection as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
-
-    http.set_transport_override(httpx.MockTransport(handle))
+    http.set_transport_override(sandbox.transport())
     store = Store.open(tmp_path / "cwqbo.db")
     try:
         yield sandbox, store, clock

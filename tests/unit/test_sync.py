@@ -63,22 +63,15 @@ class World:
 
 
 def _transport(sandbox: sv.Sandbox) -> httpx.MockTransport:
-    """Like Sandbox.transport(), with a dropped connection surfacing as the client would see it."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        try:
-            return sandbox.handle(request)
-        except DropConnection as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
-
-    return httpx.MockTransport(handle)
+    """The sandbox in-process (kept for modules that import it from here)."""
+    return sandbox.transport()
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     clock = ManualClock(start=1_795_500_000.0)  # 2026-11-24: after the generated invoices, like real life
     sandbox = sv.Sandbox(seed=1, invoices=N_INVOICES, clock=clock)
-    http.set_transport_override(_transport(sandbox))
+    http.set_transport_override(sandbox.transport())
     store = Store.open(tmp_path / "cwqbo.db")
     try:
         yield World(sandbox, store, clock, tmp_path / "cwqbo.db")
