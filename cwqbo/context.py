@@ -138,7 +138,7 @@ class AppContext:
             raise NotConnectedError(f"QuickBooks is not connected for profile {self.profile_name!r}",
                                     hint="run `cwqbo connect quickbooks`")
         return TokenManager(qbo, self.secret_store(), self.profile_name,
-                            self.paths.lock_dir / f"{self.profile_name}.oauth.lock", self.clock)
+                            self.paths.oauth_lock_file(self.profile_name), self.clock)
 
     def qbo_client(self) -> QBOClient:
         from cwqbo.quickbooks.client import QBOClient
@@ -154,7 +154,7 @@ class AppContext:
         from filelock import FileLock, Timeout
 
         self.paths.lock_dir.mkdir(parents=True, exist_ok=True)
-        path = self.paths.lock_dir / f"{self.profile_name}.sync.lock"
+        path = self.paths.sync_lock_file(self.profile_name)
         pid_file = path.with_suffix(".pid")
         lock = FileLock(str(path), timeout=0)
         try:

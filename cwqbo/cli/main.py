@@ -85,7 +85,7 @@ class LazyFileHandler(logging.FileHandler):
     def emit(self, record: logging.LogRecord) -> None:
         if self._broken:
             return
-        if self.stream is None:  # type: ignore[has-type]
+        if self.stream is None:
             try:
                 Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
                 self.stream = self._open()

@@ -44,7 +44,7 @@ def check_permissions(
     """
     from cwqbo.cli import render
     from cwqbo.cli.main import get_app_context, use_json
-    from cwqbo.connectwise.permissions import probe  # type: ignore[import-not-found]
+    from cwqbo.connectwise.permissions import probe
 
     use_json(ctx, "check-permissions", json_out)
     app_ctx = get_app_context(ctx)

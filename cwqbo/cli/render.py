@@ -8,7 +8,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,7 +22,7 @@ def console(name: str) -> Console:
 
     Rich resolves sys.stdout/sys.stderr lazily, so these work under CliRunner too.
     """
-    existing = globals().get(name)
+    existing: Console | None = globals().get(name)
     if existing is not None:
         return existing
     from rich.console import Console
@@ -112,7 +112,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
         spare -= 1
     share = {i: width[i] for i in range(len(columns))}
     for i, column in enumerate(columns):
-        justify = "right" if column.lower() in RIGHT_ALIGNED else "left"
+        justify: Literal["right", "left"] = "right" if column.lower() in RIGHT_ALIGNED else "left"
         # A fixed width keeps rich from shrinking it; if the terminal is narrower than all fixed columns together,
         # "fold" puts the rest on the next line rather than cutting it.
         t.add_column(column, justify=justify, width=share.get(i, natural[i]), overflow="fold")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,10 @@ from cwqbo.errors import EXIT_OK, EXIT_SOME_FAILED, CwqboError, LockedError, Usa
 
 if TYPE_CHECKING:  # the engine is imported inside the command: `cwqbo --help` must not load it
     from cwqbo.state.cache import CachedInvoice
+    from cwqbo.context import AppContext
     from cwqbo.sync.engine import ItemResult, SyncDeps, SyncEvent, SyncReport
+    from cwqbo.sync.model import Trigger
+    from cwqbo.sync.resolve import WouldCreate
 
 
 def _is_tty() -> bool:
@@ -53,7 +56,7 @@ def sync_command(
                          hint="use `--invoice N` (repeatable) or `--all` in scripts and cron")
     app_ctx = get_app_context(ctx)
     scheduled = os.environ.get("CWQBO_SCHEDULED") == "1"
-    trigger = "scheduled" if scheduled else "select" if select else "all" if all_ else "invoice"
+    trigger: Trigger = "scheduled" if scheduled else "select" if select else "all" if all_ else "invoice"
     if scheduled_noop(app_ctx.profile.prefs, SyncOptions(trigger=trigger)):
         # Before the lock and any remote call: a cron entry left behind in manual mode costs nothing.
         report = SyncReport(run_id=None, status="noop", message=NOOP_MESSAGE)
@@ -82,7 +85,7 @@ def sync_command(
     raise typer.Exit(code)
 
 
-def _notify(app_ctx: Any, report: SyncReport | None, code: int, *, error: str | None = None) -> str | None:
+def _notify(app_ctx: AppContext, report: SyncReport | None, code: int, *, error: str | None = None) -> str | None:
     """Tell the profile's webhook (if any) about the run; a failure is one warning line, never another exit code."""
     from cwqbo.notify import RunOutcome, notify_run
 
@@ -96,38 +99,30 @@ def _notify(app_ctx: Any, report: SyncReport | None, code: int, *, error: str | 
     return warning
 
 
-def _run_locked(app_ctx: Any, *, select: bool, all_: bool, invoice: list[str], dry_run: bool, update: bool,
-                no_refresh: bool, as_json: bool, trigger: Any) -> SyncReport:
+def _run_locked(app_ctx: AppContext, *, select: bool, all_: bool, invoice: list[str], dry_run: bool, update: bool,
+                no_refresh: bool, as_json: bool, trigger: Trigger) -> SyncReport:
     from cwqbo.sync.engine import SyncDeps, SyncOptions, run_sync
 
-    with app_ctx.sync_lock():
-        clients: list[Any] = []
-        store: Any = None
-        try:
-            profile = app_ctx.profile
-            # Credentials first: a refused secrets file or an unreachable service must not create a database.
-            clients.append(app_ctx.cw_client())
-            clients.append(app_ctx.qbo_client())
-            store = app_ctx.open_store()
-            deps = SyncDeps(store=store, cw=clients[0], qbo=clients[1], prefs=profile.prefs,
-                            filters=profile.filters, realm=str(profile.quickbooks.realm_id), clock=app_ctx.clock)
-            refresh = not no_refresh
-            numbers: tuple[str, ...] = tuple(invoice)
-            if select:
-                numbers = _choose(deps, refresh)
-                refresh = False
-                if not numbers:
-                    render.info("nothing selected")
-                    raise typer.Exit(EXIT_OK)
-            options = SyncOptions(selection="all" if all_ else "invoices", invoice_numbers=numbers,
-                                  dry_run=dry_run, update_changed=update, refresh=refresh, trigger=trigger)
-            with _progress(enabled=_is_tty() and not as_json) as progress:
-                report = run_sync(deps, options, progress)
-        finally:
-            for client in clients:
-                client.close()
-            if store is not None:
-                store.close()
+    with app_ctx.sync_lock(), ExitStack() as opened:
+        profile = app_ctx.profile
+        # Credentials first: a refused secrets file or an unreachable service must not create a database.
+        cw = opened.enter_context(closing(app_ctx.cw_client()))
+        qbo = opened.enter_context(closing(app_ctx.qbo_client()))
+        store = opened.enter_context(closing(app_ctx.open_store()))
+        deps = SyncDeps(store=store, cw=cw, qbo=qbo, prefs=profile.prefs,
+                        filters=profile.filters, realm=str(profile.quickbooks.realm_id), clock=app_ctx.clock)
+        refresh = not no_refresh
+        numbers: tuple[str, ...] = tuple(invoice)
+        if select:
+            numbers = _choose(deps, refresh)
+            refresh = False
+            if not numbers:
+                render.info("nothing selected")
+                raise typer.Exit(EXIT_OK)
+        options = SyncOptions(selection="all" if all_ else "invoices", invoice_numbers=numbers,
+                              dry_run=dry_run, update_changed=update, refresh=refresh, trigger=trigger)
+        with _progress(enabled=_is_tty() and not as_json) as progress:
+            report = run_sync(deps, options, progress)
     return report
 
 
@@ -234,8 +229,12 @@ def report_data(report: SyncReport) -> dict[str, Any]:
                               "old_total": u.old_total, "new_total": u.new_total, "sync_token": u.sync_token}
                              for u in report.plan_updates],
             "plan_batch": list(report.plan_batch),
-            "would_create": [{"kind": getattr(w, "kind", ""), "name": getattr(w, "name", str(w))}
-                             for w in report.would_create]}
+            "would_create": [{"kind": w.kind, "name": w.name} for w in _would_create(report)]}
+
+
+def _would_create(report: SyncReport) -> list[WouldCreate]:
+    """What a dry run would create in QuickBooks (`SyncReport.would_create` is typed loosely in sync/model.py)."""
+    return list(report.would_create)
 
 
 def items_table(items: list[ItemResult], title: str | None = None) -> Any:
@@ -288,7 +287,7 @@ def show_plan(report: SyncReport) -> None:
     if report.would_create:
         # Names come from ConnectWise: print them as text, never as rich markup.
         out.print("Would create in QuickBooks: " + ", ".join(
-            f"{getattr(w, 'kind', '')} '{getattr(w, 'name', w)}'" for w in report.would_create), markup=False)
+            f"{w.kind} '{w.name}'" for w in _would_create(report)), markup=False)
     for p in report.plan:
         rows = [(ln.item or "", ln.description[:60], ln.amount) for ln in p.lines]
         if p.tax:

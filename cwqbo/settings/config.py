@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args
 
 from cwqbo.errors import ConfigError
 from cwqbo.settings.prefs import Filters, Prefs
@@ -62,6 +62,14 @@ class Paths:
     @property
     def lock_dir(self) -> Path:
         return self.data_dir / "locks"
+
+    def sync_lock_file(self, profile: str) -> Path:
+        """Held by a sync (and by anything that rewrites the invoice cache): one at a time per profile."""
+        return self.lock_dir / f"{profile}.sync.lock"
+
+    def oauth_lock_file(self, profile: str) -> Path:
+        """Held while a QuickBooks refresh token is rotated, so two processes never spend the same one."""
+        return self.lock_dir / f"{profile}.oauth.lock"
 
     @property
     def log_dir(self) -> Path:
@@ -323,55 +331,28 @@ def save_config(config: Config, path: Path) -> None:
     atomic_write(path, tomli_w.dumps(config_to_dict(config)).encode("utf-8"), prefix=".config-")
 
 
-# -- prefs/filters: delegate to prefs.py when it provides converters -----------------------------------
+# -- prefs/filters: prefs.py owns their conversion ----------------------------------------------------------
 
 
 def _prefs_from_dict(d: Any, where: str) -> Prefs:
-    try:
-        from cwqbo.settings.prefs import prefs_from_dict  # type: ignore[attr-defined]
-    except ImportError:
-        return _dc_from_dict(Prefs, d, where)
-    return prefs_from_dict(d, where)  # type: ignore[no-any-return]
+    from cwqbo.settings.prefs import prefs_from_dict
+
+    return prefs_from_dict(d, where)
 
 
 def _filters_from_dict(d: Any, where: str) -> Filters:
-    try:
-        from cwqbo.settings.prefs import filters_from_dict  # type: ignore[attr-defined]
-    except ImportError:
-        return _dc_from_dict(Filters, d, where)
-    return filters_from_dict(d, where)  # type: ignore[no-any-return]
+    from cwqbo.settings.prefs import filters_from_dict
+
+    return filters_from_dict(d, where)
 
 
 def _prefs_to_dict(p: Prefs) -> dict[str, Any]:
-    try:
-        from cwqbo.settings.prefs import prefs_to_dict  # type: ignore[attr-defined]
-    except ImportError:
-        return dataclasses.asdict(p)
-    return prefs_to_dict(p)  # type: ignore[no-any-return]
+    from cwqbo.settings.prefs import prefs_to_dict
+
+    return prefs_to_dict(p)
 
 
 def _filters_to_dict(f: Filters) -> dict[str, Any]:
-    try:
-        from cwqbo.settings.prefs import filters_to_dict  # type: ignore[attr-defined]
-    except ImportError:
-        return dataclasses.asdict(f)
-    return filters_to_dict(f)  # type: ignore[no-any-return]
+    from cwqbo.settings.prefs import filters_to_dict
 
-
-def _dc_from_dict(cls: type[Any], d: Any, where: str) -> Any:
-    """Minimal fallback until prefs.py grows its own validators: known keys, basic types."""
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where}: must be a table")
-    hints = get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in d.items():
-        if key not in hints:
-            raise ConfigError(f"{where}.{key}: unknown key")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _dc_from_dict(hint, value, f"{where}.{key}")
-            continue
-        if get_origin(hint) is Literal and value not in get_args(hint):
-            raise ConfigError(f"{where}.{key}: must be one of {', '.join(map(str, get_args(hint)))}")
-        kwargs[key] = value
-    return cls(**kwargs)
+    return filters_to_dict(f)

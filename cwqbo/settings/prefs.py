@@ -164,7 +164,7 @@ def _origin(tp: _t.Any) -> _t.Any:
     return _t.get_origin(tp)
 
 
-def _hints(cls: type) -> dict[str, _t.Any]:
+def _hints(cls: _t.Any) -> dict[str, _t.Any]:
     return _t.get_type_hints(cls)
 
 
@@ -232,7 +232,7 @@ def _convert(tp: _t.Any, value: _t.Any, path: str) -> _t.Any:
     raise ConfigError(f"{path}: unsupported value {value!r}")  # pragma: no cover
 
 
-def _dc_from(cls: type, d: _t.Any, where: str) -> _t.Any:
+def _dc_from(cls: _t.Any, d: _t.Any, where: str) -> _t.Any:
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: must be a table (got {d!r})")
     hints = _hints(cls)

@@ -83,12 +83,12 @@ def check_against_qbo(prefs: Prefs, qbo_client: QueryClient) -> list[str]:
         label = {"TaxCode": "tax code", "Department": "department (location)"}.get(entity, entity.lower())
         for name in sorted(wanted):
             keys = ", ".join(wanted[name])
-            row = found.get(name)
-            if row is None and name.lower() in lower:
+            match: dict[str, Any] | None = found.get(name)
+            if match is None and name.lower() in lower:
                 problems.append(f"{keys}: QuickBooks {label} is named '{lower[name.lower()]}', not '{name}'")
-            elif row is None:
+            elif match is None:
                 problems.append(f"{keys}: no QuickBooks {label} named '{name}'")
-            elif row.get("Active") is False:
+            elif match.get("Active") is False:
                 problems.append(f"{keys}: QuickBooks {label} '{name}' is inactive")
     if prefs.fields.custom_fields:
         result = qbo_client.preferences()

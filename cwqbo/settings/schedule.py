@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from croniter import croniter
+from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
 
 from cwqbo.errors import ConfigError, CwqboError
 
@@ -182,6 +182,10 @@ _ONCAL = {"@hourly": "hourly", "@daily": "daily", "@midnight": "daily", "@weekly
           "@monthly": "monthly", "@yearly": "yearly", "@annually": "yearly"}
 
 
+def _number(value: str, pad: bool) -> str:
+    return f"{int(value):02d}" if pad else str(int(value))
+
+
 def _field(text: str, *, pad: bool, dow: bool = False) -> str:
     if text == "*":
         return "*"
@@ -196,10 +200,9 @@ def _field(text: str, *, pad: bool, dow: bool = False) -> str:
                 raise ConfigError(f"cannot express weekday {text!r} as a systemd calendar; use the crontab")
             out.append(_DOW[int(start)] + (f"..{_DOW[int(end)]}" if end else ""))
             continue
-        fmt = (lambda v: f"{int(v):02d}") if pad else (lambda v: str(int(v)))
-        s = "0" if start == "*" else fmt(start)
+        s = "0" if start == "*" else _number(start, pad)
         if end:
-            s += f"..{fmt(end)}"
+            s += f"..{_number(end, pad)}"
         if step:
             s += f"/{int(step)}"
         out.append(s)

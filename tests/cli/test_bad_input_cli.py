@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from cwqbo.cli.main import app
 from cwqbo.sandbox.server import Sandbox
-from tests.e2e.harness import connect_home
+from tests.e2e.harness import PROFILE, connect_home
 
 LOG_PARTS = ("logs", "log", "locks", "lock")
 
@@ -207,15 +207,13 @@ def test_sync_while_another_sync_holds_the_lock_exits_75(synced: Env) -> None:
 
     from cwqbo.settings.config import Paths
 
-    lock_dir = Paths.from_env().lock_dir
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    locks = list(lock_dir.glob("*.lock"))
-    target = locks[0] if locks else lock_dir / "demo.sync.lock"
+    # The very file a sync locks: if it moved or the lock broke, this fails instead of passing quietly.
+    target = Paths.from_env().sync_lock_file(PROFILE)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target)):
         r = synced.invoke("sync", "--all")
-    if not locks and r.exit_code != 75:
-        pytest.skip("sync lock file name unknown before the first sync")
     assert_clean_failure(r, (75,))
+    assert "another cwqbo sync is running" in r.stderr
 
 
 # -- the home directory ------------------------------------------------------------------------------------
