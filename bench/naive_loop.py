@@ -23,7 +23,8 @@ from common import Sample, fmt, measure, print_table, rate_bound  # noqa: E402
 
 from cwqbo.state import cache  # noqa: E402
 from cwqbo.sync import discover
-from cwqbo.mapping import document as mapping
+from cwqbo.mapping import document
+from cwqbo.mapping.errors import MappingError
 from cwqbo.errors import CwqboError  # noqa: E402
 from cwqbo.quickbooks.query import escape  # noqa: E402
 from cwqbo.sync.resolve import Resolver  # noqa: E402
@@ -53,8 +54,8 @@ def run_naive_bench(n: int, *, scale: float, latency: float, workdir: Path, seed
         needs = {}
         for inv in invoices:
             try:
-                needs[inv.id] = mapping.needs(inv, prefs)
-            except mapping.MappingError:
+                needs[inv.id] = document.needs(inv, prefs)
+            except MappingError:
                 continue
         # Setup, not measured: make sure customers and items exist, and get refs to build payloads from.
         refs = Resolver(world.qbo, world.store, common.sv.QBO_REALM_ID, prefs).resolve(needs).refs
@@ -69,13 +70,13 @@ def run_naive_bench(n: int, *, scale: float, latency: float, workdir: Path, seed
                     world.qbo.query(f"SELECT Id FROM Customer WHERE DisplayName = '{escape(need.customer.key)}'")
                     for item in sorted(need.items):
                         world.qbo.query(f"SELECT Id, Taxable FROM Item WHERE Name = '{escape(item)}'")
-                    doc = mapping.build_document(inv, prefs, refs[inv.id])
+                    doc = document.build_document(inv, prefs, refs[inv.id])
                     if world.qbo.query(f"SELECT Id FROM {doc.entity} WHERE DocNumber = '{escape(doc.doc_number)}'"):
                         failed += 1
                         continue
                     world.qbo.create(doc.entity, with_marker(doc.payload, inv.id), f"naive-{inv.id}")
                     created += 1
-                except (CwqboError, mapping.MappingError):
+                except (CwqboError, MappingError):
                     failed += 1
         return NaiveFigures(len(invoices), created, failed, sample, scale, latency)
     finally:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cwqbo.quickbooks.limits import MAX_LENGTHS
+
 MARKER_RE = re.compile(r"cwqbo:(\d+)")
-PRIVATE_NOTE_MAX = 4000
+PRIVATE_NOTE_MAX = MAX_LENGTHS["Invoice"]["PrivateNote"]  # CreditMemo's is the same
 
 
 def marker(cw_id: int) -> str:

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cwqbo.errors import RemoteError
-from cwqbo.mapping.document import CompanyFacts, CustomerSpec, ItemRef, Needs, Refs, clean_name, company_facts
+from cwqbo.mapping.customers import CustomerSpec
+from cwqbo.mapping.refs import CompanyFacts, ItemRef, Needs, Refs, company_facts
+from cwqbo.mapping.text import clean_name
 from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks import query as q
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp

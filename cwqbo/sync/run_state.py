@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from cwqbo.mapping.document import QBODocument, Refs
+from cwqbo.mapping.document import QBODocument
+from cwqbo.mapping.refs import Refs
 from cwqbo.models import CWInvoice
 from cwqbo.state import ledger
 from cwqbo.state.ledger import Outcome

@@ -12,8 +12,10 @@ from typing import Any
 
 from cwqbo import crashpoints, money
 from cwqbo.state import ledger
-from cwqbo.mapping import document as mapping
-from cwqbo.mapping.document import QBODocument, Reconciliation
+from cwqbo.mapping import document, reconciliation
+from cwqbo.mapping.document import QBODocument
+from cwqbo.mapping.errors import MappingError
+from cwqbo.mapping.reconciliation import Reconciliation
 from cwqbo.errors import AuthError, ConfigError, CwqboError
 from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
@@ -94,8 +96,8 @@ class Sender:
         needs: dict[int, Any] = {}
         for w in works:
             try:
-                needs[w.inv.id] = mapping.needs(w.inv, deps.prefs)
-            except mapping.MappingError as exc:
+                needs[w.inv.id] = document.needs(w.inv, deps.prefs)
+            except MappingError as exc:
                 self.run.fail(w, exc.explained())
         if not needs:
             self.run.commit()
@@ -122,12 +124,12 @@ class Sender:
                 continue
             w.refs = refs
             try:
-                w.doc = mapping.build_document(w.inv, deps.prefs, refs)
-            except mapping.MappingError as exc:
+                w.doc = document.build_document(w.inv, deps.prefs, refs)
+            except MappingError as exc:
                 self.run.fail(w, exc.explained())
                 continue
             w.payload = with_marker(_doc(w).payload, w.inv.id)
-            w.payload_hash = mapping.payload_hash(w.payload)
+            w.payload_hash = document.payload_hash(w.payload)
             ready.append(w)
         self.run.commit()  # the mapping failures, in one transaction
         return ready
@@ -308,7 +310,7 @@ class Sender:
         document may be batched, and a warning for the operator.
         """
         prefs = self.run.deps.prefs
-        rec = mapping.reconcile(_doc(w), obj, prefs)
+        rec = reconciliation.reconcile(_doc(w), obj, prefs)
         warning: str | None = None
         if not rec.ok and prefs.tax.on_mismatch == "adjust":
             obj, rec, tid, warning = self.adjust(w, obj, rec, tid)
@@ -326,14 +328,14 @@ class Sender:
         deps = self.run.deps
         try:
             assert w.refs is not None, "a mapped invoice has its references"
-            line = mapping.adjustment_line(rec.difference, w.refs, deps.prefs)
+            line = reconciliation.adjustment_line(rec.difference, w.refs, deps.prefs)
             current = deps.qbo.read(_doc(w).entity, str(obj.get("Id"))).obj
             lines = [ln for ln in current.get("Line", []) if ln.get("DetailType") != "SubTotalLineDetail"]
             rid = ledger.request_id(deps.realm, w.inv.id, f"adjust:{w.payload_hash}:{current.get('SyncToken')}")
             updated = deps.qbo.update(_doc(w).entity, {"Id": current["Id"], "SyncToken": current["SyncToken"],
                                                   "Line": [*lines, line]}, rid)
-        except (mapping.MappingError, QBOError) as exc:
+        except (MappingError, QBOError) as exc:
             return obj, rec, tid, f"could not add the adjustment line ({exc})"
-        after = mapping.reconcile(_doc(w), updated.obj, deps.prefs)
+        after = reconciliation.reconcile(_doc(w), updated.obj, deps.prefs)
         note = f"added an adjustment line of {money.money_str(rec.difference)} ({rec.note})"
         return updated.obj, after, updated.tid, note

@@ -24,7 +24,9 @@ from cwqbo.sync import engine as sync
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import CwqboError
-from cwqbo.mapping.document import ItemRef, MappingError, Refs, build_document, needs
+from cwqbo.mapping.document import build_document, needs
+from cwqbo.mapping.errors import MappingError
+from cwqbo.mapping.refs import ItemRef, Refs
 from cwqbo.models import Address, CompanyRef, CWInvoice, InvoiceLine
 from cwqbo.settings.prefs import Filters, Prefs
 from cwqbo.quickbooks.client import QBOClient

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from cwqbo import money
-from cwqbo.mapping import document as mapping
+from cwqbo.mapping.document import build_document, doc_number, needs, readiness
+from cwqbo.mapping.errors import MappingError
+from cwqbo.mapping.refs import ItemRef, Refs
 from cwqbo.connectwise.records import build_invoice
 from cwqbo.settings.prefs import Prefs
 
@@ -113,11 +115,11 @@ def test_currency_code_comes_from_currency_code_not_the_name() -> None:
 def test_null_total_fails_the_invoice_with_the_reason() -> None:
     product = money.loads('{"id": 1, "catalogItem": {"identifier": "X"}, "quantity": 1, "price": 100.00}')
     inv = build_invoice(raw("100.00", total=None), [product])  # building never raises: the run goes on
-    with pytest.raises(mapping.MappingError, match="INV-5001 without a total, so there is nothing to check"):
-        mapping.needs(inv, Prefs())
-    with pytest.raises(mapping.MappingError, match="without a total"):
-        mapping.build_document(inv, Prefs(), mapping.Refs("1", items={"X": mapping.ItemRef("1", "X")}))
-    status, reason = mapping.readiness(inv, Prefs())
+    with pytest.raises(MappingError, match="INV-5001 without a total, so there is nothing to check"):
+        needs(inv, Prefs())
+    with pytest.raises(MappingError, match="without a total"):
+        build_document(inv, Prefs(), Refs("1", items={"X": ItemRef("1", "X")}))
+    status, reason = readiness(inv, Prefs())
     assert status == "invalid" and "without a total" in reason
 
 
@@ -125,10 +127,10 @@ def test_null_invoice_number_never_becomes_the_record_id() -> None:
     product = money.loads('{"id": 1, "catalogItem": {"identifier": "X"}, "quantity": 1, "price": 100.00}')
     inv = build_invoice(raw("100.00", invoiceNumber=None), [product])
     assert inv.number != "5001"
-    with pytest.raises(mapping.MappingError, match="invoice id 5001 without an invoice number") as exc:
-        mapping.doc_number(inv, Prefs())
+    with pytest.raises(MappingError, match="invoice id 5001 without an invoice number") as exc:
+        doc_number(inv, Prefs())
     assert "\n" not in exc.value.explained()
-    assert mapping.readiness(inv, Prefs())[0] == "invalid"
+    assert readiness(inv, Prefs())[0] == "invalid"
 
 
 def test_a_sound_invoice_keeps_its_content_hash_shape() -> None:

@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 from cwqbo import money
 from cwqbo.clock import ManualClock
 from cwqbo.errors import CwqboError
-from cwqbo.mapping.document import (
-    ItemRef, MappingError, Needs, Refs, adjustment_line, build_document, customer_display_name,
-    disambiguated_name, needs, payload_hash, reconcile, readiness, truncate,
-)
+from cwqbo.mapping.customers import customer_display_name, disambiguated_name
+from cwqbo.mapping.document import build_document, needs, payload_hash, readiness
+from cwqbo.mapping.errors import MappingError
+from cwqbo.mapping.reconciliation import adjustment_line, reconcile
+from cwqbo.mapping.refs import ItemRef, Needs, Refs
+from cwqbo.mapping.text import truncate
 from cwqbo.models import Address, CompanyRef, CWInvoice, InvoiceLine
 from cwqbo.settings.prefs import Prefs
 from cwqbo.sandbox.faults import Faults

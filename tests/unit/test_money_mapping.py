@@ -12,10 +12,12 @@ import pytest
 
 from cwqbo import money
 from cwqbo.connectwise.records import build_invoice
-from cwqbo.mapping.document import (
-    CompanyFacts, ItemRef, MappingError, Refs, build_document, company_facts, customer_display_name, customer_spec,
-    item_for_line, needs, readiness, reconcile,
-)
+from cwqbo.mapping.customers import customer_display_name, customer_spec
+from cwqbo.mapping.document import build_document, needs, readiness
+from cwqbo.mapping.errors import MappingError
+from cwqbo.mapping.lines import item_for_line
+from cwqbo.mapping.reconciliation import reconcile
+from cwqbo.mapping.refs import CompanyFacts, ItemRef, Refs, company_facts
 from cwqbo.models import CompanyRef, CWInvoice, InvoiceLine
 from cwqbo.settings.prefs import Prefs
 

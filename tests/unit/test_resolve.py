@@ -7,7 +7,8 @@ import pytest
 
 from cwqbo.clock import ManualClock
 from cwqbo.errors import RemoteError
-from cwqbo.mapping.document import CustomerSpec, Needs, Refs
+from cwqbo.mapping.customers import CustomerSpec
+from cwqbo.mapping.refs import Needs, Refs
 from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sync.resolve import NEW_ID, Resolver, WouldCreate

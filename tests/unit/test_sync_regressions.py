@@ -17,7 +17,7 @@ import pytest
 from cwqbo import crashpoints
 from cwqbo.sync import cw_batch
 from cwqbo.state import ledger
-from cwqbo.mapping import document as mapping
+from cwqbo.mapping import reconciliation
 from cwqbo.sync import engine as sync
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import ConfigError, RemoteError
@@ -174,13 +174,13 @@ def test_update_that_does_not_reconcile_fails_and_keeps_the_document(
     inv = world.sandbox.cw.invoice(row.cw_id)
     world.sandbox.cw.update_invoice(row.cw_id, subtotal=Decimal(str(inv["subtotal"])) + 50,
                                     total=Decimal(str(inv["total"])) + 50)
-    real = mapping.reconcile
+    real = reconciliation.reconcile
 
-    def off_by_a_cent(doc: Any, obj: dict[str, Any], prefs: Prefs) -> mapping.Reconciliation:
+    def off_by_a_cent(doc: Any, obj: dict[str, Any], prefs: Prefs) -> reconciliation.Reconciliation:
         rec = real(doc, obj, prefs)
         return dataclasses.replace(rec, ok=False, difference=Decimal("0.01"), note="tax rounded differently")
 
-    monkeypatch.setattr(mapping, "reconcile", off_by_a_cent)
+    monkeypatch.setattr(reconciliation, "reconcile", off_by_a_cent)
     report = world.sync(update_changed=True)
     item = next(i for i in report.items if i.cw_id == row.cw_id)
     assert item.outcome == "failed"
@@ -196,12 +196,12 @@ def test_update_follows_the_same_mismatch_policy_as_a_create(
     inv = world.sandbox.cw.invoice(row.cw_id)
     world.sandbox.cw.update_invoice(row.cw_id, subtotal=Decimal(str(inv["subtotal"])) + 50,
                                     total=Decimal(str(inv["total"])) + 50)
-    real = mapping.reconcile
+    real = reconciliation.reconcile
 
-    def off_by_a_cent(doc: Any, obj: dict[str, Any], prefs: Prefs) -> mapping.Reconciliation:
+    def off_by_a_cent(doc: Any, obj: dict[str, Any], prefs: Prefs) -> reconciliation.Reconciliation:
         return dataclasses.replace(real(doc, obj, prefs), ok=False, difference=Decimal("0.01"), note="rounding")
 
-    monkeypatch.setattr(mapping, "reconcile", off_by_a_cent)
+    monkeypatch.setattr(reconciliation, "reconcile", off_by_a_cent)
     prefs = Prefs()
     prefs.tax.on_mismatch = "warn"
     report = world.sync(update_changed=True, prefs=prefs)
