@@ -195,13 +195,8 @@ def test_connectwise_api_version_defaults_and_is_validated(tmp_path: Path) -> No
 
 @pytest.mark.skipif(os.name != "posix", reason="directories are fsynced on POSIX only")
 def test_save_fsyncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[int] = []
-    real = os.fsync
+    from tests.unit.test_files import record_fsyncs
 
-    def fsync(fd: int) -> None:
-        seen.append(os.fstat(fd).st_ino)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    seen = record_fsyncs(monkeypatch)
     save_config(Config(), tmp_path / "config.toml")
     assert seen and seen[-1] == tmp_path.stat().st_ino

@@ -129,13 +129,8 @@ def test_file_store_fsyncs_the_directory_so_a_rotated_token_survives_a_power_cut
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = FileStore(tmp_path / "secrets.json")
     store.set("a", "old")
-    seen: list[int] = []
-    real = os.fsync
+    from tests.unit.test_files import record_fsyncs
 
-    def fsync(fd: int) -> None:
-        seen.append(os.fstat(fd).st_ino)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    seen = record_fsyncs(monkeypatch)
     store.set("a", "rotated")
     assert seen and seen[-1] == tmp_path.stat().st_ino
