@@ -184,18 +184,18 @@ class _Parser:
         return node
 
     def expr(self) -> Node:
-        parts = [self.and_expr()]
-        while self.keyword("or"):
-            self.next()
-            parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
+        return self._chain("or", self.and_expr)
 
     def and_expr(self) -> Node:
-        parts = [self.unary()]
-        while self.keyword("and"):
+        return self._chain("and", self.unary)
+
+    def _chain(self, word: str, operand: Callable[[], Node]) -> Node:
+        """`operand (word operand)*`: one level of the grammar ("and" binds tighter than "or")."""
+        parts = [operand()]
+        while self.keyword(word):
             self.next()
-            parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else BoolOp(word, tuple(parts))
 
     def unary(self) -> Node:
         if self.peek().kind == "LPAREN":

@@ -11,10 +11,10 @@ against a snapshot taken when the batch starts, while writes, SyncToken checks a
 uniqueness (database constraints) are checked against the live state as each item runs.
 
 This module keeps the entry point, state, routing and query; each other concept has its own module, mixed
-into `QBOSimulator` or called by it: qbo_errors (faults), qbo_company (seed data), qbo_oauth (OAuth
-endpoints), qbo_throttle (rate limits), qbo_batch, qbo_writes (create/update/delete/void), qbo_names
-(customers, vendors, items), qbo_transactions (invoices, credit memos, sales receipts), qbo_schema
-(entity catalogue), qbo_values and qbo_responses (helpers). Names other code imports from here still are.
+into `QBOSimulator` or called by it: core (state shared by the mixins), errors (faults), company (seed
+data), oauth (OAuth endpoints), throttle (rate limits), batch, writes (create/update/delete/void), names
+(customers, vendors, items), transactions (invoices, credit memos, sales receipts), schema (entity
+catalogue), values and responses (helpers). Names other code imports from here still are.
 """
 
 from __future__ import annotations
