@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ cents = st.decimals(min_value=Decimal("-5000"), max_value=Decimal("5000"), place
 
 
 def _line(kind: str, qty: Decimal, price: Decimal, desc: str, key: str, taxable: bool) -> InvoiceLine:
-    amount = money.round_cents(qty * price)  # what ConnectWise stores as the extended amount
+    # what ConnectWise stores as the extended amount (half-up to cents; not through the code under test)
+    amount = (qty * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     extra: dict[str, Any] = {}
     if kind == "time":
         extra = {"member": desc[:10], "work_type": key, "work_role": key, "ticket": f"#{desc[:5]}", "notes": desc,
@@ -134,12 +135,13 @@ def _check(inv: CWInvoice, prefs: Prefs, sim: QBOSimulator, *, post: bool) -> An
     payload = doc.payload
     _assert_within_limits(doc.entity, payload)
     amounts = [ln["Amount"] for ln in payload["Line"]]
-    assert all(isinstance(a, Decimal) and a == money.round_cents(a) for a in amounts), "line amounts not in cents"
+    assert all(isinstance(a, Decimal) and a * 100 == (a * 100).to_integral_value() for a in amounts), \
+        "line amounts not in cents"
     sign = Decimal(-1) if doc.entity == "CreditMemo" or inv.total < 0 else Decimal(1)
     if inv.total == 0:
         sign = Decimal(-1) if inv.subtotal < 0 else Decimal(1)
-    assert sum(amounts, Decimal("0")) == money.round_cents(sign * inv.subtotal), "lines do not sum to the CW subtotal"
-    assert doc.expected_total == money.round_cents(sign * inv.total), "expected total is not the CW total"
+    assert sum(amounts, Decimal("0")) == sign * inv.subtotal, "lines do not sum to the CW subtotal"
+    assert doc.expected_total == sign * inv.total, "expected total is not the CW total"
     for ln in payload["Line"]:
         d = ln["SalesItemLineDetail"]
         assert d["Qty"] * d["UnitPrice"] == ln["Amount"], "QBO would reject with 6070"
@@ -148,7 +150,7 @@ def _check(inv: CWInvoice, prefs: Prefs, sim: QBOSimulator, *, post: bool) -> An
         body = money.loads(r.content)
         assert r.status_code == 200, body  # QuickBooks (simulated) accepts it: lengths, shape, Qty x UnitPrice
         created = body[doc.entity]
-        assert Decimal(str(created["TotalAmt"])) == money.round_cents(sign * inv.total), "QBO total drifted"
+        assert Decimal(str(created["TotalAmt"])) == sign * inv.total, "QBO total drifted"
     return doc
 
 
@@ -234,6 +236,7 @@ def test_negative_invoice_becomes_a_credit_memo_with_positive_amounts(qbo: QBOSi
                    Decimal("0"), Decimal("1.23"), "", "")
     doc = _check(inv, Prefs(), qbo, post=True)
     assert doc.entity == "CreditMemo" and doc.expected_total == Decimal("26.24")
+    assert [ln["Amount"] for ln in doc.payload["Line"]] == [Decimal("25.01")]
     assert all(ln["Amount"] > 0 for ln in doc.payload["Line"])
 
 

@@ -79,6 +79,11 @@ def amounts(payload: dict[str, Any]) -> list[Decimal]:
     return [ln["Amount"] for ln in payload["Line"]]
 
 
+def in_cents(amount: Decimal) -> bool:
+    """Whether `amount` is a whole number of cents (checked without the rounding code under test)."""
+    return (amount * 100) == (amount * 100).to_integral_value()
+
+
 BASIC = make_inv([time_line("150", "1"), time_line("300", "2", day=6), product_line("999.99")], tax="80.00",
                  bottom_comment="Thanks!", top_comment="Top text", customer_po="PO-4711", reference="REF9",
                  terms="Net 30 days", location_id=3, department_id=10, tax_code="Ontario",
@@ -93,7 +98,7 @@ def test_default_payload_is_a_valid_us_invoice_with_pinned_tax() -> None:
     assert payload["CustomerRef"] == {"value": "58"}
     assert payload["TxnDate"] == "2026-01-31" and payload["DueDate"] == "2026-03-02"
     assert payload["TxnTaxDetail"] == {"TotalTax": D("80.00")}
-    assert sum(amounts(payload)) == BASIC.subtotal
+    assert amounts(payload) == [D("450.00"), D("999.99")]  # the two Remote entries summarised, the laptop
     assert doc.expected_total == D("1529.99")
     assert payload["BillAddr"] == {"Line1": "1 Main St", "City": "Springfield", "CountrySubDivisionCode": "IL",
                                    "PostalCode": "62701", "Country": "USA"}
@@ -331,7 +336,26 @@ def test_sub_cent_line_amounts_are_rounded_to_sum_to_the_subtotal() -> None:
     lines = [product_line("0.335", key="A"), product_line("0.335", key="B"), product_line("0.33", key="C")]
     inv = make_inv(lines, subtotal=D("1.00"), total=D("1.00"))
     got = amounts(build(inv)[0])
-    assert sum(got) == D("1.00") and all(a == money.round_cents(a) for a in got)
+    assert got == [D("0.33"), D("0.34"), D("0.33")]  # half-up gives 0.34 + 0.34 + 0.33; the first gives back a cent
+
+
+def test_cents_round_half_up_as_invoices_are_printed() -> None:
+    """Half a cent rounds away from zero, never to even: 0.125 → 0.13, 2.675 → 2.68, -0.005 → -0.01."""
+    assert money.round_cents(D("0.125")) == D("0.13")
+    assert money.round_cents(D("0.135")) == D("0.14")
+    assert money.round_cents(D("2.675")) == D("2.68")
+    assert money.round_cents(D("-0.005")) == D("-0.01")
+    assert money.round_cents(D("10.004")) == D("10.00")
+    assert money.money_str(D("0.125")) == "0.13"
+    # in a document: two half-cent lines each round up and make the subtotal, with no difference line
+    inv = make_inv([product_line("0.125", key="A"), product_line("0.125", key="B")], subtotal=D("0.26"),
+                   total=D("0.26"))
+    assert amounts(build(inv)[0]) == [D("0.13"), D("0.13")]
+    credit = make_inv([product_line("-0.125", key="A"), product_line("-0.125", key="B")], subtotal=D("-0.26"),
+                      total=D("-0.26"))
+    payload, doc = build(credit)
+    assert doc.entity == "CreditMemo" and amounts(payload) == [D("0.13"), D("0.13")]
+    assert doc.expected_total == D("0.26")
 
 
 def test_subtotal_not_covered_by_lines_adds_a_difference_line() -> None:
@@ -380,7 +404,7 @@ def test_line_amounts_always_sum_to_the_subtotal_and_total_matches(raw: list[Any
     assert payload["TxnTaxDetail"]["TotalTax"] == sign * inv.sales_tax
     for ln in payload["Line"]:
         d = ln["SalesItemLineDetail"]
-        assert money.round_cents(d["Qty"] * d["UnitPrice"]) == ln["Amount"] == money.round_cents(ln["Amount"])
+        assert in_cents(ln["Amount"])
         assert d["Qty"] * d["UnitPrice"] == ln["Amount"]
 
 
@@ -542,11 +566,11 @@ def test_simulator_non_us_tax_codes_and_a_drift_is_reported() -> None:
 @given(st.lists(st.integers(1, 9_999_999), min_size=1, max_size=20))
 def test_sub_cent_amounts_always_round_to_the_subtotal(mills: list[int]) -> None:
     lines = [product_line(str(D(m) / 1000), key=f"K{i}") for i, m in enumerate(mills)]
-    subtotal = money.round_cents(sum((ln.amount for ln in lines), D(0)))
+    subtotal = D((sum(mills) + 5) // 10) / 100  # the exact sum of the mills, half-up to cents
     payload, _ = build(make_inv(lines, subtotal=subtotal, total=subtotal))
     got = amounts(payload)
     assert sum(got) == subtotal and len(got) == len(lines)
-    assert all(a == money.round_cents(a) and abs(a - ln.amount) < D("0.01") for a, ln in zip(got, lines))
+    assert all(in_cents(a) and abs(a - ln.amount) < D("0.01") for a, ln in zip(got, lines))
 
 
 def test_a_cw_total_that_lines_and_tax_do_not_make_is_refused() -> None:

@@ -123,6 +123,16 @@ def test_detailed_time_line_names_the_ticket_and_notes_once() -> None:
         "2026-08-28 · Jordan Lee · 2 h @ 150.00 · ServiceTicket #9001\nReset VPN"
 
 
+def test_hours_at_rate_is_claimed_when_half_up_cents_make_the_amount() -> None:
+    """0.25 h × 198.02 = 49.505, which half-up makes 49.51 (half-to-even would make 49.50): the rate is shown."""
+    invoice = cw_time("0.25", "198.02", "49.51")
+    prefs = detailed()
+    prefs.time.include_notes = False
+    payload = build_document(invoice, prefs, refs(invoice)).payload
+    assert payload["Line"][0]["Amount"] == D("49.51")
+    assert payload["Line"][0]["Description"] == "2026-08-28 · Jordan Lee · 0.25 h @ 198.02 · ServiceTicket #9001"
+
+
 def test_rounded_hours_never_claim_a_rate_that_does_not_make_the_amount() -> None:
     invoice = cw_time("0.33", "150.00", "49.50")
     prefs = detailed()
@@ -191,14 +201,16 @@ def test_readiness_refuses_what_build_document_refuses() -> None:
 
 # --- preview: lines + tax = total shown --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode,tax", [("pin_cw", D("8.25")), ("line_item", D("0")), ("qbo", D("8.25"))])
-def test_preview_tax_makes_the_lines_add_up_to_the_total(mode: str, tax: Decimal) -> None:
+@pytest.mark.parametrize("mode,tax,lines_total", [("pin_cw", D("8.25"), D("100.00")),
+                                                  ("line_item", D("0"), D("108.25")),  # tax is a line
+                                                  ("qbo", D("8.25"), D("100.00"))])
+def test_preview_tax_makes_the_lines_add_up_to_the_total(mode: str, tax: Decimal, lines_total: Decimal) -> None:
     prefs = Prefs()
     prefs.tax.mode = mode  # type: ignore[assignment]
     invoice = inv([product("60.00"), product("40.00", key="MOUSE")], tax="8.25")
     doc = build_document(invoice, prefs, refs(invoice, prefs))
     lines = sum((ln["Amount"] for ln in doc.payload["Line"]), D(0))
-    assert doc.tax == tax and lines + doc.tax == doc.expected_total == D("108.25")
+    assert lines == lines_total and doc.tax == tax and doc.expected_total == D("108.25")
 
 
 def test_resolver_display_names_are_cleaned_the_same_way() -> None:
