@@ -47,7 +47,7 @@ def describe_filters(f: Filters) -> list[tuple[str, str]]:
 
 def invoice_rows(store: Store, rows: list[CachedInvoice], prefs: Prefs, realm: str = "") -> list[dict[str, Any]]:
     """Unsynced invoices with their mapping readiness, as plain dicts (money as exact strings)."""
-    from cwqbo.state.cache import readiness
+    from cwqbo.sync.readiness import readiness
 
     out = []
     for c, (status, reason) in zip(rows, readiness(store, rows, prefs, realm or None), strict=True):

@@ -156,6 +156,7 @@ def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
     import questionary
 
     from cwqbo.state import cache
+    from cwqbo.sync.readiness import readiness
 
     if refresh:
         from cwqbo.sync import discover
@@ -166,7 +167,7 @@ def _choose(deps: SyncDeps, refresh: bool) -> tuple[str, ...]:
     if not rows:
         render.info("no unsynced invoices")
         return ()
-    verdicts = cache.readiness(deps.store, rows, deps.prefs, deps.realm)
+    verdicts = readiness(deps.store, rows, deps.prefs, deps.realm)
     choices = [questionary.Choice(title, value=r.number)
                for r, title in zip(rows, checklist_titles(rows, verdicts), strict=True)]
     not_ready = sum(1 for status, _ in verdicts if status != "ready")

@@ -7,7 +7,6 @@ invoices costs no remote call and no per-row decoding.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,9 +14,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from cwqbo import money
-from cwqbo.errors import CwqboError, UsageError
+from cwqbo.errors import UsageError
 from cwqbo.models import CWInvoice, invoice_from_json, invoice_json_text_and_hash
-from cwqbo.settings.prefs import Prefs
 from cwqbo.state.store import Store
 
 SortKey = Literal["date", "number", "company", "total"]
@@ -257,52 +255,3 @@ def counts(store: Store) -> dict[str, int]:
         "AND i.closed = 1 AND i.unposted = 1 AND (l.state IS NULL OR l.state NOT IN (?, ?))",
         list(DONE_STATES)).fetchone()[0]
     return {"cached": cached_n, "in_scope": in_scope_n, "unsynced": unsynced_n}
-
-
-def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs,
-              realm: str | None = None) -> list[tuple[str, str]]:
-    """`mapping.readiness` of each row, memoised in the store by invoice content, prefs and QBO company facts.
-
-    With `realm`, invoices are judged against the connected company as the last sync read it (country, home
-    currency, multicurrency), and a document kept for review is never "ready": the same checks the sync runs.
-    A verdict is reused only while the content hash, the prefs and those facts are unchanged, so it is always
-    what `mapping.readiness` would say now. Failing to save the memo never fails the listing.
-    """
-    import sqlite3
-
-    from cwqbo.errors import StoreError
-    from cwqbo.mapping.document import readiness as judge
-    from cwqbo.settings.prefs import prefs_to_dict
-
-    from cwqbo.sync.resolve import stored_company_facts
-
-    facts = stored_company_facts(store, realm) if realm else None
-    prefs_hash = hashlib.sha256((money.dumps(prefs_to_dict(prefs)) + repr(facts)).encode()).hexdigest()[:32]
-    kept = {int(cw_id): str(error) for cw_id, error in store.db.execute(
-        "SELECT cw_id, error FROM ledger WHERE state = 'failed' AND qbo_id IS NOT NULL")}
-    memo = {cw_id: (content, status, reason) for cw_id, content, status, reason in store.db.execute(
-        "SELECT cw_id, content_hash, status, reason FROM readiness WHERE prefs_hash = ?", [prefs_hash])}
-    verdicts: list[tuple[str, str]] = []
-    fresh: list[tuple[int, str, str, str, str]] = []
-    for row in rows:
-        known = memo.get(row.cw_id)
-        if known is not None and known[0] == row.content_hash and row.cw_id not in kept:
-            verdicts.append((known[1], known[2]))
-            continue
-        try:
-            status, reason = judge(row.invoice(), prefs, company=facts, kept_for_review=kept.get(row.cw_id))
-        except (CwqboError, ValueError) as exc:  # an unreadable record is itself the reason; not memoised
-            verdicts.append(("invalid", f"cannot map: {exc}"))
-            continue
-        verdicts.append((status, reason))
-        if row.cw_id in kept:
-            continue  # depends on the ledger, not only on content and prefs: never memoised
-        fresh.append((row.cw_id, row.content_hash, prefs_hash, status, reason))
-    if fresh:
-        try:
-            with store.transaction():
-                store.db.conn.executemany("INSERT OR REPLACE INTO readiness (cw_id, content_hash, prefs_hash, status, "
-                                     "reason) VALUES (?, ?, ?, ?, ?)", fresh)
-        except (StoreError, sqlite3.Error):
-            pass  # read-only or busy database: the listing is still right, just not memoised
-    return verdicts

@@ -15,6 +15,7 @@ from cwqbo.state import cache
 from cwqbo.errors import UsageError
 from cwqbo.models import CompanyRef, CWInvoice, InvoiceLine, invoice_to_json
 from cwqbo.state.store import Store
+from cwqbo.sync.readiness import readiness
 
 
 def make_invoice(cw_id: int, *, number: str | None = None, total: str = "100.00", day: int = 1,
@@ -151,20 +152,20 @@ def test_readiness_is_memoised_but_never_stale(store: Store, monkeypatch: pytest
 
     put(store, [make_invoice(1), make_invoice(2, number="N" * 22)])
     prefs = Prefs()
-    first = cache.readiness(store, cache.unsynced(store, sort="number"), prefs)
+    first = readiness(store, cache.unsynced(store, sort="number"), prefs)
     assert first[0] == ("ready", "") and first[1][0] == "invalid" and "22 characters" in first[1][1]
 
     calls: list[int] = []
     real = mapping.readiness
     monkeypatch.setattr(mapping, "readiness", lambda inv, p, **kw: calls.append(inv.id) or real(inv, p, **kw))
-    assert cache.readiness(store, cache.unsynced(store, sort="number"), prefs) == first
+    assert readiness(store, cache.unsynced(store, sort="number"), prefs) == first
     assert calls == []  # nothing changed: answered from the memo
 
     prefs.fields.docnumber_prefix = "X"  # prefs changed: every verdict is judged again
-    again = cache.readiness(store, cache.unsynced(store, sort="number"), prefs)
+    again = readiness(store, cache.unsynced(store, sort="number"), prefs)
     assert sorted(calls) == [1, 2] and again[1][0] == "invalid"
 
     calls.clear()
     put(store, [make_invoice(1, total="99.00")])  # content changed: only that invoice is judged again
-    cache.readiness(store, cache.unsynced(store, sort="number"), prefs)
+    readiness(store, cache.unsynced(store, sort="number"), prefs)
     assert calls == [1]
