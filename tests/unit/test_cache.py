@@ -157,7 +157,8 @@ def test_readiness_is_memoised_but_never_stale(store: Store, monkeypatch: pytest
 
     calls: list[int] = []
     real = mapping.readiness
-    monkeypatch.setattr(mapping, "readiness", lambda inv, p, **kw: calls.append(inv.id) or real(inv, p, **kw))
+    monkeypatch.setattr("cwqbo.sync.readiness.judge",
+                        lambda inv, p, **kw: calls.append(inv.id) or real(inv, p, **kw))
     assert readiness(store, cache.unsynced(store, sort="number"), prefs) == first
     assert calls == []  # nothing changed: answered from the memo
 
