@@ -51,6 +51,7 @@ class Token:
 
 
 _OPS = ("<=", ">=", "!=", "=", "<", ">")
+_PUNCTUATION = {"(": "LPAREN", ")": "RPAREN", ",": "COMMA", "/": "SLASH"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
@@ -89,17 +90,8 @@ def tokenize(text: str) -> list[Token]:
                 raise ConditionError("unterminated date literal", i)
             tokens.append(Token("DATE", _parse_date(text[i + 1:end], i), i))
             i = end + 1
-        elif c == "(":
-            tokens.append(Token("LPAREN", c, i))
-            i += 1
-        elif c == ")":
-            tokens.append(Token("RPAREN", c, i))
-            i += 1
-        elif c == ",":
-            tokens.append(Token("COMMA", c, i))
-            i += 1
-        elif c == "/":
-            tokens.append(Token("SLASH", c, i))
+        elif c in _PUNCTUATION:
+            tokens.append(Token(_PUNCTUATION[c], c, i))
             i += 1
         elif c in "<>=!":
             for op in _OPS:
