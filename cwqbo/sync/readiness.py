@@ -16,7 +16,7 @@ from cwqbo.mapping.document import readiness as judge
 from cwqbo.settings.prefs import Prefs, prefs_to_dict
 from cwqbo.state.cache import CachedInvoice
 from cwqbo.state.store import Store
-from cwqbo.sync.resolve import stored_company_facts
+from cwqbo.sync.ref_cache import stored_company_facts
 
 
 def readiness(store: Store, rows: Sequence[CachedInvoice], prefs: Prefs,

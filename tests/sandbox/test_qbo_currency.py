@@ -16,7 +16,8 @@ from cwqbo.mapping.document import build_document, needs
 from cwqbo.models import CompanyRef, CWInvoice, InvoiceLine
 from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import QBOClient
-from cwqbo.sync.resolve import Resolver, stored_company_facts
+from cwqbo.sync.ref_cache import stored_company_facts
+from cwqbo.sync.resolve import Resolver
 from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.quickbooks.simulator import DirectTokens, QBOSimulator
 from cwqbo.state.store import Store

@@ -214,6 +214,6 @@ def test_preview_tax_makes_the_lines_add_up_to_the_total(mode: str, tax: Decimal
 
 
 def test_resolver_display_names_are_cleaned_the_same_way() -> None:
-    from cwqbo.sync.resolve import safe_display_name
+    from cwqbo.sync.lookup import safe_display_name
 
     assert safe_display_name("Acme\x00Dental\tLtd") == "Acme Dental Ltd"
