@@ -1,11 +1,11 @@
 """Resolving the QBO references a set of invoices needs (customers, items, tax codes, terms, …) in bulk.
 
 Why bulk: resolving one invoice at a time costs a query per customer and item and burns QBO's
-500-requests-a-minute budget. Here every distinct name across all invoices is looked up with
-`IN (...)` queries packed into one batch call, ids are cached per realm in `qbo_refs` (and
-re-verified by id each run, so a deleted or deactivated record is resolved again by its stored
-name), and missing customers/items are created with batch calls whose `requestid` is derived from
-what they create, so a crash or a retry never makes a second copy.
+500-requests-a-minute budget. Here every distinct name across a slice of invoices is looked up with a few
+`IN (...)` queries, ids are cached per realm in `qbo_refs` (and re-verified by id each run, so a deleted or
+deactivated record is resolved again by its stored name), and missing customers/items are created with
+`requestid`s derived from what they create, so a crash or a retry never makes a second copy. Lookups and creates
+are single requests, a few in flight at once: QBO's batch budget (40 calls a minute) is kept for the documents.
 
 Customer names: QBO DisplayNames are unique across customers, vendors and employees
 (case-insensitively, inactive records included) and may not contain ':'. One CW company maps to one
@@ -27,19 +27,22 @@ from cwqbo.mapping.refs import CompanyFacts, ItemRef, Needs, Refs, company_facts
 from cwqbo.sync.lookup import Found, Lookup, fallback_name, fold, safe_display_name
 from cwqbo.sync.ref_cache import RefCache
 from cwqbo.settings.prefs import Prefs
-from cwqbo.quickbooks.client import BatchItemResult, BatchOp
+from cwqbo.quickbooks.client import QBOError, QBOResult
+from cwqbo.sync.in_flight import in_flight
 
 # Fixed forever: changing it would change the requestids of customer/item creates.
 NAMESPACE = uuid.UUID("0b9f6a52-7c1d-4e8a-a3f4-2d5e6c7b8a90")
-BATCH_SIZE = 30  # Intuit's per-call batch limit
 NEW_ID = "(new)"  # the id a dry run gives a reference it would create
 
 
 
 class QBOLike(Protocol):
-    """What the resolver needs from `quickbooks.client.QBOClient`."""
+    """What the resolver needs from `quickbooks.client.QBOClient`: single requests, never batch calls (the batch
+    budget, 40 a minute, is kept for the documents themselves)."""
 
-    def batch(self, items: list[BatchOp], request_id: str | None = None) -> dict[str, BatchItemResult]: ...
+    def query(self, statement: str) -> list[dict[str, Any]]: ...
+
+    def create(self, entity: str, payload: dict[str, Any], request_id: str) -> QBOResult: ...
 
 
 @dataclass(frozen=True)
@@ -119,26 +122,29 @@ class Resolver:
             return now - self._start_calls
         return self._own_calls
 
-    def _batch(self, ops: list[BatchOp], request_id: str | None = None) -> dict[str, BatchItemResult]:
-        self._own_calls += 1
-        return dict(self.qbo.batch(ops, request_id=request_id))
-
     def _queries(self, statements: list[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
-        """Run (entity, statement) queries as batch items, ≤ 30 a call; rows per statement index."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for start in range(0, len(statements), BATCH_SIZE):
-            part = statements[start:start + BATCH_SIZE]
-            results = self._batch([BatchOp.select(f"q{start + i}", text) for i, (_, text) in enumerate(part)])
-            for i in range(len(part)):
-                bid = f"q{start + i}"
-                res = results.get(bid)
-                if res is None or not res.ok:
-                    why = str(res.faults[0]) if res is not None else "no answer"
-                    code = res.faults[0].code if res is not None else None
-                    raise RemoteError(f"QuickBooks Online refused a lookup query: {why}", code=code,
-                                      tid=res.tid if res is not None else None)
-                out[bid] = list(res.rows or [])
-        return out
+        """Run (entity, statement) queries as single requests, a few at once; rows per statement index."""
+        self._own_calls += len(statements)
+        try:
+            rows = in_flight(self.qbo.query, [text for _, text in statements])
+        except QBOError as exc:
+            raise RemoteError(f"QuickBooks Online refused a lookup query: {exc}", code=exc.code, tid=exc.tid) from exc
+        return {f"q{i}": list(found) for i, found in enumerate(rows)}
+
+    def _create(self, entity: str, jobs: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str, QBOResult | QBOError]]:
+        """(key, payload, requestid) → (key, the created record or QBO's refusal); single requests, a few at once.
+
+        The requestid is derived from what is created, so a retry or a crashed run's second try replays the first
+        answer instead of making a second copy."""
+        self._own_calls += len(jobs)
+
+        def one(job: tuple[str, dict[str, Any], str]) -> tuple[str, QBOResult | QBOError]:
+            key, payload, rid = job
+            try:
+                return key, self.qbo.create(entity, payload, rid)
+            except QBOError as exc:
+                return key, exc
+        return in_flight(one, jobs)
 
     # -- the public entry point --------------------------------------------------------------
 
@@ -340,30 +346,25 @@ class Resolver:
                           errors: dict[str, str], remember: list[tuple[str, str, str, dict[str, Any]]],
                           claimed_ids: dict[str, str], result: ResolveResult) -> None:
         duplicates: list[tuple[str, str]] = []
-        for start in range(0, len(to_create), BATCH_SIZE):
-            part = to_create[start:start + BATCH_SIZE]
-            ops = [BatchOp.create(f"c{i}", "Customer", customer_payload(specs[key], name,
-                                                                        currency=self._new_customer_currency(specs[key])))
-                   for i, (key, name) in enumerate(part)]
-            # Same companies and names → same requestid, so a retry after a crash replays instead of duplicating;
-            # a cached customer that went stale is part of the seed, so re-creating it isn't answered by a replay.
-            rid = str(uuid.uuid5(NAMESPACE, f"{self.realm}|customer|" + "|".join(
-                sorted(f"{key}={name}~{self.cache.stale.get(('customer', key), '')}" for key, name in part))))
-            answers = self._batch(ops, rid)
-            for i, (key, name) in enumerate(part):
-                res = answers.get(f"c{i}")
-                if res is not None and res.ok and res.obj and res.obj.get("Id"):
-                    cid = str(res.obj["Id"])
-                    self._note_currency(cid, res.obj)
-                    result.created.append(Created("customer", name, cid))
-                    ids[key] = cid
-                    claimed_ids[cid] = key
-                    remember.append((key, cid, name, {"created": True}))
-                elif res is not None and any(f.code == "6240" for f in res.faults):
-                    duplicates.append((key, name))
-                else:
-                    why = str(res.faults[0]) if res is not None and res.faults else "no answer for this item"
-                    errors[key] = f"QBO refused to create customer '{name}': {why}"
+        names = dict(to_create)
+        jobs = [(key, customer_payload(specs[key], name, currency=self._new_customer_currency(specs[key])),
+                 # a cached customer that went stale is part of the seed: re-creating it isn't answered by a replay
+                 str(uuid.uuid5(NAMESPACE, f"{self.realm}|customer|{key}={name}~"
+                                           f"{self.cache.stale.get(('customer', key), '')}")))
+                for key, name in to_create]
+        for key, answer in self._create("Customer", jobs):
+            name = names[key]
+            if isinstance(answer, QBOResult) and answer.obj.get("Id"):
+                cid = str(answer.obj["Id"])
+                self._note_currency(cid, answer.obj)
+                result.created.append(Created("customer", name, cid))
+                ids[key] = cid
+                claimed_ids[cid] = key
+                remember.append((key, cid, name, {"created": True}))
+            elif isinstance(answer, QBOError) and answer.has_code("6240"):
+                duplicates.append((key, name))
+            else:
+                errors[key] = f"QBO refused to create customer '{name}': {answer}"
         if duplicates:  # someone (maybe an earlier run that never recorded it) holds the name: look again
             again = Lookup(self.cache, self._queries)
             again.add_people([name for _, name in duplicates])
@@ -397,23 +398,17 @@ class Resolver:
             return  # errors name the items; nothing to attach them to
         remember: list[tuple[str, str, str, dict[str, Any]]] = []
         duplicates: list[str] = []
-        for start in range(0, len(names), BATCH_SIZE):
-            part = names[start:start + BATCH_SIZE]
-            ops = [BatchOp.create(f"i{i}", "Item", {"Name": name[:100], "Type": "Service",
-                                                     "IncomeAccountRef": {"value": account}})
-                   for i, name in enumerate(part)]
-            rid = str(uuid.uuid5(NAMESPACE, f"{self.realm}|item|" + "|".join(
-                sorted(f"{name}~{self.cache.stale.get(('item', name), '')}" for name in part))))
-            answers = self._batch(ops, rid)
-            for i, name in enumerate(part):
-                res = answers.get(f"i{i}")
-                if res is not None and res.ok and res.obj and res.obj.get("Id"):
-                    iid = str(res.obj["Id"])
-                    found[name] = iid
-                    result.created.append(Created("item", name, iid))
-                    remember.append((name, iid, name, {"created": True}))
-                elif res is not None and any(f.code == "6240" for f in res.faults):
-                    duplicates.append(name)
+        jobs = [(name, {"Name": name[:100], "Type": "Service", "IncomeAccountRef": {"value": account}},
+                 str(uuid.uuid5(NAMESPACE, f"{self.realm}|item|{name}~{self.cache.stale.get(('item', name), '')}")))
+                for name in names]
+        for name, answer in self._create("Item", jobs):
+            if isinstance(answer, QBOResult) and answer.obj.get("Id"):
+                iid = str(answer.obj["Id"])
+                found[name] = iid
+                result.created.append(Created("item", name, iid))
+                remember.append((name, iid, name, {"created": True}))
+            elif isinstance(answer, QBOError) and answer.has_code("6240"):
+                duplicates.append(name)
         if duplicates:
             again = Lookup(self.cache, self._queries)
             again.add_names("item", duplicates, use_cache=False)

@@ -21,6 +21,7 @@ from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
 from cwqbo.quickbooks import query as qbo_query
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp, QBOError, QBOFault
+from cwqbo.sync.in_flight import in_flight
 from cwqbo.sync.run_state import RunState, Work
 from cwqbo.sync.model import PlanLine, PlannedDocument
 
@@ -190,14 +191,14 @@ class Sender:
     def lookup_docs(self, doc_numbers: Iterable[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
         """DocNumber → [(entity, object)] for Invoices and CreditMemos carrying it."""
         numbers = sorted(set(doc_numbers))
+        statements = [(entity, f"SELECT Id, DocNumber, TotalAmt, SyncToken, PrivateNote FROM {entity} WHERE "
+                               f"{qbo_query.in_('DocNumber', numbers[start:start + PROBE_CHUNK])} MAXRESULTS 1000")
+                      for entity in DOC_ENTITIES for start in range(0, len(numbers), PROBE_CHUNK)]
+        answers = in_flight(self.run.deps.qbo.query, [text for _, text in statements])  # single requests, a few at once
         out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for entity in DOC_ENTITIES:
-            for start in range(0, len(numbers), PROBE_CHUNK):
-                part = numbers[start:start + PROBE_CHUNK]
-                statement = (f"SELECT Id, DocNumber, TotalAmt, SyncToken, PrivateNote FROM {entity} WHERE "
-                             f"{qbo_query.in_('DocNumber', part)} MAXRESULTS 1000")
-                for row in self.run.deps.qbo.query(statement):
-                    out.setdefault(str(row.get("DocNumber")), []).append((entity, row))
+        for (entity, _), rows in zip(statements, answers, strict=True):
+            for row in rows:
+                out.setdefault(str(row.get("DocNumber")), []).append((entity, row))
         return out
 
     def settle_existing(self, w: Work, hits: list[tuple[str, dict[str, Any]]], tid: str | None) -> None:
