@@ -167,17 +167,35 @@ class Intent:
 
 
 def record_intents(store: Store, intents: Iterable[Intent], run_id: int | None, *, now: str | None = None) -> None:
-    """Commit a chunk's intents in one transaction; must return before the QBO call is made."""
+    """Commit a chunk's intents in one transaction (one statement); must return before the QBO call is made.
+
+    A row that already exists keeps its first `created_at` and counts one more attempt; a DocNumber is kept
+    unless the intent names one."""
     at = now or iso()
+    rows = [(it.cw_id, it.number, it.entity, it.request_id, it.payload_hash, it.content_hash, _money(it.cw_total),
+             run_id, at, at, it.doc_number) for it in intents]
     with _tx(store):
-        for it in intents:
-            prev = get(store, it.cw_id)
-            values: dict[str, Any] = {} if it.doc_number is None else {"doc_number": it.doc_number}
-            _upsert(store, it.cw_id, {
-                **values, "invoice_number": it.number, "entity": it.entity, "state": "intent", "request_id": it.request_id,
-                "payload_hash": it.payload_hash, "content_hash": it.content_hash, "cw_total": _money(it.cw_total),
-                "error": None, "run_id": run_id, "attempts": (prev.attempts if prev else 0) + 1,
-                "created_at": prev.created_at if prev and prev.created_at else at, "updated_at": at})
+        store.db.conn.executemany(
+            "insert into ledger (cw_id, invoice_number, entity, state, request_id, payload_hash, content_hash, "
+            "cw_total, error, run_id, attempts, created_at, updated_at, doc_number) "
+            "values (?, ?, ?, 'intent', ?, ?, ?, ?, null, ?, 1, ?, ?, ?) "
+            "on conflict (cw_id) do update set invoice_number = excluded.invoice_number, entity = excluded.entity, "
+            "state = 'intent', request_id = excluded.request_id, payload_hash = excluded.payload_hash, "
+            "content_hash = excluded.content_hash, cw_total = excluded.cw_total, error = null, "
+            "run_id = excluded.run_id, attempts = ledger.attempts + 1, "
+            "created_at = coalesce(ledger.created_at, excluded.created_at), updated_at = excluded.updated_at, "
+            "doc_number = coalesce(excluded.doc_number, ledger.doc_number)", rows)
+
+
+def get_many(store: Store, cw_ids: Iterable[int]) -> dict[int, LedgerRow]:
+    """The ledger rows of these invoices (one query per 900 ids), by CW id."""
+    ids = list(cw_ids)
+    out: dict[int, LedgerRow] = {}
+    for start in range(0, len(ids), 900):
+        part = ids[start:start + 900]
+        for row in _rows(store, f"select * from ledger where cw_id in ({', '.join('?' for _ in part)})", part):
+            out[int(row["cw_id"])] = LedgerRow.from_row(row)
+    return out
 
 
 def mark_created(store: Store, cw_id: int, *, qbo_id: str, sync_token: str | None, qbo_total: Decimal | None,

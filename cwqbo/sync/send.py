@@ -142,8 +142,9 @@ class Sender:
         self.run.emit("probe", f"checking {len(works)} document number(s) in QuickBooks")
         pending: list[Work] = []
         sent_as: dict[int, str] = {}  # DocNumber an earlier attempt went out under, when it differs from today's
+        rows = ledger.get_many(self.run.deps.store, [w.inv.id for w in works])  # one query for the slice
         for w in works:
-            row = ledger.get(self.run.deps.store, w.inv.id)
+            row = rows.get(w.inv.id)
             if row is not None and row.qbo_id and not row.doc_number and self.settle_known(w, row):
                 continue
             if row is not None and row.doc_number and row.doc_number != _doc(w).doc_number:
