@@ -7,6 +7,7 @@ from typing import Any
 
 from cwqbo.sandbox.quickbooks.core import SimulatorCore, View
 from cwqbo.sandbox.quickbooks.errors import QBOError, err_business, err_duplicate_name, err_required
+from cwqbo.sandbox.quickbooks.index import IndexedTable
 from cwqbo.sandbox.quickbooks.schema import PEOPLE
 from cwqbo.sandbox.quickbooks.values import _dec, _present, _ref_value
 
@@ -17,7 +18,9 @@ class NameListsMixin(SimulatorCore):
     def _unique_name(self, entities: tuple[str, ...], field: str, name: str, self_id: str | None, self_entity: str) -> None:
         wanted = name.strip().lower()
         for other in entities:
-            for obj in self._entities[other].values():
+            table = self._entities[other]
+            ids = table.candidates(field, (name,)) if isinstance(table, IndexedTable) else None
+            for obj in table.values() if ids is None else [table[i] for i in ids if i in table]:
                 if other == self_entity and obj["Id"] == self_id:
                     continue
                 if str(obj.get(field, "")).strip().lower() == wanted:

@@ -40,6 +40,7 @@ from cwqbo.sandbox.quickbooks.core import View
 from cwqbo.sandbox.quickbooks.errors import (QBOError, auth_failure_body, err_bad_ref, err_business, err_duplicate_name,
                                       err_length, err_not_found, err_query, err_required, err_stale, err_system_failure,
                                       err_unknown_property, err_unsupported, err_wrong_realm, fault_envelope)
+from cwqbo.sandbox.quickbooks.index import IndexedTable, index_rows
 from cwqbo.sandbox.quickbooks.names import NameListsMixin
 from cwqbo.sandbox.quickbooks.oauth import (ACCESS_TOKEN_TTL, ACCOUNTING_SCOPE, AUTH_CODE_TTL, KNOWN_SCOPES, REFRESH_HARD_TTL,
                                      REFRESH_TOKEN_TTL, ROTATION_GRACE, OAuthMixin)
@@ -101,6 +102,9 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
             self._state = _from_jsonable(copy.deepcopy(state))
             for name in ENTITY_BY_PATH.values():  # state files written before an entity was simulated
                 self._state["entities"].setdefault(name, {})
+            tables = self._state["entities"]
+            for name in list(tables):  # Id/DocNumber/name indexes (sandbox/quickbooks/index.py)
+                tables[name] = IndexedTable(tables[name])
             self.realm_id: str = self._state["realm_id"]
             self.country: str = self._state["country"]
 
@@ -346,7 +350,8 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
         for name in [c.field for c in query.where] + [n for n, _desc in query.order_by]:
             if not qbo_fields.resolve(query.entity, name):
                 raise err_query(f"QueryValidationError: property '{name}' is not queryable", "4001")
-        rows = [_public(r) for r in view[query.entity].values()]
+        indexed = index_rows(view[query.entity], self._entities.get(query.entity), query.where)
+        rows = [_public(r) for r in (view[query.entity].values() if indexed is None else indexed)]
         if query.entity in NAME_LISTS and not query.mentions("Active"):
             rows = [r for r in rows if r.get("Active", True)]
         page, total = qbo_query.execute(query, rows)

@@ -14,6 +14,7 @@ from typing import Any
 from cwqbo import money
 from cwqbo.sandbox.quickbooks.core import SimulatorCore, View
 from cwqbo.sandbox.quickbooks.errors import QBOError, err_bad_ref, err_business, err_required
+from cwqbo.sandbox.quickbooks.index import IndexedTable
 from cwqbo.sandbox.quickbooks.schema import TXN_TYPE_LABEL
 from cwqbo.sandbox.quickbooks.values import _dec, _id_sort, _int_or_none, _pacific, _present, _ref_value
 
@@ -309,7 +310,10 @@ class TransactionsMixin(SimulatorCore):
 
     def _check_doc_number(self, doc: str, entity: str, self_id: str | None) -> None:
         for other in ("Invoice", "CreditMemo", "SalesReceipt"):  # one number space for sales forms
-            for obj in self._entities.get(other, {}).values():
+            table = self._entities.get(other, {})
+            ids = table.candidates("DocNumber", (doc,)) if isinstance(table, IndexedTable) else None
+            rows = table.values() if ids is None else [table[i] for i in ids if i in table]
+            for obj in rows:
                 if other == entity and obj["Id"] == self_id:
                     continue
                 if obj.get("DocNumber") == doc:
