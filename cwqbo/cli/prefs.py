@@ -133,7 +133,7 @@ def _checker(ctx: typer.Context, check: bool) -> Checker | None:
     """`--check`: the QuickBooks names the new prefs use must exist (asks QuickBooks once per entity)."""
     if not check:
         return None
-    from cwqbo.settings.prefs_check import check_against_qbo
+    from cwqbo.quickbooks.prefs_check import check_against_qbo
 
     return lambda prefs: check_against_qbo(prefs, _ctx(ctx).qbo_client())
 

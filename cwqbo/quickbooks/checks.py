@@ -100,7 +100,7 @@ def preference_checks(company: dict[str, Any], preferences: dict[str, Any], pref
 
 def probe(qbo: QBOReader, prefs: Prefs) -> list[Check]:
     """Read CompanyInfo and Preferences (2 calls) and check that what prefs map to exists (a few queries)."""
-    from cwqbo.settings.prefs_check import check_against_qbo
+    from cwqbo.quickbooks.prefs_check import check_against_qbo
 
     checks = preference_checks(qbo.company_info().obj, qbo.preferences().obj, prefs)
     problems = check_against_qbo(prefs, qbo)

@@ -24,7 +24,7 @@ from cwqbo.clock import Clock
 from cwqbo.settings.config import QBOSettings
 from cwqbo.crashpoints import crashpoint
 from cwqbo.errors import AuthError, ConfigError, RemoteError
-from cwqbo.quickbooks.tokens import TokenSet
+from cwqbo.settings.tokens import TokenSet
 from cwqbo.settings.secrets import QBO_CLIENT_SECRET, SecretStore, load_tokens, save_tokens, secret_name
 
 log = logging.getLogger(__name__)

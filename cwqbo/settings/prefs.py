@@ -2,7 +2,7 @@
 
 Stored in config.toml under [profiles.NAME.prefs] and [profiles.NAME.filters]; `config.py`
 reads and writes them, `cli/prefs.py` edits them, `mapping.py` and `sync.py` obey them.
-Validation of values lives here (pure); validation against QBO objects lives in `prefs_check.py`.
+Validation of values lives here (pure); validation against QBO objects lives in `quickbooks/prefs_check.py`.
 """
 
 from __future__ import annotations

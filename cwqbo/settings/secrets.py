@@ -17,7 +17,7 @@ from typing import Protocol
 from cwqbo.files import atomic_write
 from cwqbo.settings.config import Paths
 from cwqbo.errors import NotConnectedError, SecretStoreError
-from cwqbo.quickbooks.tokens import TokenSet
+from cwqbo.settings.tokens import TokenSet
 
 SERVICE = "cwqbo"
 CW_PRIVATE_KEY = "cw_private_key"

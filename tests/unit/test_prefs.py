@@ -147,7 +147,7 @@ def _qbo_client():  # type: ignore[no-untyped-def]
 
 
 def test_check_against_qbo_reports_missing_names_only() -> None:
-    from cwqbo.settings.prefs_check import check_against_qbo
+    from cwqbo.quickbooks.prefs_check import check_against_qbo
 
     client = _qbo_client()
     p = Prefs()

@@ -11,7 +11,7 @@ from keyring.backends import fail, null
 
 from cwqbo.settings.config import Paths
 from cwqbo.errors import NotConnectedError, SecretStoreError
-from cwqbo.quickbooks.tokens import TokenSet
+from cwqbo.settings.tokens import TokenSet
 from cwqbo.settings.secrets import FileStore, KeyringStore, load_tokens, open_secret_store, save_tokens
 
 TOKENS = TokenSet("access-SECRET", "refresh-SECRET", 1000.0, 2000.0, 3000.0, "9341")
