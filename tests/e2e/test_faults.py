@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,22 +136,26 @@ def test_access_token_expired_between_runs_is_refreshed_and_rotation_saved(e2e: 
     e2e.assert_exactly_once()
 
 
-def test_access_token_expiring_mid_run_is_refreshed(home: Path) -> None:
-    for e2e in make_e2e(home, invoices=70, seed=8):  # three QBO chunks, so the run is still going
+def test_access_token_expiring_mid_run_is_refreshed(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic: the access token expires on Intuit's side right after the run's first QBO batch call."""
+    from cwqbo.quickbooks.client import QBOClient
+
+    for e2e in make_e2e(home, invoices=70, seed=8):  # three QBO chunks, so the run goes on after the first
         before = e2e.tokens()["refresh_token"]
-        e2e.faults(latency_seconds=0.15, paths=[QBO_API])
-        proc = e2e.start_cli("sync", "--all")
-        try:
-            assert wait_for(lambda: len(e2e.docs()) > 0, timeout=30), "the sync never created a document"
-            assert len(e2e.docs()) < len(e2e.expected) and proc.poll() is None, "expire while the run is going"
-            e2e.control("clock/advance", {"seconds": 3700})  # an hour passes on Intuit's side: tokens expire
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 1, err
+        real, batches = QBOClient.batch, []
+
+        def batch(self: QBOClient, items: Any, request_id: str | None = None) -> Any:
+            answer = real(self, items, request_id)
+            batches.append(len(items))
+            if len(batches) == 1:
+                e2e.expire_access_tokens()  # an hour passes on Intuit's side: every access token is now dead
+            return answer
+
+        monkeypatch.setattr(QBOClient, "batch", batch)
+        result = e2e.invoke("sync", "--all")
+        assert result.exit_code == 1, result.output  # the seeded 30-character number fails, alone
+        assert len(batches) >= 2, "the run went on after the tokens expired"
         assert e2e.tokens()["refresh_token"] != before, "a mid-run refresh happened and was saved"
-        e2e.clear_faults()
         e2e.assert_exactly_once()
         e2e.assert_ledger_settled()
 
