@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # the engine is imported inside the command: `cwqbo --help` m
     from cwqbo.context import AppContext
     from cwqbo.sync.engine import ItemResult, SyncDeps, SyncEvent, SyncReport
     from cwqbo.sync.model import Trigger
-    from cwqbo.sync.resolve import WouldCreate
 
 
 def _is_tty() -> bool:
@@ -230,12 +229,7 @@ def report_data(report: SyncReport) -> dict[str, Any]:
                               "old_total": u.old_total, "new_total": u.new_total, "sync_token": u.sync_token}
                              for u in report.plan_updates],
             "plan_batch": list(report.plan_batch),
-            "would_create": [{"kind": w.kind, "name": w.name} for w in _would_create(report)]}
-
-
-def _would_create(report: SyncReport) -> list[WouldCreate]:
-    """What a dry run would create in QuickBooks (`SyncReport.would_create` is typed loosely in sync/model.py)."""
-    return list(report.would_create)
+            "would_create": [{"kind": w.kind, "name": w.name} for w in report.would_create]}
 
 
 def items_table(items: list[ItemResult], title: str | None = None) -> Any:
@@ -288,7 +282,7 @@ def show_plan(report: SyncReport) -> None:
     if report.would_create:
         # Names come from ConnectWise: print them as text, never as rich markup.
         out.print("Would create in QuickBooks: " + ", ".join(
-            f"{w.kind} '{w.name}'" for w in _would_create(report)), markup=False)
+            f"{w.kind} '{w.name}'" for w in report.would_create), markup=False)
     for p in report.plan:
         rows = [(ln.item or "", ln.description[:60], ln.amount) for ln in p.lines]
         if p.tax:

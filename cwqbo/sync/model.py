@@ -60,6 +60,14 @@ class ItemResult:
 
 
 @dataclass(frozen=True)
+class WouldCreate:
+    """A customer or item a dry run would create in QuickBooks."""
+
+    kind: str  # "customer" | "item"
+    name: str
+
+
+@dataclass(frozen=True)
 class PlanLine:
     description: str
     amount: Decimal
@@ -122,7 +130,7 @@ class SyncReport:
     message: str | None = None
     dry_run: bool = False
     plan: list[PlannedDocument] = field(default_factory=list)
-    would_create: list[Any] = field(default_factory=list)
+    would_create: list[WouldCreate] = field(default_factory=list)
     batch_error: str | None = None
     batched_ids: list[int] = field(default_factory=list)
     recovered: int = 0

@@ -25,6 +25,7 @@ from cwqbo.errors import RemoteError
 from cwqbo.mapping.customers import CustomerSpec
 from cwqbo.mapping.refs import CompanyFacts, ItemRef, Needs, Refs, company_facts
 from cwqbo.sync.lookup import Found, Lookup, fallback_name, fold, safe_display_name
+from cwqbo.sync.model import WouldCreate
 from cwqbo.sync.ref_cache import RefCache
 from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import QBOError, QBOResult
@@ -43,12 +44,6 @@ class QBOLike(Protocol):
     def query(self, statement: str) -> list[dict[str, Any]]: ...
 
     def create(self, entity: str, payload: dict[str, Any], request_id: str) -> QBOResult: ...
-
-
-@dataclass(frozen=True)
-class WouldCreate:
-    kind: str  # "customer" | "item"
-    name: str
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from cwqbo.mapping.customers import CustomerSpec
 from cwqbo.mapping.refs import Needs, Refs
 from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import QBOClient
-from cwqbo.sync.resolve import NEW_ID, Resolver, WouldCreate
+from cwqbo.sync.model import WouldCreate
+from cwqbo.sync.resolve import NEW_ID, Resolver
 from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.quickbooks.simulator import DirectTokens, QBOSimulator
 from cwqbo.state.store import Store
