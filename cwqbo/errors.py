@@ -27,14 +27,20 @@ class CwqboError(Exception):
 
 
 class ConfigError(CwqboError):
+    """config.toml, a prefs value or a setting is wrong: the user fixes the file or the flag (exit 2)."""
+
     exit_code = EXIT_USAGE
 
 
 class UsageError(CwqboError):
+    """The command line asks for something that can't be done, e.g. an unknown invoice number (exit 2)."""
+
     exit_code = EXIT_USAGE
 
 
 class NotConnectedError(CwqboError):
+    """A profile has no ConnectWise keys or QuickBooks tokens yet: run `cwqbo connect` (exit 3)."""
+
     exit_code = EXIT_AUTH
 
 
@@ -51,6 +57,8 @@ class PermissionDenied(CwqboError):
 
 
 class SecretStoreError(CwqboError):
+    """The keyring or the 0600 secrets file can't be used safely (unreadable, readable by others) (exit 3)."""
+
     exit_code = EXIT_AUTH
 
 
