@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -45,30 +45,61 @@ def describe_filters(f: Filters) -> list[tuple[str, str]]:
     ]
 
 
-def invoice_rows(store: Store, rows: list[CachedInvoice], prefs: Prefs, realm: str = "") -> list[dict[str, Any]]:
-    """Unsynced invoices with their mapping readiness, as plain dicts (money as exact strings)."""
+def invoice_rows(store: Store, rows: list[CachedInvoice], prefs: Prefs, realm: str = "") -> Iterator[dict[str, Any]]:
+    """Unsynced invoices with their mapping readiness, as plain dicts (money as exact strings), one at a time.
+
+    Readiness is judged (memoised, `sync.readiness`) for exactly `rows`, before the first dict is yielded.
+    """
     from cwqbo.sync.readiness import readiness
 
-    out = []
-    for c, (status, reason) in zip(rows, readiness(store, rows, prefs, realm or None), strict=True):
-        out.append({
+    verdicts = readiness(store, rows, prefs, realm or None)
+    for c, (status, reason) in zip(rows, verdicts, strict=True):
+        yield {
             "cw_id": c.cw_id, "number": c.number,
             "company": {"id": c.company_id, "identifier": c.company_identifier, "name": c.company_name},
             "date": c.date.isoformat() if c.date else None, "type": c.type, "total": str(c.total),
             "subtotal": str(c.subtotal), "sales_tax": str(c.sales_tax), "lines": c.line_count,
             "mapping_status": status, "reason": reason,
-        })
-    return out
+        }
 
 
-def csv_text(items: list[dict[str, Any]]) -> str:
+def csv_chunks(items: Iterable[dict[str, Any]], every: int = 2000) -> Iterator[str]:
+    """The CSV text (header first), a few thousand rows at a time."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    for it in items:
+    for n, it in enumerate(items, 1):
         w.writerow([it["cw_id"], it["number"], it["company"]["identifier"], it["company"]["name"], it["date"] or "",
                     it["type"], it["total"], it["lines"], it["mapping_status"], it["reason"]])
-    return buf.getvalue()
+        if n % every == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def csv_text(items: Iterable[dict[str, Any]]) -> str:
+    return "".join(csv_chunks(items))
+
+
+def _emit_json_listing(data: dict[str, Any], items: Iterable[dict[str, Any]]) -> None:
+    """`render.emit_json` for a listing, with `data.invoices` written as it is produced (same bytes when piped)."""
+    import json
+
+    from cwqbo.cli import render
+
+    stream = render.console("out").file
+    if getattr(stream, "isatty", lambda: False)():  # indented for a person: not worth streaming
+        render.emit_json("list-unsynced", "ok", 0, {**data, "invoices": list(items)})
+        return
+    marker = "\x00invoices\x00"
+    head, tail = json.dumps(render.envelope("list-unsynced", "ok", 0, {**data, "invoices": marker}),
+                            ensure_ascii=False).split(json.dumps(marker), 1)
+    stream.write(head + "[")
+    for n, it in enumerate(items):
+        stream.write((", " if n else "") + json.dumps(it, ensure_ascii=False))
+    stream.write("]" + tail + "\n")
+    stream.flush()
 
 
 # -- progress -----------------------------------------------------------------------------------------
@@ -167,7 +198,7 @@ def list_unsynced(
                                                        if connected else "connect ConnectWise first "
                                                        "(`cwqbo connect connectwise`)."), markup=False)
         if csv_out or output is not None:
-            _write_csv(csv_text([]), output, as_json, 0)
+            _write_csv(csv_chunks([]), output, as_json, 0)
         return
     try:
         result = None
@@ -185,56 +216,62 @@ def list_unsynced(
             note = "showing the local cache" + ("" if connected else " (ConnectWise is not connected)")
             render.info(note)
         _warn_problems(result, as_json)
-        rows = cache.unsynced(store, since=since_date, company=company, sort=sort)
-        items = invoice_rows(store, rows, profile.prefs, str(profile.quickbooks.realm_id or ""))
+        # Count and total in SQL; rows without their record JSON (read only for a verdict not yet memoised).
+        count, total = cache.unsynced_summary(store, since=since_date, company=company)
+        documents = as_json or csv_out or output is not None  # every row; the table shows the first `limit`
+        rows = cache.unsynced(store, since=since_date, company=company, sort=sort, light=True,
+                              limit=None if documents or limit == 0 else limit)
+        realm = str(profile.quickbooks.realm_id or "")
+        if documents:
+            items: Iterable[dict[str, Any]] = invoice_rows(store, rows, profile.prefs, realm)
+            if as_json and output is not None:
+                items = list(items)  # written twice: the CSV file and the JSON document
+            if csv_out or output is not None:
+                _write_csv(csv_chunks(items), output, as_json, count)
+            if as_json:
+                data = {"count": count, "total": str(total), "invoices": None, "refresh": None if result is None else {
+                    "fetched": result.fetched, "in_scope": result.in_scope, "removed": result.removed,
+                    "full": result.full, "cw_calls": result.cw_calls, "problems": list(result.problems)}}
+                _emit_json_listing(data, items)
+            return
+        shown = list(invoice_rows(store, rows, profile.prefs, realm))
     finally:
         store.close()
 
-    from decimal import Decimal
-
-    total = sum((c.total for c in rows), Decimal(0))
-    if csv_out or output is not None:
-        _write_csv(csv_text(items), output, as_json, len(items))
-        if csv_out:
-            return
-    if as_json:
-        data = {"count": len(items), "total": str(total), "invoices": items,
-                "refresh": None if result is None else {
-                    "fetched": result.fetched, "in_scope": result.in_scope, "removed": result.removed,
-                    "full": result.full, "cw_calls": result.cw_calls, "problems": list(result.problems)}}
-        render.emit_json("list-unsynced", "ok", 0, data)
-        return
-    if output is not None:
-        return
-    if not items:
+    if not count:
         render.out.print(EMPTY_MESSAGE, markup=False)
         return
     table_rows = []
-    shown = items if limit == 0 else items[:limit]
-    for it, c in zip(shown, rows, strict=False):
+    for it, c in zip(shown, rows, strict=True):
         table_rows.append([c.number, c.company_name or c.company_identifier, it["date"] or "", c.type, c.total,
                            c.line_count, it["mapping_status"]])
     # Every column but Company keeps its full width; the reasons go under the table, where they have room.
     render.out.print(render.table(["Number", "Company", "Date", "Type", "Total", "Lines", "Mapping"], table_rows,
-                                  title=f"{len(items)} unsynced invoice(s)"))
+                                  title=f"{count} unsynced invoice(s)"))
     render.notes_below("Why not ready:", [(it["number"], it["reason"]) for it in shown if it["reason"]])
-    if len(shown) < len(items):
-        render.out.print(f"… {len(items) - len(shown)} more not shown: use --limit 0, --csv, --output FILE or --json",
+    ready = sum(1 for it in shown if it["mapping_status"] == "ready")
+    if len(shown) < count:
+        render.out.print(f"… {count - len(shown)} more not shown: use --limit 0, --csv, --output FILE or --json",
                          markup=False)
-    ready = sum(1 for it in items if it["mapping_status"] == "ready")
-    render.out.print(f"{len(items)} unsynced, {ready} ready to sync, total {render.money(total)}", markup=False)
+        render.out.print(f"{count} unsynced, total {render.money(total)}; {ready} of the {len(shown)} shown "
+                         "ready to sync", markup=False)
+        return
+    render.out.print(f"{count} unsynced, {ready} ready to sync, total {render.money(total)}", markup=False)
 
 
-def _write_csv(text: str, output: str | None, as_json: bool, count: int) -> None:
-    """CSV on stdout (`--csv`) or into `--output FILE`."""
+def _write_csv(chunks: Iterable[str], output: str | None, as_json: bool, count: int) -> None:
+    """CSV on stdout (`--csv`) or into `--output FILE`, written as it is produced."""
     from cwqbo.cli import render
 
     if output is None:
-        sys.stdout.write(text)
+        for chunk in chunks:
+            sys.stdout.write(chunk)
         sys.stdout.flush()
         return
     try:
-        Path(output).write_text(text, encoding="utf-8", newline="")
+        with Path(output).open("w", encoding="utf-8", newline="") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
     if not as_json:

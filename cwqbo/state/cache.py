@@ -132,9 +132,25 @@ def cached_ids(store: Store, ids: Iterable[int]) -> set[int]:
     return found
 
 
-def _from_row(row: Sequence[Any]) -> CachedInvoice:
+@dataclass(frozen=True, slots=True)
+class _LazyCachedInvoice(CachedInvoice):
+    """A cached invoice read without its record JSON: `.invoice()` fetches it from the store when asked."""
+
+    store: Store | None = field(default=None, repr=False, compare=False)
+
+    def invoice(self) -> CWInvoice:
+        data = self.data
+        if not data and self.store is not None:
+            found = self.store.db.execute("SELECT data FROM invoices WHERE cw_id = ?", [self.cw_id]).fetchone()
+            data = found[0] if found else ""
+        return invoice_from_json(money.loads(data))
+
+
+def _from_row(row: Sequence[Any], store: Store | None = None) -> CachedInvoice:
     d = dict(zip(_COLUMNS, row, strict=False))
-    return CachedInvoice(
+    cls = CachedInvoice if store is None else _LazyCachedInvoice
+    extra: dict[str, Any] = {} if store is None else {"store": store}
+    return cls(
         cw_id=d["cw_id"], number=d["number"] or "", type=d["type"] or "", status_name=d["status_name"] or "",
         closed=bool(d["closed"]), company_id=d["company_id"], company_identifier=d["company_identifier"] or "",
         company_name=d["company_name"] or "", date=date.fromisoformat(d["date"]) if d["date"] else None,
@@ -142,11 +158,12 @@ def _from_row(row: Sequence[Any]) -> CachedInvoice:
         sales_tax=Decimal(d["sales_tax"] or "0"), line_count=d["line_count"] or 0,
         location_id=d["location_id"], department_id=d["department_id"], tax_code=d["tax_code"],
         in_scope=bool(d["in_scope"]), unposted=bool(d["unposted"]), content_hash=d["content_hash"] or "",
-        last_updated=d["last_updated"] or "", fetched_at=d["fetched_at"] or "", data=d["data"] or "",
+        last_updated=d["last_updated"] or "", fetched_at=d["fetched_at"] or "", data=d.get("data") or "", **extra,
     )
 
 
 _SELECT = ", ".join(f"i.{c}" for c in _COLUMNS)
+_SELECT_LIGHT = ", ".join(f"i.{c}" for c in _COLUMNS if c != "data")
 _ORDER = {
     "date": "i.date, i.number, i.cw_id",
     "number": "i.number, i.cw_id",
@@ -155,17 +172,7 @@ _ORDER = {
 }
 
 
-def unsynced(store: Store, *, since: date | None = None, company: str | None = None,
-             sort: str = "date", limit: int | None = None) -> list[CachedInvoice]:
-    """Closed, in-scope, still-unposted invoices that the ledger has not created in QBO.
-
-    `company` matches the CW identifier exactly or the name as a substring (both case-insensitive).
-    A failed or intent-only ledger row still counts as unsynced: the user has to see it.
-    """
-    if sort not in _ORDER:
-        raise UsageError(f"unknown sort {sort!r}: use one of {', '.join(SORT_KEYS)}")
-    if limit is not None and limit < 0:
-        raise UsageError("--limit must be 0 or more")
+def _unsynced_where(since: date | None, company: str | None) -> tuple[str, list[Any]]:
     where = ["i.in_scope = 1", "i.closed = 1", "i.unposted = 1",
              f"(l.state IS NULL OR l.state NOT IN ({', '.join('?' for _ in DONE_STATES)}))"]
     params: list[Any] = list(DONE_STATES)
@@ -175,17 +182,60 @@ def unsynced(store: Store, *, since: date | None = None, company: str | None = N
     if company:
         where.append("(i.company_identifier = ? COLLATE NOCASE OR instr(lower(i.company_name), lower(?)) > 0)")
         params += [company, company]
-    sql = (f"SELECT {_SELECT} FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id "
-           f"WHERE {' AND '.join(where)} ORDER BY {_ORDER[sort]}")
-    if limit is not None and sort != "total":
+    return f"FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id WHERE {' AND '.join(where)}", params
+
+
+def unsynced(store: Store, *, since: date | None = None, company: str | None = None,
+             sort: str = "date", limit: int | None = None, light: bool = False) -> list[CachedInvoice]:
+    """Closed, in-scope, still-unposted invoices that the ledger has not created in QBO.
+
+    `company` matches the CW identifier exactly or the name as a substring (both case-insensitive).
+    A failed or intent-only ledger row still counts as unsynced: the user has to see it.
+    `limit` pages in SQL (sort "total" orders exactly, by Decimal, on the totals alone first). `light` leaves the
+    record's JSON in the database: `.invoice()` then reads it on first use (listings that only need summaries).
+    """
+    if sort not in _ORDER:
+        raise UsageError(f"unknown sort {sort!r}: use one of {', '.join(SORT_KEYS)}")
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    frm, params = _unsynced_where(since, company)
+    cols = _SELECT_LIGHT if light else _SELECT
+    make = (lambda r: _from_row(r, store)) if light else _from_row
+    if sort == "total":
+        if limit is None:
+            rows = [make(r) for r in store.db.execute(f"SELECT {cols} {frm}", params)]
+            rows.sort(key=lambda c: (-c.total, c.number, c.cw_id))
+            return rows
+        keys = [(-Decimal(t or "0"), n or "", i) for i, n, t in
+                store.db.execute(f"SELECT i.cw_id, i.number, i.total {frm}", params)]
+        top = [k[2] for k in sorted(keys)[:limit]]
+        by_id = {c.cw_id: c for c in (make(r) for chunk in _chunks(top, 500) for r in store.db.execute(
+            f"SELECT {cols} FROM invoices i WHERE i.cw_id IN ({', '.join('?' for _ in chunk)})", chunk))}
+        return [by_id[i] for i in top]
+    sql = f"SELECT {cols} {frm} ORDER BY {_ORDER[sort]}"
+    if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    rows = [_from_row(r) for r in store.db.execute(sql, params).fetchall()]
-    if sort == "total":
-        rows.sort(key=lambda c: (-c.total, c.number, c.cw_id))
-        if limit is not None:
-            rows = rows[:limit]
-    return rows
+    return [make(r) for r in store.db.execute(sql, params)]
+
+
+def unsynced_summary(store: Store, *, since: date | None = None, company: str | None = None) -> tuple[int, Decimal]:
+    """How many invoices `unsynced` would list, and their exact total, without building a row.
+
+    Counted and selected in SQL; the total is summed here as Decimal from the stored exact strings, because
+    SQLite would add money as floating point.
+    """
+    frm, params = _unsynced_where(since, company)
+    count = 0
+    total = Decimal(0)
+    for (text,) in store.db.execute(f"SELECT i.total {frm}", params):
+        count += 1
+        total += Decimal(text or "0")
+    return count, total
+
+
+def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
+    return (ids[i:i + size] for i in range(0, len(ids), size))
 
 
 def unsynced_ids(store: Store) -> list[int]:

@@ -167,3 +167,33 @@ def test_table_is_readable_at_80_columns_in_a_pipe(sandbox: Any, runner: CliRunn
         assert render.money(Decimal(inv["total"])) in row, row
         if inv["reason"]:  # reasons are whole, under the table
             assert " ".join(inv["reason"].split()) in " ".join(out.split())
+
+
+def test_table_pages_in_sql_but_counts_and_totals_every_row(sandbox: Any, runner: CliRunner) -> None:
+    full = json.loads(runner.invoke(app, ["list-unsynced", "--json", "--sort", "total"]).stdout)["data"]
+    assert full["count"] > 3
+    result = runner.invoke(app, ["list-unsynced", "--no-refresh", "--limit", "3", "--sort", "total"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"{full['count']} unsynced invoice(s)" in out
+    assert f"… {full['count'] - 3} more not shown" in out
+    assert f"{full['count']} unsynced, total" in out and "of the 3 shown ready to sync" in out
+    shown = [inv["number"] for inv in full["invoices"][:3]]
+    assert all(number[:10] in out for number in shown)
+    assert sum(Decimal(i["total"]) for i in full["invoices"]) == Decimal(full["total"])
+
+
+def test_streamed_json_and_csv_list_every_row_once(sandbox: Any, runner: CliRunner, tmp_path: Path) -> None:
+    from cwqbo.cli.invoices import csv_chunks
+
+    doc = json.loads(runner.invoke(app, ["list-unsynced", "--json"]).stdout)
+    assert doc["data"]["count"] > 0
+    assert list(doc["data"]) == ["count", "total", "invoices", "refresh"]
+    assert len(doc["data"]["invoices"]) == doc["data"]["count"]
+    out = tmp_path / "u.csv"
+    result = runner.invoke(app, ["list-unsynced", "--json", "--no-refresh", "--output", str(out)])
+    assert json.loads(result.stdout)["data"]["invoices"] == doc["data"]["invoices"]
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [int(r["cw_id"]) for r in rows] == [i["cw_id"] for i in doc["data"]["invoices"]]
+    item = doc["data"]["invoices"][0]
+    assert "".join(csv_chunks([item] * 5, every=2)).count("\n") == 6  # header + 5, across chunks
