@@ -183,6 +183,10 @@ def wire(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         report = sync.run_sync(sync.SyncDeps(store, cw, qbo, prefs, Filters(), sv.QBO_REALM_ID, clock),
                                sync.SyncOptions())
         assert report is not None
+        # a payment received on a synced invoice (issue 13), so the walk reads and queries Payment too
+        paid = sandbox.qbo.documents("Invoice")[-1]
+        sandbox.qbo.receive_payment(paid["CustomerRef"]["value"], [("Invoice", paid["Id"], paid["Balance"])],
+                                    date=paid["TxnDate"])
         api = httpx.Client(transport=httpx.MockTransport(wire.handle), base_url="http://qbo.test",
                            headers={"Authorization": f"Bearer {sandbox.qbo.issue_tokens()['access_token']}",
                                     "Accept": "application/json"})

@@ -11,6 +11,7 @@ import copy
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
+from decimal import Decimal
 from typing import Any
 
 from cwqbo.clock import Clock
@@ -75,6 +76,14 @@ class SimulatorCore(ABC):
     def _build_txn(self, entity: str, payload: dict[str, Any], existing: dict[str, Any] | None, allow_dup: bool,
                    view: View) -> dict[str, Any]:
         """A sales transaction as it will be stored (TransactionsMixin)."""
+
+    @abstractmethod
+    def _payments_applied(self, entity: str, id_: str) -> Decimal:
+        """What live Payments apply to an Invoice or CreditMemo: its Balance is TotalAmt less this (PaymentsMixin)."""
+
+    @abstractmethod
+    def _payment_links(self, id_: str) -> list[dict[str, Any]]:
+        """The Invoice's LinkedTxn entries for the Payments applied to it (PaymentsMixin)."""
 
     @abstractmethod
     def _build_customer(self, payload: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 # Every entity the simulator serves (qbo_schema.ENTITY_BY_PATH); the roots of the derivation.
 SERVED = ("Account", "Class", "CompanyInfo", "CreditMemo", "Customer", "Department", "Employee", "Invoice", "Item",
-          "Preferences", "SalesReceipt", "TaxCode", "TaxRate", "Term", "Vendor")
+          "Payment", "Preferences", "SalesReceipt", "TaxCode", "TaxRate", "Term", "Vendor")
 _MAX_DEPTH = 6
 _WRAPPERS = ({"date"}, {"dateTime"})  # `Invoice_DueDate_Date` = {date}: a plain string on the wire
 
@@ -288,6 +288,24 @@ FIELDS: dict[str, list[str]] = {'Account': ['AccountAlias', 'AccountSubType', 'A
  'Item.PurchaseTaxCodeRef': ['name', 'value'],
  'Item.SalesTaxCodeRef': ['name', 'value'],
  'Item.TaxClassificationRef': ['name', 'value'],
+ 'Payment': ['ARAccountRef', 'CreditCardPayment', 'CurrencyRef', 'CustomerRef', 'DepositToAccountRef',
+             'ExchangeRate', 'Id', 'Line', 'MetaData', 'PaymentMethodRef', 'PaymentRefNum', 'PrivateNote',
+             'ProjectRef', 'SyncToken', 'TaxExemptionRef', 'TotalAmt', 'TransactionLocationType', 'TxnDate',
+             'TxnSource', 'UnappliedAmt'],
+ 'Payment.ARAccountRef': ['name', 'value'],
+ 'Payment.CreditCardPayment': ['CreditChargeInfo', 'CreditChargeResponse'],
+ 'Payment.CreditCardPayment.CreditChargeInfo': ['Amount', 'BillAddrStreet', 'CcExpiryMonth', 'CcExpiryYear',
+                                                'NameOnAcct', 'PostalCode', 'ProcessPayment', 'Type'],
+ 'Payment.CreditCardPayment.CreditChargeResponse': ['AuthCode', 'CCTransId', 'Status', 'TxnAuthorizationTime'],
+ 'Payment.CurrencyRef': ['name', 'value'],
+ 'Payment.CustomerRef': ['name', 'value'],
+ 'Payment.DepositToAccountRef': ['name', 'value'],
+ 'Payment.Line': ['Amount', 'LinkedTxn'],
+ 'Payment.Line.LinkedTxn': ['TxnId', 'TxnLineId', 'TxnType'],
+ 'Payment.MetaData': ['CreateTime', 'LastUpdatedTime'],
+ 'Payment.PaymentMethodRef': ['name', 'value'],
+ 'Payment.ProjectRef': ['name', 'value'],
+ 'Payment.TaxExemptionRef': ['name', 'value'],
  'Preferences': ['AccountingInfoPrefs', 'CurrencyPrefs', 'EmailMessagesPrefs', 'Id', 'MetaData', 'OtherPrefs',
                  'ProductAndServicesPrefs', 'ReportPrefs', 'SalesFormsPrefs', 'SyncToken', 'TaxPrefs',
                  'TimeTrackingPrefs', 'VendorAndPurchasesPrefs'],
@@ -449,6 +467,9 @@ RECORDED: dict[str, dict[str, str]] = {
     "*.Line": {"SubTotalLineDetail": "qbo_api_vcr create_invoice.yml, update_sales_receipt.yml: the service answers "
                                      "SubTotalLineDetail where the reference spells SubtotalLineDetail"},
     "Invoice": {"status": "qbo_api_vcr delete_invoice.yml: a delete answers {domain, status: Deleted, Id}"},
+    "Payment": {"status": "the recorded delete answer (qbo_api_vcr delete_invoice.yml), which Intuit's Payment reference "
+                          "gives for a Payment delete too; Intuit's change-data-capture page answers a deleted object "
+                          "as {status: Deleted, domain, Id, MetaData}"},
 }
 # Objects the reference leaves untyped or types wrongly: path ("*." = under every entity root holding the
 # next segment) → (fields, source). The fields are added to what the reference gives at that path.

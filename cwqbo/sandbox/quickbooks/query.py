@@ -10,6 +10,7 @@ with `\\'` as the escape for a quote. A reference field (`CustomerRef`) compares
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -257,10 +258,27 @@ def _as_bool(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).lower() == "true"
 
 
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    """A dateTime (MetaData.LastUpdatedTime) as an instant, so '…-08:00' and '…Z' compare as times, not text."""
+    if not isinstance(value, str) or not _DATETIME.match(value):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
 def _coerce(stored: Any, literal: Any) -> tuple[Any, Any]:
     """Bring a stored value and a query literal to comparable types (QBO compares '300.00' numerically)."""
     if isinstance(stored, bool) or isinstance(literal, bool):
         return _as_bool(stored), _as_bool(literal)
+    stored_at, literal_at = _instant(stored), _instant(literal)
+    if stored_at is not None and literal_at is not None:
+        return stored_at, literal_at
     if isinstance(stored, (int, Decimal)):
         try:
             return Decimal(stored), Decimal(str(literal))
@@ -296,6 +314,9 @@ def _sort_key(value: Any) -> tuple[int, Any]:
         return (1, int(value))
     if isinstance(value, (int, Decimal)):
         return (2, Decimal(value))
+    at = _instant(value)
+    if at is not None:
+        return (4, at)
     return (3, str(value).lower())
 
 

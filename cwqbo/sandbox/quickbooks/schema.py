@@ -14,7 +14,7 @@ from cwqbo.quickbooks.limits import LINE_PROPERTIES, PROPERTIES
 ENTITY_BY_PATH = {
     name.lower(): name
     for name in ("Invoice", "CreditMemo", "SalesReceipt", "Customer", "Item", "TaxCode", "TaxRate", "Term", "Class",
-                 "Department", "Vendor", "Employee", "Account", "CompanyInfo", "Preferences")
+                 "Department", "Vendor", "Employee", "Account", "CompanyInfo", "Preferences", "Payment")
 }
 # SalesReceipt and Vendor follow the recorded sandbox traffic (qbo_api_vcr: update_sales_receipt, batch_basic);
 # their property names are checked against the API reference (qbo_fields) like every writable entity, but the
@@ -28,7 +28,7 @@ NUMERIC_FIELDS = {
     "Amount", "TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "UnitPrice", "Qty", "TotalTax", "RateValue",
     "TaxPercent", "NetAmountTaxable", "BalanceWithJobs", "ExchangeRate", "Deposit", "RemainingCredit",
     "DiscountPercent", "DiscountRate", "DiscountAmt", "PurchaseCost", "QtyOnHand", "TaxInclusiveAmt",
-    "OverrideDeltaAmount", "TaxInclusiveAmount", "CurrentBalance", "CurrentBalanceWithSubAccounts",
+    "OverrideDeltaAmount", "TaxInclusiveAmount", "CurrentBalance", "CurrentBalanceWithSubAccounts", "UnappliedAmt",
 }
 # Known properties the API-ref scrape lacks but the service accepts (from the recorded 2010 message and the XSD).
 _EXTRA_PROPERTIES = {

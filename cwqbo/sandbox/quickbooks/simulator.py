@@ -13,8 +13,8 @@ uniqueness (database constraints) are checked against the live state as each ite
 This module keeps the entry point, state, routing and query; each other concept has its own module, mixed
 into `QBOSimulator` or called by it: core (state shared by the mixins), errors (faults), company (seed
 data), oauth (OAuth endpoints), throttle (rate limits), batch, writes (create/update/delete/void), names
-(customers, vendors, items), transactions (invoices, credit memos, sales receipts), schema (entity
-catalogue), values and responses (helpers). Names other code imports from here still are.
+(customers, vendors, items), transactions (invoices, credit memos, sales receipts), payments (payments and
+their CDC), schema (entity catalogue), values and responses (helpers). Names other code imports from here still are.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from cwqbo.sandbox.quickbooks.oauth import (ACCESS_TOKEN_TTL, ACCOUNTING_SCOPE, 
 from cwqbo.sandbox.quickbooks.responses import _FAULT_CONTENT_TYPE, Handler, _api_headers, _response
 from cwqbo.sandbox.quickbooks.schema import (ENTITY_BY_PATH, NAME_LISTS, NUMERIC_FIELDS, PEOPLE, TRANSACTIONS, TXN_TYPE_LABEL,
                                       WRITABLE)
+from cwqbo.sandbox.quickbooks.payments import PaymentsMixin
 from cwqbo.sandbox.quickbooks.throttle import BATCH_LIMIT_PER_MIN, MAX_IN_FLIGHT, RATE_LIMIT_PER_MIN, ThrottleMixin
 from cwqbo.sandbox.quickbooks.transactions import TransactionsMixin
 from cwqbo.sandbox.quickbooks.values import (_from_jsonable, _id_sort, _int_or_none, _iso_millis, _iso_seconds, _new_tid,
@@ -68,7 +69,8 @@ BATCH_REQUEST_ID_MAX = 36
 MIN_MINOR_VERSION = 75
 
 
-class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameListsMixin, TransactionsMixin):
+class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, PaymentsMixin, WritesMixin, NameListsMixin,
+                   TransactionsMixin):
     """In-memory QuickBooks Online for one realm (company); see the module docstring."""
 
     def __init__(self, clock: Clock, faults: Faults, *, realm_id: str = "9341453000000000", country: str = "US",
@@ -102,6 +104,7 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
             self._state = _from_jsonable(copy.deepcopy(state))
             for name in ENTITY_BY_PATH.values():  # state files written before an entity was simulated
                 self._state["entities"].setdefault(name, {})
+            self._state.setdefault("deleted", {})  # tombstones of deleted Payments, for CDC
             tables = self._state["entities"]
             for name in list(tables):  # Id/DocNumber/name indexes (sandbox/quickbooks/index.py)
                 tables[name] = IndexedTable(tables[name])
@@ -288,6 +291,8 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
             else:
                 text = request.content.decode("utf-8", "replace")
             return {"QueryResponse": self._run_query(text, self._entities), "time": _iso_millis(now)}, False
+        if head == "cdc" and len(segments) == 1 and request.method == "GET":
+            return self._cdc(params), False
         if head == "batch" and len(segments) == 1 and request.method == "POST":
             return self._batch(self._parse_body(request, "BatchItemRequest"), params)
         entity = ENTITY_BY_PATH.get(head)
@@ -297,6 +302,12 @@ class QBOSimulator(OAuthMixin, ThrottleMixin, BatchMixin, WritesMixin, NameLists
             return {"Preferences": copy.deepcopy(self.preferences), "time": _iso_millis(now)}, False
         if len(segments) == 2 and request.method == "GET":
             return {entity: self._read(entity, segments[1]), "time": _iso_millis(now)}, False
+        if len(segments) == 1 and request.method == "POST" and entity == "Payment":
+            operation = params.get("operation", "").lower()
+            if operation == "update" and "void" in params.get("include", "").lower():
+                operation = "void"  # python-quickbooks VoidMixin's spelling of a Payment void
+            result, created = self._write_payment(self._parse_body(request, entity), operation, self._entities)
+            return {entity: result, "time": _iso_millis(now)}, created
         if len(segments) == 1 and request.method == "POST" and entity in WRITABLE:
             payload = self._parse_body(request, entity)
             result, created = self._write(entity, payload, params.get("operation", "").lower(),

@@ -223,7 +223,9 @@ class TransactionsMixin(SimulatorCore):
         obj["TxnDate"] = txn_day.isoformat()
         obj["CurrencyRef"] = currency
         if entity == "Invoice":
-            obj.setdefault("LinkedTxn", [])
+            # Payments applied to the invoice are links the service keeps itself (PaymentsMixin), whatever was sent.
+            kept = [t for t in obj.get("LinkedTxn") or [] if isinstance(t, dict) and t.get("TxnType") != "Payment"]
+            obj["LinkedTxn"] = kept + (self._payment_links(existing["Id"]) if existing is not None else [])
         obj["Line"] = lines
         obj["TxnTaxDetail"] = tax_detail
         if customer:
@@ -251,7 +253,12 @@ class TransactionsMixin(SimulatorCore):
         obj.setdefault("ApplyTaxAfterDiscount", False)
         obj.setdefault("PrintStatus", "NeedToPrint" if entity == "Invoice" else "NotSet")
         obj.setdefault("EmailStatus", "NotSet")
-        obj["Balance"] = total
+        # Balance: what the linked Payments leave open. An edit may not take the total under what was already paid
+        # (no source gives Intuit's answer to that; refused with the generic 6000 rather than a negative balance).
+        applied = self._payments_applied(entity, existing["Id"]) if existing is not None else Decimal("0")
+        if total < applied:
+            raise err_business(f"Payments of {applied} are applied to this transaction; its total can't be {total}.")
+        obj["Balance"] = total - applied
         if entity == "SalesReceipt":
             # Paid at sale: no balance, money lands in Undeposited Funds unless told otherwise (as recorded).
             obj["Balance"] = Decimal("0")
@@ -264,7 +271,7 @@ class TransactionsMixin(SimulatorCore):
             for key in ("DueDate", "AllowOnlineCreditCardPayment", "AllowOnlineACHPayment", "LinkedTxn"):
                 obj.pop(key, None)
         if entity == "CreditMemo":
-            obj["RemainingCredit"] = total
+            obj["RemainingCredit"] = total - applied
             for key in ("DueDate", "AllowOnlineCreditCardPayment", "AllowOnlineACHPayment", "Deposit", "LinkedTxn"):
                 obj.pop(key, None)
         else:
