@@ -118,6 +118,32 @@ def m005_batch_gl_entries(db: Database) -> None:
         db.execute("ALTER TABLE batches ADD COLUMN gl_entry_ids TEXT")
 
 
+@MIGRATIONS()
+def m006_payments(db: Database) -> None:
+    """Payments brought back from QuickBooks to ConnectWise (`state/payments.py`): one row per QBO payment line →
+    CW invoice (and credit memo applied), recorded *before* the CW POST, since CW payments carry no idempotency key
+    and no memo; `payment_events` is what each payment run did, for `history`. Amounts are TEXT (exact Decimal)."""
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS payments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            qbo_payment_id TEXT NOT NULL, cw_invoice_id INTEGER NOT NULL, credit_cw_id INTEGER NOT NULL DEFAULT 0,
+            qbo_entity TEXT, qbo_invoice_id TEXT, qbo_credit_id TEXT, invoice_number TEXT,
+            state TEXT NOT NULL, amount TEXT NOT NULL, payment_date TEXT NOT NULL, type TEXT NOT NULL,
+            qbo_updated TEXT, cw_payment_id INTEGER, error TEXT, run_id INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT, updated_at TEXT
+        )""")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_payments_key ON payments (qbo_payment_id, cw_invoice_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_payments_state ON payments (state)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_payments_invoice ON payments (cw_invoice_id)")
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS payment_events (
+            run_id INTEGER NOT NULL, payment_row INTEGER, qbo_payment_id TEXT, cw_invoice_id INTEGER,
+            invoice_number TEXT, outcome TEXT, amount TEXT, cw_payment_id INTEGER, error TEXT, at TEXT
+        )""")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_payment_events_run ON payment_events (run_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_payment_events_invoice ON payment_events (cw_invoice_id)")
+
+
 def utc_iso(ts: float | None = None) -> str:
     """Epoch seconds (e.g. `clock.now()`) → 'YYYY-MM-DDTHH:MM:SSZ', the store's timestamp format."""
     dt = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
