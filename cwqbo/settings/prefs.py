@@ -79,6 +79,15 @@ class FieldMappings:
 
 
 @dataclass
+class PaymentsPrefs:
+    """Payments received in QuickBooks brought back to ConnectWise invoices (`sync --payments`)."""
+
+    enabled: bool = False  # `sync --all` also brings payments back (after invoices)
+    type_map: dict[str, str] = field(default_factory=dict)  # QBO payment method name → CW payment type
+    default_type: str = "Other"  # CW payment type when the method is unmapped (or a credit memo applied)
+
+
+@dataclass
 class Prefs:
     sync_mode: SyncMode = "manual"
     schedule: str = "0 6 * * *"  # cron expression, used when sync_mode == "automatic"
@@ -86,6 +95,7 @@ class Prefs:
     items: ItemMappings = field(default_factory=ItemMappings)
     tax: TaxPrefs = field(default_factory=TaxPrefs)
     time: TimePrefs = field(default_factory=TimePrefs)
+    payments: PaymentsPrefs = field(default_factory=PaymentsPrefs)
 
 
 @dataclass
@@ -142,6 +152,9 @@ DESCRIPTIONS: dict[str, str] = {
     "time.include_notes": "put time-entry notes in line descriptions",
     "time.item_source": "pick the time item by work_type or work_role",
     "time.hours_rounding": "step for displayed hours, e.g. 0.25 (the amount stays CW's)",
+    "payments.enabled": "`sync --all` also brings QuickBooks payments back to ConnectWise invoices",
+    "payments.type_map": "QBO payment method name → CW payment type",
+    "payments.default_type": "CW payment type for unmapped payment methods and applied credit memos",
     "filters.from_date": "only invoices dated on or after this day (YYYY-MM-DD)",
     "filters.location_ids": "only these CW location ids (comma-separated; empty = all)",
     "filters.department_ids": "only these CW business-unit ids (comma-separated; empty = all)",
@@ -282,6 +295,8 @@ def _check_prefs(p: Prefs, where: str) -> None:
     except _InvalidOperation:
         raise ConfigError(f"{where}.time.hours_rounding: must be a positive number such as 0.01 or 0.25 "
                           f"(got {p.time.hours_rounding!r})") from None
+    if not p.payments.default_type.strip():
+        raise ConfigError(f"{where}.payments.default_type: must name a ConnectWise payment type (got '')")
 
 
 def prefs_from_dict(d: _t.Any, where: str = "prefs") -> Prefs:
