@@ -161,6 +161,8 @@ def list_unsynced(
     output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV to FILE."),
     limit: int = typer.Option(TABLE_LIMIT, "--limit", min=0,
                               help="Rows in the table (0 = all); --json and --csv always list everything."),
+    payments: bool = typer.Option(False, "--payments",
+                                  help="QuickBooks payments on synced invoices not yet in ConnectWise instead."),
 ) -> None:
     """Closed invoices in scope that are not in QuickBooks yet, with what each still needs."""
     from cwqbo.state import cache
@@ -170,6 +172,10 @@ def list_unsynced(
     from cwqbo.settings.filters import parse_date_option
 
     use_json(ctx, "list-unsynced", as_json)
+    if payments:
+        from cwqbo.cli import payments as payments_cli
+
+        raise typer.Exit(payments_cli.list_unsynced(get_app_context(ctx), as_json=as_json))
     if as_json and csv_out:
         raise UsageError("--json and --csv both write to stdout: pick one (or write the CSV with --output FILE)")
     if output is not None and (output.startswith("-") or not output.strip()):

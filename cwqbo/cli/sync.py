@@ -41,12 +41,16 @@ def sync_command(
     update: bool = typer.Option(False, "--update", help="Also update QBO documents of invoices changed since sync."),
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Use the local cache; don't read ConnectWise first."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    payments: bool = typer.Option(False, "--payments", help="Bring QuickBooks payments back to ConnectWise invoices "
+                                  "(alone, or after invoices with --all; `--all` does it when payments.enabled)."),
 ) -> None:
     """Sync Closed invoices to QuickBooks Online and batch them in ConnectWise."""
     from cwqbo.cli.main import get_app_context, use_json
     from cwqbo.sync.engine import NOOP_MESSAGE, SyncOptions, SyncReport, scheduled_noop
 
     as_json = use_json(ctx, "sync", json_out)
+    if payments and not (select or all_ or invoice):
+        _payments_only(get_app_context(ctx), dry_run=dry_run, as_json=as_json)
     if sum([select, all_, bool(invoice)]) != 1:
         raise UsageError("choose exactly one of --select, --all or --invoice N",
                          hint="e.g. `cwqbo sync --all`, or `cwqbo sync --invoice 1042 --invoice 1043`")
@@ -73,14 +77,48 @@ def sync_command(
         raise
     code = EXIT_OK if report.ok else EXIT_SOME_FAILED
     warning = None if report.dry_run else _notify(app_ctx, report, code)
+    pay = None
+    if all_ and (payments or app_ctx.profile.prefs.payments.enabled) and report.status != "noop":
+        from cwqbo.cli import payments as payments_cli  # after invoices, so cron does both
+
+        pay = payments_cli.run(app_ctx, dry_run=dry_run, quiet_repeats=True)
+        code = max(code, payments_cli.exit_code(pay))
     if as_json:
-        render.emit_json("sync", report.status, code, report_data(report),
+        data = report_data(report)
+        extra: list[dict[str, Any]] = []
+        status = report.status
+        if pay is not None:
+            from cwqbo.cli import payments as payments_cli
+
+            data["payments"] = payments_cli.report_data(pay)
+            extra = payments_cli.errors(pay)
+            status = "failed" if report.status == "failed" and pay.status == "failed" else (
+                "partial" if code else report.status)
+        render.emit_json("sync", status, code, data,
                          [{"code": "invoice_failed", "message": f"{i.number}: {i.error}"}
                           for i in report.items if i.outcome == "failed"]
                          + ([{"code": "batch_failed", "message": report.batch_error}] if report.batch_error else [])
-                         + ([{"code": "notify_failed", "message": warning}] if warning else []))
+                         + extra + ([{"code": "notify_failed", "message": warning}] if warning else []))
     else:
         show_report(report, quiet=all_ and not _is_tty())
+        if pay is not None:
+            from cwqbo.cli import payments as payments_cli
+
+            payments_cli.show(pay, quiet=not _is_tty())
+    raise typer.Exit(code)
+
+
+def _payments_only(app_ctx: AppContext, *, dry_run: bool, as_json: bool) -> None:
+    """`sync --payments`: bring QuickBooks payments back to ConnectWise, nothing else; exits."""
+    from cwqbo.cli import payments as payments_cli
+
+    pay = payments_cli.run(app_ctx, dry_run=dry_run, quiet_repeats=False)
+    code = payments_cli.exit_code(pay)
+    if as_json:
+        render.emit_json("sync", pay.status, code, {"payments": payments_cli.report_data(pay)},
+                         payments_cli.errors(pay))
+    else:
+        payments_cli.show(pay)
     raise typer.Exit(code)
 
 
