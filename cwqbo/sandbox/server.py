@@ -23,6 +23,7 @@ from cwqbo.sandbox.bridge import LoopbackServer, in_process_transport
 from cwqbo.sandbox.connectwise.simulator import CWSimulator
 from cwqbo.sandbox.faults import Faults
 from cwqbo.sandbox.generator import generate
+from cwqbo.sandbox.quickbooks.errors import QBOError
 from cwqbo.sandbox.quickbooks.simulator import QBOSimulator
 
 CW_COMPANY = "cwqbo_demo"
@@ -239,7 +240,30 @@ class Sandbox:
             except ValueError as exc:
                 return _json(400, {"error": str(exc)})
             return _json(200, {"ok": True})
+        if route == "/_sandbox/qbo/payments":
+            return self._qbo_payment(body)
         return _json(404, {"error": f"no sandbox control route {route}"})
+
+    def _qbo_payment(self, body: dict[str, Any]) -> httpx.Response:
+        """What a bookkeeper does in QuickBooks, for e2e tests and the demo: {"action": receive|void|delete|edit,
+        "customer_id", "lines": [[Invoice|CreditMemo, id, amount], …], "date", "method", "id"}; answers the Payment."""
+        action = body.get("action", "receive")
+        try:
+            lines = [(str(e), str(i), money.to_decimal(a)) for e, i, a in body.get("lines") or []]
+            if action == "receive":
+                done = self.qbo.receive_payment(str(body["customer_id"]), lines, date=str(body["date"]),
+                                                method=body.get("method"))
+            elif action in ("void", "delete"):
+                done = getattr(self.qbo, f"{action}_payment")(str(body["id"]))
+            elif action == "edit":
+                done = self.qbo.edit_payment(str(body["id"]), lines=lines or None)
+            else:
+                return _json(400, {"error": f"unknown action {action!r}"})
+        except QBOError as exc:
+            return _json(400, {"error": str(exc), "fault": exc.fault()})
+        except (KeyError, TypeError, ValueError) as exc:
+            return _json(400, {"error": f"bad payment request: {exc!r}"})
+        return _json(200, {"Payment": done})
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 # What the simulator serves (and reads): the roots of the derivation.
 ROOTS = ("Invoice", "UnpostedInvoice", "ProductItem", "TimeEntry", "ExpenseEntry", "Company", "BillingStatus",
          "Member", "SecurityRole", "SecurityRoleSetting", "AccountingBatch", "BatchEntry", "GLExport",
-         "ExportAccountingBatchRequest", "CreateAccountingBatchRequest")
+         "ExportAccountingBatchRequest", "CreateAccountingBatchRequest", "Payment")
 
 # route (lower case, under /apis/3.0) → the model its records follow
 ROUTE_MODELS = {
@@ -977,6 +977,14 @@ MODELS: dict[str, dict[str, str]] = {'AccountingBatch': {'_info': 'dict',
  'OpportunityReference': {'_info': 'dict', 'id': 'int', 'name': 'str'},
  'OpportunityStatusReference': {'_info': 'dict', 'id': 'int', 'name': 'str'},
  'OwnershipTypeReference': {'_info': 'dict', 'id': 'int', 'name': 'str'},
+ 'Payment': {'_info': 'dict',
+             'amount': 'float',
+             'appliedBy': 'str',
+             'credit': '@InvoiceReference',
+             'id': 'int',
+             'invoice': '@InvoiceReference',
+             'paymentDate': 'datetime',
+             'type': 'str'},
  'PaymentMethodReference': {'_info': 'dict', 'id': 'int', 'name': 'str'},
  'PricingScheduleReference': {'_info': 'dict', 'id': 'int', 'name': 'str'},
  'ProductItem': {'_info': 'dict',

@@ -7,7 +7,7 @@ entries) and the security role of the API member. Same shape as `qbo.QBOSimulato
 `Faults` honoured on every API call. Every record carries only fields of pyconnectwise's models
 (`schema`). This module keeps state, test helpers and routing; lists and conditions live in `query`, the
 general ledger in `gl`, export documents in `export`, the accounting-interface routes in `accounting`,
-request bodies in `bodies`, authentication and the security role in `security`, record defaults in `records`.
+request bodies in `bodies`, invoice payments in `payments`, authentication and the security role in `security`, record defaults in `records`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from cwqbo.sandbox.connectwise import gl as cw_gl
 from cwqbo.sandbox.connectwise import query as q
 from cwqbo.sandbox.connectwise import security
 from cwqbo.sandbox.connectwise.accounting import AccountingInterfaceMixin
+from cwqbo.sandbox.connectwise.payments import InvoicePaymentsMixin
 from cwqbo.sandbox.connectwise.query import Collection, CWError, json_response, not_found
 from cwqbo.sandbox.connectwise.records import KINDS, TOTAL_OF, fill_invoice, fill_line
 from cwqbo.sandbox.faults import DropConnection, Faults
@@ -36,7 +37,7 @@ from cwqbo.sandbox.generator import BILLING_STATUSES, CWData, company_ref, iso, 
 REQUEST_LOG_SIZE = 500
 
 
-class CWSimulator(AccountingInterfaceMixin):
+class CWSimulator(AccountingInterfaceMixin, InvoicePaymentsMixin):
     """In-memory ConnectWise PSA for one company; see the module docstring."""
 
     def __init__(self, clock: Clock, faults: Faults, *, company: str = "cwqbo_demo", public_key: str = "sandbox-public",
@@ -60,9 +61,9 @@ class CWSimulator(AccountingInterfaceMixin):
     @staticmethod
     def _empty_state() -> dict[str, Any]:
         return {"companies": [], "billing_statuses": copy.deepcopy(BILLING_STATUSES), "invoices": [], "products": [],
-                "time_entries": [], "expenses": [], "gl": cw_gl.empty_state(),
+                "time_entries": [], "expenses": [], "gl": cw_gl.empty_state(), "payments": [],
                 "role": security.full_role(),
-                "next_id": {"invoice": 1001, "company": 1, "product": 1, "time": 1, "expense": 1}}
+                "next_id": {"invoice": 1001, "company": 1, "product": 1, "time": 1, "expense": 1, "payment": 1}}
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot (Decimals stay Decimal: write it with money.dumps)."""
@@ -79,6 +80,8 @@ class CWSimulator(AccountingInterfaceMixin):
             st = copy.deepcopy(state)
             if "gl" not in st:
                 raise ValueError("this ConnectWise sandbox state predates the GL ledger; reset the sandbox")
+            st.setdefault("payments", [])  # invoice payments (issue 13): older state files have none
+            st["next_id"].setdefault("payment", 1)
             self._state = st
             self._reindex()
 
@@ -369,6 +372,9 @@ class CWSimulator(AccountingInterfaceMixin):
             return self._post_batch(request)
         if key == "/finance/accounting/export" and method == "POST":
             return self._post_export(request)
+        parts = key.split("/")
+        if key.startswith("/finance/invoices/") and len(parts) >= 5 and parts[3].isdigit() and parts[4] == "payments":
+            return self._invoice_payments_route(request, params, method, int(parts[3]), parts[5:])
         if key.startswith("/finance/accounting/batches/"):
             parts = key.split("/")[4:]
             if parts and parts[0].isdigit() and len(parts) > 1:
