@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import Sample, fmt, measure, print_table, rate_bound  # noqa: E402
+from common import PHYSICAL_PER_MIN, Sample, fmt, measure, pct_spread, print_table, rate_bound, spread  # noqa: E402,E501
 
 from cwqbo.state import cache  # noqa: E402
 from cwqbo.sync import discover
@@ -46,6 +46,8 @@ class NaiveFigures:
 
 
 def run_naive_bench(n: int, *, scale: float, latency: float, workdir: Path, seed: int = 1) -> NaiveFigures:
+    for stale in workdir.glob(f"naive-{n}.db*"):  # repeated runs start from a fresh store
+        stale.unlink()
     world = common.make_world(n, workdir / f"naive-{n}.db", scale=scale, latency=latency, seed=seed)
     try:
         prefs, filters = common.default_prefs()
@@ -83,32 +85,39 @@ def run_naive_bench(n: int, *, scale: float, latency: float, workdir: Path, seed
         world.close()
 
 
-def naive_rows(f: NaiveFigures) -> list[tuple[str, str, str]]:
+def naive_rows(runs: list[NaiveFigures]) -> list[tuple[str, str, str]]:
+    """Every figure the median of `runs` (min-max beside when there are several)."""
+    f = sorted(runs, key=lambda r: r.per_min)[len(runs) // 2]
     s = f.sample
-    n = max(1, f.invoices)
     bound, formula = rate_bound(f.invoices, s.qbo_requests, s.batch_requests)
     return [
+        ("runs", str(len(runs)), "median (min-max)"),
         ("invoices (created / failed)", f"{f.invoices:,} ({f.created:,} / {f.failed:,})", ""),
-        ("simulated time", f"{fmt(s.sim_seconds)} s", f"(real {fmt(s.real_seconds)} s at scale {f.scale:g}, "
-                                                       f"{f.latency:g} s simulated latency per request)"),
-        ("simulated invoices/min", fmt(f.per_min), ""),
+        ("simulated time", spread([r.sample.sim_seconds for r in runs], unit=" s"),
+         f"(scale {f.scale:g}, {f.latency:g} s simulated latency per request)"),
+        ("simulated invoices/min", spread([r.per_min for r in runs]), ""),
+        ("ratio to QBO's physical limit", pct_spread([r.per_min / PHYSICAL_PER_MIN for r in runs]),
+         f"invoices/min / {PHYSICAL_PER_MIN:,}"),
         ("rate-limit bound, invoices/min", fmt(bound), formula),
-        ("QBO calls per invoice", f"{s.qbo_requests / n:.2f}", ""),
-        ("our CPU per invoice", f"{s.own_cpu * 1000 / n:.3f} ms", "(simulator CPU subtracted)"),
+        ("QBO calls per invoice", spread([r.sample.qbo_requests / max(1, r.invoices) for r in runs], 2), ""),
+        ("our CPU per invoice", spread([r.sample.own_cpu * 1000 / max(1, r.invoices) for r in runs], 3, " ms"),
+         "(simulator CPU subtracted)"),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invoices", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scale", type=float, default=40.0)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None, help="where the store goes (default: a temp dir)")
     args = parser.parse_args(argv)
     with common.workdir(args.workdir) as tmp:
-        f = run_naive_bench(args.invoices, scale=args.scale, latency=args.latency, workdir=Path(tmp), seed=args.seed)
-    print_table(f"naive one-invoice-at-a-time loop, {f.invoices:,} invoices", naive_rows(f))
+        runs = [run_naive_bench(args.invoices, scale=args.scale, latency=args.latency, workdir=Path(tmp),
+                                seed=args.seed) for _ in range(max(1, args.repeat))]
+    print_table(f"naive one-invoice-at-a-time loop, {args.invoices:,} generated invoices", naive_rows(runs))
     return 0
 
 

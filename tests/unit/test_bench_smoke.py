@@ -28,18 +28,21 @@ def _figure(out: str, name: str) -> str:
 def test_sync_throughput_prints_every_figure_and_verdict(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import sync_throughput
 
-    assert sync_throughput.main(["--sizes", "60", *FAST, "--naive-size", "60", "--naive-scale", "200",
+    assert sync_throughput.main(["--sizes", "60", *FAST, "--repeat", "2", "--baseline-scale", "200", "--memory",
                                  "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     naive_part, sync_part = out.split("cwqbo sync --all", 1)
-    assert "naive one-invoice-at-a-time loop" in naive_part
-    for name in ("simulated invoices/min", "rate-limit bound, invoices/min", "ratio to the bound",
+    assert "naive one-invoice-at-a-time loop, 60 generated" in naive_part
+    assert "python-quickbooks loop, 60 generated" in naive_part
+    for name in ("simulated invoices/min", "ratio to QBO's physical limit", "ratio to this run's own-mix bound",
                  "QBO calls per invoice (full run)", "CW calls per invoice (full run)", "our CPU per invoice",
-                 "peak RSS (whole process)", "speed-up over the naive loop"):
+                 "peak RSS (whole process)", "cwqbo's own peak memory", "speed-up over the naive loop",
+                 "speed-up over the python-quickbooks loop"):
         line = _figure(sync_part, name)
-        if name not in ("peak RSS (whole process)", "simulated invoices/min", "rate-limit bound, invoices/min"):
+        if name.startswith(("QBO", "CW", "our", "speed")):
             assert "target met" in line or "target MISSED" in line, line
-    assert "max(B/40, R/500)" in out
+    assert re.search(r"simulated invoices/min\s+[\d,.]+ \([\d,.]+-[\d,.]+\)", sync_part)  # median (min-max)
+    assert "1,200" in out and "max(B/40, R/500)" in out
 
 
 def test_sync_bench_creates_every_selected_invoice_once(tmp_path: Path) -> None:
@@ -58,6 +61,17 @@ def test_naive_loop_costs_at_least_three_calls_per_invoice(tmp_path: Path) -> No
     f = naive_loop.run_naive_bench(60, scale=200, latency=0.0, workdir=tmp_path)
     assert f.created > 0
     assert f.sample.qbo_requests >= 3 * f.created  # customer + item(s) + DocNumber + create, one at a time
+
+
+def test_peer_loop_creates_with_python_quickbooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("quickbooks")
+    import peer_python_quickbooks as peer
+
+    f = peer.run_peer_bench(60, scale=200, latency=0.0, workdir=tmp_path)
+    assert f.created > 0 and f.created + f.failed == f.invoices
+    assert f.sample.qbo_requests >= 2 * f.created  # a customer lookup and a create, one invoice at a time
+    assert peer.main(["--invoices", "30", "--repeat", "1", *FAST, "--workdir", str(tmp_path)]) == 0
+    _figure(capsys.readouterr().out, "QBO calls per invoice")
 
 
 def test_rate_bound_formula() -> None:
