@@ -260,7 +260,7 @@ class Sandbox:
             else:
                 return _json(400, {"error": f"unknown action {action!r}"})
         except QBOError as exc:
-            return _json(400, {"error": str(exc), "fault": exc.fault()})
+            return _json(400, {"error": exc.detail, "fault": exc.fault()["Error"][0]})
         except (KeyError, TypeError, ValueError) as exc:
             return _json(400, {"error": f"bad payment request: {exc!r}"})
         return _json(200, {"Payment": done})
