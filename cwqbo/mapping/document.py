@@ -90,8 +90,11 @@ def _is_empty(inv: CWInvoice) -> bool:
 
 
 def needs(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None) -> Needs:
-    """Every QBO object (by name) that building this invoice will reference. Pass `us=True` to skip tax codes."""
+    """Every QBO object (by name) that building this invoice will reference. Pass `us=True` to skip tax codes.
+
+    A DocNumber QBO would refuse fails here, before any QBO lookup is spent on the invoice."""
     check_source(inv)
+    doc_number(inv, prefs)
     plan = plan_lines(inv, prefs)
     items = {p.item for p in plan if p.item}
     if prefs.tax.mode == "line_item" and inv.sales_tax:
