@@ -122,7 +122,12 @@ class _Run:
         if method is None and isinstance(ref, dict) and ref.get("value"):
             key = str(ref["value"])
             if key not in self._methods:
-                self._methods[key] = self.deps.remote.payment_method_name(key)
+                try:
+                    self._methods[key] = self.deps.remote.payment_method_name(key)
+                except (AuthError, PermissionDenied):
+                    raise
+                except RemoteError:  # an unreadable method: the default type, as for an unmapped one
+                    self._methods[key] = None
             method = self._methods[key]
         return plan_payment(payment, docs, type_map=prefs.type_map, default_type=prefs.default_type,
                             method=method, home_currency=self._home_currency(),
