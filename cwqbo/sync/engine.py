@@ -49,7 +49,7 @@ NOOP_MESSAGE = ("sync mode is manual, so this scheduled run did nothing "
                 "(turn it on with `cwqbo prefs schedule --install`)")
 
 
-SLICE = 1000  # invoices mapped, resolved, probed and sent together: QBO batches start after the first slice
+SLICE = 300  # invoices mapped, resolved, probed and sent together: QBO batches start after the first slice
 
 
 class _Engine:
@@ -71,7 +71,10 @@ class _Engine:
                                           host=socket.gethostname(), pid=os.getpid(), now=run.now())
             run.report.run_id = run.run_id
         try:
-            self._stages()
+            try:
+                self._stages()
+            finally:
+                self.sender.close()  # never leave a batch call running behind an error
         except UsageError:
             if run.run_id is not None and not (run.report.items or run.report.recovered or run.report.batched_ids):
                 ledger.discard_run(deps.store, run.run_id)  # refused before doing anything: not a failed run
@@ -113,6 +116,7 @@ class _Engine:
         run.emit("plan", f"{len(invoices)} invoice(s) to send")
         for start in range(0, len(invoices), SLICE):  # decoded a slice at a time: memory stays flat
             self.sender.process(selection.load(deps.store, invoices[start:start + SLICE]))
+        self.sender.drain()
         handle_changed(run, self.sender, changed)
         if options.dry_run:
             cw_batch.preview(run)

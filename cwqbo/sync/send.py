@@ -7,7 +7,9 @@ anyone else's is a readable failure. A confirmed document is reconciled against 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cwqbo import crashpoints, money
@@ -26,6 +28,7 @@ from cwqbo.sync.run_state import RunState, Work
 from cwqbo.sync.model import PlanLine, PlannedDocument
 
 CHUNK = 30  # QBO batch limit
+BATCHES_AHEAD = 12  # QBO batch calls queued while the next slice is prepared: ~18 s of the batch budget, 360 documents
 PROBE_CHUNK = 250  # DocNumbers per IN (...) probe (long statements go as a POST body)
 DOC_ENTITIES = ("Invoice", "CreditMemo")
 CUSTOM_TXN_MESSAGE = ("QuickBooks numbers documents itself (Custom transaction numbers is off), so cwqbo cannot "
@@ -69,6 +72,8 @@ class Sender:
 
     def __init__(self, run: RunState) -> None:
         self.run = run
+        self._sending: deque[tuple[list[Work], Future[dict[str, BatchItemResult]]]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
 
     def process(self, invoices: Sequence[CWInvoice], forced_request_ids: dict[int, str] | None = None) -> None:
         if not invoices:
@@ -90,6 +95,23 @@ class Sender:
         self.run.commit()
         for start in range(0, len(to_send), CHUNK):
             self.send_chunk(to_send[start:start + CHUNK])
+
+    def drain(self) -> None:
+        """Wait for every batch still on its way and settle it; the run's later stages need them all settled."""
+        try:
+            while self._sending:
+                self._settle(*self._sending.popleft())
+        finally:
+            if self._pool is not None and not self._sending:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def close(self) -> None:
+        """After an error: let calls already sent finish (their intents are settled by the next run)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._sending.clear()
 
     def prepare(self, works: list[Work]) -> list[Work]:
         """needs → bulk resolve → documents; a mapping or resolve problem fails that invoice only."""
@@ -215,14 +237,27 @@ class Sender:
                          "prefix", tid=tid)
 
     def send_chunk(self, chunk: list[Work]) -> None:
+        """Commit the chunk's intents, then hand its batch call to the sender thread and go on preparing.
+
+        QBO's batch budget (40 calls a minute) is the bottleneck: while the sender thread waits for it, this thread
+        maps, resolves and probes the next slice on the separate single-request budget. At most BATCHES_AHEAD
+        chunks are on their way; results are settled here, in order, one transaction per chunk.
+        """
         deps = self.run.deps
         ledger.record_intents(deps.store, [self._intent(w) for w in chunk], self.run.run_id, now=self.run.now())
         crashpoints.crashpoint("sync.after_intent")
         ops = [BatchOp.create(str(i), _doc(w).entity, w.payload or {}) for i, w in enumerate(chunk)]
         self.run.emit("create", f"sending {len(chunk)} document(s) to QuickBooks")
+        request_id = ledger.batch_request_id((w.request_id for w in chunk), salt=f"run-{self.run.run_id}")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cwqbo-batch")
+        self._sending.append((chunk, self._pool.submit(deps.qbo.batch, ops, request_id)))
+        while self._sending and (len(self._sending) > BATCHES_AHEAD or self._sending[0][1].done()):
+            self._settle(*self._sending.popleft())
+
+    def _settle(self, chunk: list[Work], sent: Future[dict[str, BatchItemResult]]) -> None:
         try:
-            results = deps.qbo.batch(ops, request_id=ledger.batch_request_id((w.request_id for w in chunk),
-                                                                             salt=f"run-{self.run.run_id}"))
+            results = sent.result()
         except AuthError:
             raise  # nothing more can be done this run; the intents are settled by the next one
         except CwqboError as exc:
