@@ -127,7 +127,9 @@ class Sender:
             return []
         self.run.emit("resolve", f"matching customers and items for {len(needs)} invoice(s)")
         from cwqbo.sync.resolve import Resolver
-        resolved = Resolver(deps.qbo, deps.store, deps.realm, deps.prefs).resolve(needs, create=not self.run.options.dry_run,
+        resolver = Resolver(deps.qbo, deps.store, deps.realm, deps.prefs)
+        resolver.batch_creates = not self._sending  # no document waits for the batch budget: use it
+        resolved = resolver.resolve(needs, create=not self.run.options.dry_run,
                                                                          dry_run=self.run.options.dry_run)
         sales = (getattr(resolved, "preferences", None) or {}).get("SalesFormsPrefs") or {}
         if sales.get("CustomTxnNumbers") is False:
