@@ -1,4 +1,5 @@
-"""`cwqbo history`: past runs, one run's invoices (`history show RUN`), one invoice's story (`--invoice N`)."""
+"""`cwqbo history`: past runs, one run's invoices or payments (`history show RUN`), one invoice's story
+(`--invoice N`: created, batched, and the QuickBooks payments brought back)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.state.history import Attention, InvoiceStory, RunPage, RunSummary
+    from cwqbo.state.history import Attention, InvoiceStory, Payment, RunPage, RunSummary
 
 NOTHING_YET = "No sync runs yet: nothing synced yet. Run `cwqbo sync` to make the first one."
 NOTHING_YET_FAILED = "Nothing synced yet: no failed runs and nothing needs attention."
@@ -164,19 +165,52 @@ def _print_story(story: InvoiceStory) -> None:
                             for i in story.items if i.error or i.intuit_tid])
     else:
         render.out.print("  No run has touched it yet.", markup=False)
+    if led is not None or story.payments:
+        _print_payments(story)
+
+
+def _payment_type(type_: str | None, credit_cw_id: int | None) -> str:
+    return (type_ or "") + (" (credit)" if credit_cw_id else "")
+
+
+def _print_payments(story: InvoiceStory) -> None:
+    """The QuickBooks payments brought back onto the invoice: one row per payment line, as it stands now."""
+    from cwqbo.cli import render
+
+    if not story.payments:
+        render.out.print("  Payments: none brought back from QuickBooks yet.", markup=False)
+        return
+    posted = [p for p in story.payments if p.state == "posted"]
+    total = story.ledger.cw_total if story.ledger else None
+    of = f" of {render.money(total)}" if total is not None else ""
+    full = " — paid in full" if total is not None and total > 0 and story.paid == total else ""
+    render.out.print(f"  Paid: {render.money(story.paid)}{of} brought back from QuickBooks "
+                     f"({len(posted)} payment{'' if len(posted) == 1 else 's'} in ConnectWise){full}", markup=False)
+    rows = [(p.qbo_payment_id, p.cw_payment_id or "", p.payment_date, p.amount, _payment_type(p.type, p.credit_cw_id),
+             p.state, p.run_id or "") for p in story.payments]
+    render.out.print(render.table(["QBO payment", "CW payment", "Date", "Amount", "Type", "State", "Run"], rows,
+                                  title="Payments brought back"))
+    render.notes_below("Payment notes:", [(f"QBO {p.qbo_payment_id}", _payment_note(p))
+                                          for p in story.payments if p.reason or p.credit_cw_id])
+
+
+def _payment_note(p: Payment) -> str:
+    credit = f"credit memo (CW id {p.credit_cw_id}) applied" if p.credit_cw_id else ""
+    tries = f" after {p.attempts} attempts" if p.attempts > 1 and p.state == "posted" else ""
+    return "; ".join(x for x in (credit + tries, p.reason or "") if x)
 
 
 @history_app.command("show")
 def show(
     ctx: typer.Context,
     run_id: int = typer.Argument(..., metavar="RUN", help="Run id from `cwqbo history`."),
-    limit: int = typer.Option(50, "--limit", "-n", min=0, help="Invoices per page (0 = all)."),
-    offset: Optional[int] = typer.Option(None, "--offset", min=0, help="Skip this many invoices first."),
-    page: Optional[int] = typer.Option(None, "--page", min=1, help="Page number (of --limit invoices), from 1."),
-    failed: bool = typer.Option(False, "--failed", help="Only the invoices that failed."),
+    limit: int = typer.Option(50, "--limit", "-n", min=0, help="Invoices (or payments) per page (0 = all)."),
+    offset: Optional[int] = typer.Option(None, "--offset", min=0, help="Skip this many invoices (payments) first."),
+    page: Optional[int] = typer.Option(None, "--page", min=1, help="Page number (of --limit lines), from 1."),
+    failed: bool = typer.Option(False, "--failed", help="Only the invoices (payments) that failed."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
-    """Show what one run did with each invoice, a page at a time.
+    """Show what one run did with each invoice (a payments run: each payment), a page at a time.
 
     \b
     Examples:
@@ -204,10 +238,12 @@ def show(
     finally:
         store.close()
     if json_out:
+        lines: dict[str, Any] = ({"kind": "payments", "payments": result.payments} if result.kind == "payments"
+                                 else {"kind": "invoices", "items": result.items})
         render.emit_json("history show", "ok", 0, {
-            "run": result.run, "items": result.items,
+            "run": result.run, **lines,
             "page": {"total": result.total, "offset": result.offset, "limit": result.limit,
-                     "returned": len(result.items), "remaining": result.remaining, "failed_only": result.failed_only}})
+                     "returned": len(result.items) + len(result.payments), "remaining": result.remaining, "failed_only": result.failed_only}})
         return
     _print_run(result)
 
@@ -215,6 +251,9 @@ def show(
 def _print_run(page: RunPage) -> None:
     from cwqbo.cli import render
 
+    if page.kind == "payments":
+        _print_payments_run(page)
+        return
     r = page.run
     render.out.print(f"Run {r.id}: {r.status or '?'} — {r.trigger or '?'}{' (dry run)' if r.dry_run else ''} "
                      f"by {_who(r) or '?'}, started {_local(r.started_at)}, took {_duration(r.duration_ms) or '?'}",
@@ -241,6 +280,41 @@ def _print_run(page: RunPage) -> None:
         f" (Intuit tid {i.intuit_tid})" if i.intuit_tid else "")) for i in page.items if i.error])
     render.notes_below("Intuit transaction ids:", [(i.invoice_number or str(i.cw_id), i.intuit_tid)
                                                    for i in page.items if i.intuit_tid and not i.error])
+    if page.remaining:
+        more = f"… {page.remaining} more {what}: --offset {last}"
+        if page.limit and page.offset % page.limit == 0:
+            more += f" or --page {page.offset // page.limit + 2}"
+        render.out.print(more + (", --limit 0 for all" if page.limit else ""), markup=False)
+
+
+def _print_payments_run(page: RunPage) -> None:
+    """A payments run: each QuickBooks payment line it posted, adopted, reversed or failed, a page at a time."""
+    from cwqbo.cli import render
+
+    r = page.run
+    render.out.print(f"Run {r.id}: {r.status or '?'} — payments{' (dry run)' if r.dry_run else ''} "
+                     f"by {_who(r) or '?'}, started {_local(r.started_at)}, took {_duration(r.duration_ms) or '?'}",
+                     markup=False)
+    render.out.print(f"  payment lines {r.selected}, brought back or reversed {r.created}, failed {r.failed}, "
+                     f"still waiting {r.skipped}", markup=False)
+    if r.message:
+        render.out.print(f"  {r.message}", markup=False)
+    what = "failed payments" if page.failed_only else "payments"
+    if not page.total:
+        render.out.print("  No payment of this run failed." if page.failed_only
+                         else "  This run brought no payment back.", markup=False)
+        return
+    if not page.payments:
+        render.out.print(f"  No payments past #{page.offset} (the run has {page.total}"
+                         f"{' failed' if page.failed_only else ''}).", markup=False)
+        return
+    rows = [(e.invoice_number or e.cw_invoice_id, e.outcome, e.qbo_payment_id, e.cw_payment_id or "",
+             e.payment_date or "", e.amount, _payment_type(e.type, e.credit_cw_id)) for e in page.payments]
+    first, last = page.offset + 1, page.offset + len(page.payments)
+    render.out.print(render.table(["Invoice", "Outcome", "QBO payment", "CW payment", "Date", "Amount", "Type"],
+                                  rows, title=f"{what.capitalize()} {first}–{last} of {page.total}"))
+    render.notes_below("Reasons:", [(e.invoice_number or str(e.cw_invoice_id), e.error)
+                                    for e in page.payments if e.error])
     if page.remaining:
         more = f"… {page.remaining} more {what}: --offset {last}"
         if page.limit and page.offset % page.limit == 0:

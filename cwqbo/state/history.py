@@ -1,17 +1,19 @@
-"""What happened: past sync runs, one run's invoices, one invoice's whole story, and what needs attention.
+"""What happened: past sync runs, one run's invoices or payments, one invoice's whole story, what needs attention.
 
-Read-only queries over the store (runs, run_items, ledger, batches); `cli/history.py` renders them.
-An operator uses this to answer "did invoice 1234 reach QuickBooks, when, as what, and was it batched?"
-without opening SQLite. Money comes back as Decimal (the store keeps exact TEXT).
+Read-only queries over the store (runs, run_items, ledger, batches, payments, payment_events); `cli/history.py`
+renders them. An operator uses this to answer "did invoice 1234 reach QuickBooks, when, as what, was it batched,
+and which QuickBooks payments reached ConnectWise?" without opening SQLite. Money comes back as Decimal (the store
+keeps exact TEXT).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cwqbo.state import ledger
+from cwqbo.state import payments as pledger
 from cwqbo.state.ledger import BatchRow, LedgerRow
 from cwqbo.errors import UsageError
 
@@ -76,6 +78,71 @@ class RunItem:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """What one payments run did with one QuickBooks payment line on one invoice (`payment_events`), with the
+    payment's date and type from the payments ledger."""
+
+    run_id: int
+    qbo_payment_id: str
+    cw_invoice_id: int
+    invoice_number: str | None
+    outcome: str  # posted | adopted | reversed | failed | waiting
+    amount: Decimal | None
+    payment_date: str | None
+    type: str | None
+    credit_cw_id: int | None  # the ConnectWise credit memo applied instead of money
+    cw_payment_id: int | None
+    error: str | None
+    at: str | None
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> PaymentEvent:
+        return cls(run_id=int(r["run_id"]), qbo_payment_id=str(r.get("qbo_payment_id") or ""),
+                   cw_invoice_id=int(r.get("cw_invoice_id") or 0), invoice_number=r.get("invoice_number"),
+                   outcome=str(r.get("outcome") or ""), amount=_dec(r.get("amount")),
+                   payment_date=r.get("payment_date"), type=r.get("type"),
+                   credit_cw_id=int(r["credit_cw_id"]) if r.get("credit_cw_id") else None,
+                   cw_payment_id=None if r.get("cw_payment_id") is None else int(r["cw_payment_id"]),
+                   error=r.get("error"), at=r.get("at"))
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """One QuickBooks payment line cwqbo brought (or tried to bring) onto a ConnectWise invoice, as it stands now.
+
+    `state`: posted (in ConnectWise as `cw_payment_id`), reversed (removed again: voided, deleted or edited in
+    QuickBooks; `reason` says which), failed (`reason` says why; tried again on the next payments run), pending (a
+    run stopped before ConnectWise answered; the next run reads the invoice's payments back), reversing (the same,
+    for a removal), cancelled (failed, then the QuickBooks payment went away before it reached ConnectWise)."""
+
+    qbo_payment_id: str
+    cw_payment_id: int | None
+    amount: Decimal
+    payment_date: str
+    type: str
+    state: str
+    reason: str | None
+    credit_cw_id: int | None
+    run_id: int | None  # the run that last changed it
+    attempts: int
+    updated_at: str | None
+
+
+STATE_WORDS = {"intent": "pending"}
+UNSETTLED = {"intent": "a run stopped before ConnectWise answered; the next `cwqbo sync --payments` reads the "
+                       "invoice's payments back before posting again",
+             "reversing": "a run stopped while removing it; the next `cwqbo sync --payments` checks ConnectWise"}
+
+
+def _payment(row: pledger.PaymentRow, last_run: int | None) -> Payment:
+    reason = row.error or UNSETTLED.get(row.state)
+    run_id = last_run if last_run is not None else None if row.run_id is None else int(row.run_id)
+    return Payment(row.key.qbo_payment_id, row.cw_payment_id, row.amount, row.payment_date, row.type,
+                   STATE_WORDS.get(row.state, row.state), reason, row.key.credit_cw_id or None, run_id,
+                   row.attempts, row.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
 class RunDetail:
     run: RunSummary
     items: list[RunItem]
@@ -91,11 +158,13 @@ class RunPage:
     offset: int
     limit: int | None  # None: no limit
     failed_only: bool
+    kind: str = "invoices"  # "payments": a payments run; its lines are in `payments`, `items` is empty
+    payments: list[PaymentEvent] = field(default_factory=list)
 
     @property
     def remaining(self) -> int:
         """Matching items after this page."""
-        return max(0, self.total - self.offset - len(self.items))
+        return max(0, self.total - self.offset - len(self.items) - len(self.payments))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +174,20 @@ class InvoiceStory:
     ledger: LedgerRow | None  # where it stands now
     items: list[RunItem]  # what each run did with it, oldest first
     batch: BatchRow | None  # the CW accounting batch it went into, if any
+    payments: list[Payment] = field(default_factory=list)  # QBO payments brought back onto it, oldest first
+    payment_events: list[PaymentEvent] = field(default_factory=list)  # what each payments run did, oldest first
+
+    @property
+    def paid(self) -> Decimal:
+        """What the payments cwqbo posted (money and credit memos applied) take off the ConnectWise balance."""
+        return sum((p.amount for p in self.payments if p.state == "posted"), Decimal("0"))
 
 
 @dataclass(frozen=True, slots=True)
 class Attention:
     """One invoice an operator should look at, and why."""
 
-    kind: str  # "failed" | "not-batched" | "stale-intent"
+    kind: str  # "failed" | "not-batched" | "stale-intent" | "payment-failed"
     cw_id: int
     invoice_number: str | None
     detail: str
@@ -163,11 +239,38 @@ def run_page(store: Store, run_id: int, *, limit: int | None = 50, offset: int =
     if offset < 0:
         raise UsageError(f"--offset cannot be negative, got {offset}")
     run = _run_summary(store, run_id)
+    if _is_payments_run(store, run):
+        return _payments_page(store, run, limit=limit, offset=offset, failed_only=failed_only)
     where = "run_id = ?" + (" and outcome = 'failed'" if failed_only else "")
     total = int(store.db.execute(f"select count(*) from run_items where {where}", [run_id]).fetchone()[0])
     rows = _rows(store, f"select * from run_items where {where} order by invoice_number, cw_id limit ? offset ?",
                  [run_id, -1 if limit is None else limit, offset])
     return RunPage(run, [RunItem.from_row(r) for r in rows], total, offset, limit, failed_only)
+
+
+PAYMENTS_TRIGGER = "payments"
+EVENT_SQL = ("select e.*, p.payment_date, p.type, p.credit_cw_id from payment_events e "
+             "left join payments p on p.id = e.payment_row")
+
+
+def _is_payments_run(store: Store, run: RunSummary) -> bool:
+    """A payments run (trigger `payments`), or any run that recorded payment events and no invoices."""
+    if run.trigger == PAYMENTS_TRIGGER:
+        return True
+    has = "select exists(select 1 from {} where run_id = ?)"
+    return (bool(store.db.execute(has.format("payment_events"), [run.id]).fetchone()[0])
+            and not store.db.execute(has.format("run_items"), [run.id]).fetchone()[0])
+
+
+def _payments_page(store: Store, run: RunSummary, *, limit: int | None, offset: int,
+                   failed_only: bool) -> RunPage:
+    """A page of a payments run's events, in the order they happened, counted and paged in SQL."""
+    where = "e.run_id = ?" + (" and e.outcome = 'failed'" if failed_only else "")
+    total = int(store.db.execute(f"select count(*) from payment_events e where {where}", [run.id]).fetchone()[0])
+    rows = _rows(store, f"{EVENT_SQL} where {where} order by e.rowid limit ? offset ?",
+                 [run.id, -1 if limit is None else limit, offset])
+    return RunPage(run, [], total, offset, limit, failed_only, kind="payments",
+                   payments=[PaymentEvent.from_row(r) for r in rows])
 
 
 def _find_cw_id(store: Store, number_or_id: str | int) -> tuple[int, str | None]:
@@ -208,7 +311,11 @@ def invoice_story(store: Store, number_or_id: str | int) -> InvoiceStory:
                 break
     if identifier:
         batch = ledger.get_batch(store, identifier)
-    return InvoiceStory(cw_id, number or (led.invoice_number if led else None), led, items, batch)
+    event_rows = _rows(store, f"{EVENT_SQL} where e.cw_invoice_id = ? order by e.rowid", [cw_id])
+    last_run = {int(r["payment_row"]): int(r["run_id"]) for r in event_rows if r.get("payment_row") is not None}
+    payments = [_payment(r, last_run.get(r.id)) for r in pledger.for_invoice(store, cw_id)]
+    events = [PaymentEvent.from_row(r) for r in event_rows]
+    return InvoiceStory(cw_id, number or (led.invoice_number if led else None), led, items, batch, payments, events)
 
 
 def _ids(text: Any) -> list[int]:
@@ -237,4 +344,8 @@ def needs_attention(store: Store) -> list[Attention]:
         out.append(Attention("stale-intent", int(r["cw_id"]), r.get("invoice_number"),
                              "a run stopped between recording the intent and confirming it in QuickBooks; "
                              "the next sync checks QuickBooks before retrying", r.get("updated_at"), r.get("run_id")))
+    for p in pledger.in_states(store, "failed"):
+        out.append(Attention("payment-failed", p.key.cw_invoice_id, p.invoice_number or None,
+                             f"QuickBooks payment {p.key.qbo_payment_id} of {p.amount}: {p.error or 'failed'}",
+                             p.updated_at, p.run_id))
     return out

@@ -11,6 +11,9 @@ from cwqbo.state import ledger
 from cwqbo.errors import UsageError
 from cwqbo.state.store import Store
 from tests.ledger_rows import record_intent, record_item
+from tests.unit.payments_fake import PWorld, new_world
+
+D = Decimal
 
 
 def fill(store: Store) -> dict[str, int]:
@@ -107,3 +110,84 @@ def test_intent_of_a_running_run_is_not_stale() -> None:
 def test_empty_store() -> None:
     s = Store.memory()
     assert history.runs(s) == [] and history.needs_attention(s) == []
+
+
+# -- payments: what the payments engine brought back, as history tells it ----------------------------------------
+
+def paid_world() -> tuple[PWorld, dict[str, int]]:
+    """Invoices cwqbo synced, then QuickBooks payments: a full one, a partial one, one across two invoices (one of
+    them refused by ConnectWise), and one voided after it reached ConnectWise."""
+    w = new_world()
+    for cw_id, qbo_id, total in ((101, "11", "300.00"), (102, "12", "80.50"), (103, "13", "45.00")):
+        w.add_document(cw_id, qbo_id, total)
+        w.store.db.execute("update ledger set cw_total = ? where cw_id = ?", [total, cw_id])
+    w.remote.cw_totals[103] = D("20.00")  # ConnectWise says less is owed: it refuses 45.00
+    w.remote.receive("P1", [("Invoice", "11", "300.00")])
+    w.remote.receive("P2", [("Invoice", "12", "30.25")], day="2026-03-03")
+    w.remote.receive("P3", [("Invoice", "12", "10.00"), ("Invoice", "13", "45.00")])
+    first = w.run()
+    w.remote.void("P2")
+    second = w.run()
+    assert first.run_id is not None and second.run_id is not None
+    return w, {"first": first.run_id, "second": second.run_id}
+
+
+def test_invoice_story_lists_each_payment_brought_back() -> None:
+    w, runs = paid_world()
+    story = history.invoice_story(w.store, "INV-101")
+    [p] = story.payments
+    assert (p.qbo_payment_id, p.amount, p.payment_date, p.type, p.state) == ("P1", D("300.00"), "2026-03-02",
+                                                                               "Other", "posted")
+    assert p.cw_payment_id == w.remote.cw_payments[101][0]["id"] and p.run_id == runs["first"]
+    assert story.paid == D("300.00") and isinstance(story.paid, Decimal)
+    assert [(e.outcome, e.run_id) for e in story.payment_events] == [("posted", runs["first"])]
+
+
+def test_invoice_story_shows_reversed_and_partial_payments() -> None:
+    w, runs = paid_world()
+    story = history.invoice_story(w.store, "102")
+    by_id = {p.qbo_payment_id: p for p in story.payments}
+    assert by_id["P2"].state == "reversed" and by_id["P2"].reason == "voided in QuickBooks"
+    assert by_id["P2"].run_id == runs["second"] and by_id["P2"].cw_payment_id is not None
+    assert by_id["P3"].state == "posted" and by_id["P3"].amount == D("10.00")
+    assert story.paid == D("10.00")  # the voided payment no longer counts
+    assert [(e.qbo_payment_id, e.outcome) for e in story.payment_events] == [
+        ("P2", "posted"), ("P3", "posted"), ("P2", "reversed")]
+
+
+def test_a_refused_payment_is_failed_with_its_reason_and_needs_attention() -> None:
+    w, _ = paid_world()
+    [p] = history.invoice_story(w.store, "INV-103").payments
+    assert p.state == "failed" and p.cw_payment_id is None and p.reason is not None
+    assert "refused the payment of 45.00" in p.reason
+    attention = [a for a in history.needs_attention(w.store) if a.kind == "payment-failed"]
+    assert [(a.invoice_number, a.cw_id) for a in attention] == [("INV-103", 103)]
+    assert "P3" in attention[0].detail and "45.00" in attention[0].detail
+
+
+def test_an_invoice_without_payments_has_an_empty_payment_story(store: Store) -> None:
+    story = history.invoice_story(store, "INV-101")
+    assert story.payments == [] and story.payment_events == [] and story.paid == D("0")
+
+
+def test_run_page_of_a_payments_run_lists_its_payment_events() -> None:
+    w, runs = paid_world()
+    page = history.run_page(w.store, runs["first"])
+    assert page.kind == "payments" and page.run.trigger == "payments" and page.items == []
+    assert page.total == 4 and page.remaining == 0
+    assert [(e.invoice_number, e.qbo_payment_id, e.outcome, e.amount) for e in page.payments] == [
+        ("INV-101", "P1", "posted", D("300.00")), ("INV-102", "P2", "posted", D("30.25")),
+        ("INV-102", "P3", "posted", D("10.00")), ("INV-103", "P3", "failed", D("45.00"))]
+    assert page.payments[1].payment_date == "2026-03-03" and page.payments[1].type == "Other"
+    second = history.run_page(w.store, runs["first"], limit=2, offset=2)
+    assert [e.qbo_payment_id for e in second.payments] == ["P3", "P3"] and second.remaining == 0
+    first_two = history.run_page(w.store, runs["first"], limit=2)
+    assert first_two.remaining == 2
+    failed = history.run_page(w.store, runs["first"], failed_only=True)
+    assert failed.total == 1 and failed.payments[0].error and "refused" in failed.payments[0].error
+
+
+def test_run_page_of_an_invoice_run_is_unchanged(store: Store) -> None:
+    ok = history.runs(store)[-1]
+    page = history.run_page(store, ok.id)
+    assert page.kind == "invoices" and page.payments == [] and [i.invoice_number for i in page.items] == ["INV-101"]
