@@ -246,6 +246,18 @@ def unsynced_ids(store: Store) -> list[int]:
     return [int(r[0]) for r in store.db.execute(sql, list(DONE_STATES))]
 
 
+def unsynced_among(store: Store, cw_ids: Sequence[int]) -> list[int]:
+    """Which of these ids `unsynced_ids` would list (a page just read from ConnectWise), in the same order."""
+    wanted: set[int] = set()
+    for start in range(0, len(cw_ids), 900):
+        part = list(cw_ids[start:start + 900])
+        sql = ("SELECT i.cw_id FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id "
+               f"WHERE i.cw_id IN ({', '.join('?' for _ in part)}) AND i.in_scope = 1 AND i.closed = 1 "
+               f"AND i.unposted = 1 AND (l.state IS NULL OR l.state NOT IN ({', '.join('?' for _ in DONE_STATES)}))")
+        wanted.update(int(r[0]) for r in store.db.execute(sql, [*part, *DONE_STATES]))
+    return [i for i in cw_ids if i in wanted]
+
+
 def load_many(store: Store, cw_ids: Sequence[int]) -> list[CWInvoice]:
     """These cached invoices, decoded, in the order asked (ids not in the cache are left out)."""
     found: dict[int, CachedInvoice] = {}

@@ -40,6 +40,7 @@ FULL_STARTED = "discover.full.started_at"
 NO_WATERMARK_MARGIN_S = 86_400  # when a full refresh saw nothing, look back a day from our own clock
 
 Progress = Callable[[int, "int | None"], None]
+PageHook = Callable[[list[int]], None]  # called with a page's invoice ids once they are in the cache
 
 
 class CWLike(Protocol):
@@ -188,8 +189,11 @@ def _parse_stamp(text: str) -> datetime:
 
 # -- I/O ----------------------------------------------------------------------------------------
 def refresh(cw: CWLike, store: Store, filters: Filters, *, full: bool = False, clock: Clock | None = None,
-            progress: Progress | None = None) -> DiscoverResult:
-    """Refresh the cache from ConnectWise; full when asked, on first use, or when the filters changed."""
+            progress: Progress | None = None, on_page: PageHook | None = None) -> DiscoverResult:
+    """Refresh the cache from ConnectWise; full when asked, on first use, or when the filters changed.
+
+    `on_page` is called with each page's invoice ids once the page is stored, so a sync can start sending while
+    the rest is still being read."""
     from cwqbo.connectwise.records import build_invoice
 
     clock = clock or Clock()
@@ -199,8 +203,8 @@ def refresh(cw: CWLike, store: Store, filters: Filters, *, full: bool = False, c
     watermark = store.get_meta(WATERMARK)
     pending_full = store.get_meta(FULL_CURSOR) is not None
     if full or pending_full or watermark is None or store.get_meta(FILTERS_HASH) != fhash:
-        return _full(cw, store, scope, fhash, clock, progress, calls0, build_invoice)
-    return _incremental(cw, store, scope, watermark, clock, progress, calls0, build_invoice)
+        return _full(cw, store, scope, fhash, clock, progress, calls0, build_invoice, on_page)
+    return _incremental(cw, store, scope, watermark, clock, progress, calls0, build_invoice, on_page)
 
 
 def _store_page(cw: CWLike, store: Store, raws: list[dict[str, Any]], scope: Scope, fetched_at: str,
@@ -231,7 +235,7 @@ def _store_page(cw: CWLike, store: Store, raws: list[dict[str, Any]], scope: Sco
 
 
 def _full(cw: CWLike, store: Store, scope: Scope, fhash: str, clock: Clock, progress: Progress | None,
-          calls0: int, build: Callable[..., Any]) -> DiscoverResult:
+          calls0: int, build: Callable[..., Any], on_page: PageHook | None = None) -> DiscoverResult:
     conditions = scope_conditions(scope)
     cursor_text = store.get_meta(FULL_CURSOR)
     resumed = cursor_text is not None and store.get_meta(FULL_FILTERS) == fhash
@@ -259,6 +263,8 @@ def _full(cw: CWLike, store: Store, scope: Scope, fhash: str, clock: Clock, prog
     for raws in _pages(cw.iter_invoices(query)):
         before = len(problems)
         unposted += _store_page(cw, store, raws, scope, fetched_at, build, seen=True, problems=problems)
+        if on_page is not None:
+            on_page([int(r["id"]) for r in raws])
         fetched += len(raws)
         in_scope += len(raws) - (len(problems) - before)
         max_updated = max([max_updated, *(_updated(r) for r in raws)])
@@ -284,7 +290,8 @@ def _full(cw: CWLike, store: Store, scope: Scope, fhash: str, clock: Clock, prog
 
 
 def _incremental(cw: CWLike, store: Store, scope: Scope, watermark: str, clock: Clock,
-                 progress: Progress | None, calls0: int, build: Callable[..., Any]) -> DiscoverResult:
+                 progress: Progress | None, calls0: int, build: Callable[..., Any],
+                 on_page: PageHook | None = None) -> DiscoverResult:
     query = cond.cmp("_info/lastUpdated", ">=", _parse_stamp(watermark))
     fetched = in_scope = unposted = removed = 0
     problems: list[str] = []
@@ -301,6 +308,8 @@ def _incremental(cw: CWLike, store: Store, scope: Scope, watermark: str, clock: 
             before = len(problems)
             unposted += _store_page(cw, store, inside, scope, fetched_at, build, seen=False, problems=problems)
             in_scope += len(inside) - (len(problems) - before)
+            if on_page is not None:
+                on_page([int(r["id"]) for r in inside])
             touched.update(int(r["id"]) for r in inside)
         if outside:
             removed += _leave_scope(store, outside, scope)

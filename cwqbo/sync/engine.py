@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from cwqbo.sync import cw_batch
-from cwqbo.state import ledger
+from cwqbo.state import cache, ledger
 from cwqbo.sync import recovery
 from cwqbo.sync import selection
 from cwqbo.sync.changed import handle_changed
@@ -105,8 +105,16 @@ class _Engine:
         if options.refresh:
             run.emit("discover", "reading Closed invoices from ConnectWise")
             from cwqbo.sync import discover  # imported late: discover pulls in the CW client
+
+            def send_page(ids: list[int]) -> None:
+                """Send what a page just read makes unsynced, while ConnectWise is still being read."""
+                todo = [i for i in cache.unsynced_among(deps.store, ids) if i not in handled]
+                handled.update(todo)
+                self._send(todo)
+
+            streaming = options.selection == "all" and not options.dry_run
             found = discover.refresh(deps.cw, deps.store, deps.filters, full=options.full_refresh, clock=deps.clock,
-                                     progress=self._discover_progress)
+                                     progress=self._discover_progress, on_page=send_page if streaming else None)
             self.report_problems(found.problems)
         invoices, skipped = selection.select(run, handled)
         for res in skipped:
@@ -114,8 +122,7 @@ class _Engine:
         changed = selection.changed(run, handled)
         run.total = len(invoices) + len(changed)
         run.emit("plan", f"{len(invoices)} invoice(s) to send")
-        for start in range(0, len(invoices), SLICE):  # decoded a slice at a time: memory stays flat
-            self.sender.process(selection.load(deps.store, invoices[start:start + SLICE]))
+        self._send(invoices)
         self.sender.drain()
         handle_changed(run, self.sender, changed)
         if options.dry_run:
@@ -123,6 +130,11 @@ class _Engine:
         else:
             cw_batch.batch_confirmed(run)
         run.commit()
+
+    def _send(self, ids: list[int]) -> None:
+        """Map, resolve, probe and queue these invoices, decoded a slice at a time: memory stays flat."""
+        for start in range(0, len(ids), SLICE):
+            self.sender.process(selection.load(self.deps.store, ids[start:start + SLICE]))
 
     def report_problems(self, problems: Iterable[str]) -> None:
         """Invoices CW sent that discover could not read: failed items, so they are never silently left out."""
