@@ -260,12 +260,17 @@ def unsynced_among(store: Store, cw_ids: Sequence[int]) -> list[int]:
 
 def load_many(store: Store, cw_ids: Sequence[int]) -> list[CWInvoice]:
     """These cached invoices, decoded, in the order asked (ids not in the cache are left out)."""
+    return [inv for inv, _ in load_with_hashes(store, cw_ids)]
+
+
+def load_with_hashes(store: Store, cw_ids: Sequence[int]) -> list[tuple[CWInvoice, str]]:
+    """`load_many`, each invoice with the content hash the cache stored for it (no need to hash it again)."""
     found: dict[int, CachedInvoice] = {}
     for start in range(0, len(cw_ids), 900):  # under SQLite's bound-parameter limit
         part = list(cw_ids[start:start + 900])
         sql = f"SELECT {_SELECT} FROM invoices i WHERE i.cw_id IN ({', '.join('?' for _ in part)})"
         found.update((row.cw_id, row) for row in map(_from_row, store.db.execute(sql, part).fetchall()))
-    return [found[i].invoice() for i in cw_ids if i in found]
+    return [(found[i].invoice(), found[i].content_hash) for i in cw_ids if i in found]
 
 
 def changed(store: Store) -> list[ChangedInvoice]:

@@ -78,7 +78,7 @@ def update_one(run: RunState, sender: Sender, w: Work) -> None:
         run.settle(run.result(w.inv, "updated", qbo_id=row.qbo_id, entity=row.entity, tid=tid,
                               qbo_total=rec.qbo_total, error=warning),
                    ledger.Write(w.inv.id, "updated", tid=tid, sync_token=token, qbo_total=rec.qbo_total,
-                                cw_total=w.inv.total, content_hash=w.inv.content_hash(), payload_hash=w.payload_hash),
+                                cw_total=w.inv.total, content_hash=w.hash(), payload_hash=w.payload_hash),
                    w)
         return
     # never leave it 'created': the batch would export a total QBO doesn't match

@@ -134,7 +134,8 @@ class _Engine:
     def _send(self, ids: list[int]) -> None:
         """Map, resolve, probe and queue these invoices, decoded a slice at a time: memory stays flat."""
         for start in range(0, len(ids), SLICE):
-            self.sender.process(selection.load(self.deps.store, ids[start:start + SLICE]))
+            loaded = selection.load(self.deps.store, ids[start:start + SLICE])
+            self.sender.process([inv for inv, _ in loaded], hashes={inv.id: h for inv, h in loaded})
 
     def report_problems(self, problems: Iterable[str]) -> None:
         """Invoices CW sent that discover could not read: failed items, so they are never silently left out."""

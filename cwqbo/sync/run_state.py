@@ -29,6 +29,13 @@ class Work:
     payload_hash: str = ""
     request_id: str = ""
     result: ItemResult | None = None
+    content_hash: str = ""  # as the cache stored it, when the invoice came from there
+
+    def hash(self) -> str:
+        """The invoice's content hash (computed only when the cache didn't give it)."""
+        if not self.content_hash:
+            self.content_hash = self.inv.content_hash()
+        return self.content_hash
 
     @property
     def entity(self) -> str | None:

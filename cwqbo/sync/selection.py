@@ -54,8 +54,9 @@ def select(run: RunState, handled: set[int]) -> tuple[list[int], list[ItemResult
     return invoices, skipped
 
 
-def load(store: Store, cw_ids: list[int]) -> list[CWInvoice]:
-    return cache.load_many(store, cw_ids)
+def load(store: Store, cw_ids: list[int]) -> list[tuple[CWInvoice, str]]:
+    """The invoices to send, each with its content hash as the cache holds it."""
+    return cache.load_with_hashes(store, cw_ids)
 
 
 def changed(run: RunState, handled: set[int]) -> list[CWInvoice]:

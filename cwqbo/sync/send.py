@@ -75,11 +75,13 @@ class Sender:
         self._sending: deque[tuple[list[Work], Future[dict[str, BatchItemResult]]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
 
-    def process(self, invoices: Sequence[CWInvoice], forced_request_ids: dict[int, str] | None = None) -> None:
+    def process(self, invoices: Sequence[CWInvoice], forced_request_ids: dict[int, str] | None = None, *,
+                hashes: dict[int, str] | None = None) -> None:
         if not invoices:
             return
         forced = forced_request_ids or {}
-        works = [Work(inv) for inv in invoices]
+        known = hashes or {}
+        works = [Work(inv, content_hash=known.get(inv.id, "")) for inv in invoices]
         ready = self.prepare(works)
         if self.run.options.dry_run:
             for w in ready:
@@ -359,7 +361,7 @@ class Sender:
 
     def _intent(self, w: Work) -> ledger.Intent:
         return ledger.Intent(w.inv.id, w.inv.number, _doc(w).entity, w.request_id, w.payload_hash,
-                             w.inv.content_hash(), _doc(w).expected_total, _text((w.payload or {}).get("DocNumber")))
+                             w.hash(), _doc(w).expected_total, _text((w.payload or {}).get("DocNumber")))
 
     def adjust(self, w: Work, obj: dict[str, Any], rec: Reconciliation,
                tid: str | None) -> tuple[dict[str, Any], Reconciliation, str | None, str | None]:
