@@ -154,6 +154,8 @@ def _print_story(story: InvoiceStory) -> None:
         b = story.batch
         render.out.print(f"  ConnectWise batch: {b.identifier} ({b.state}"
                          + (f", CW batch id {b.cw_batch_id}" if b.cw_batch_id else "") + ")", markup=False)
+    if led is not None or story.payments:
+        render.out.print(_paid_line(story), markup=False)
     if story.items:
         rows = [(i.run_id, _local(i.at), i.outcome or "", f"{i.entity or ''} {i.qbo_id or ''}".strip(), i.cw_total,
                  i.qbo_total) for i in story.items]
@@ -165,7 +167,7 @@ def _print_story(story: InvoiceStory) -> None:
                             for i in story.items if i.error or i.intuit_tid])
     else:
         render.out.print("  No run has touched it yet.", markup=False)
-    if led is not None or story.payments:
+    if story.payments:
         _print_payments(story)
 
 
@@ -173,19 +175,23 @@ def _payment_type(type_: str | None, credit_cw_id: int | None) -> str:
     return (type_ or "") + (" (credit)" if credit_cw_id else "")
 
 
-def _print_payments(story: InvoiceStory) -> None:
-    """The QuickBooks payments brought back onto the invoice: one row per payment line, as it stands now."""
+def _paid_line(story: InvoiceStory) -> str:
     from cwqbo.cli import render
 
     if not story.payments:
-        render.out.print("  Payments: none brought back from QuickBooks yet.", markup=False)
-        return
+        return "  Paid: no QuickBooks payment brought back yet."
     posted = [p for p in story.payments if p.state == "posted"]
     total = story.ledger.cw_total if story.ledger else None
     of = f" of {render.money(total)}" if total is not None else ""
     full = " — paid in full" if total is not None and total > 0 and story.paid == total else ""
-    render.out.print(f"  Paid: {render.money(story.paid)}{of} brought back from QuickBooks "
-                     f"({len(posted)} payment{'' if len(posted) == 1 else 's'} in ConnectWise){full}", markup=False)
+    return (f"  Paid: {render.money(story.paid)}{of} brought back from QuickBooks "
+            f"({len(posted)} payment{'' if len(posted) == 1 else 's'} in ConnectWise){full}")
+
+
+def _print_payments(story: InvoiceStory) -> None:
+    """The QuickBooks payments brought back onto the invoice: one row per payment line, as it stands now."""
+    from cwqbo.cli import render
+
     rows = [(p.qbo_payment_id, p.cw_payment_id or "", p.payment_date, p.amount, _payment_type(p.type, p.credit_cw_id),
              p.state, p.run_id or "") for p in story.payments]
     render.out.print(render.table(["QBO payment", "CW payment", "Date", "Amount", "Type", "State", "Run"], rows,
