@@ -81,3 +81,11 @@ class StoreError(CwqboError):
 
 class LockedError(CwqboError):
     exit_code = EXIT_LOCKED
+
+
+def kept_failing(exc: BaseException) -> bool:
+    """A service that kept failing (transport, throttling, 5xx, after every retry), not a refusal of the request:
+    the run stops with exit 4 rather than blaming each invoice."""
+    if not isinstance(exc, RemoteError):
+        return False
+    return exc.status is None or exc.status == 429 or exc.status >= 500

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cwqbo.errors import RemoteError
+from cwqbo.errors import RemoteError, kept_failing
 from cwqbo.mapping.customers import CustomerSpec
 from cwqbo.mapping.refs import CompanyFacts, ItemRef, Needs, Refs, company_facts
 from cwqbo.sync.lookup import Found, Lookup, fallback_name, fold, safe_display_name
@@ -146,6 +146,8 @@ class Resolver:
             try:
                 return key, self.qbo.create(entity, payload, rid)
             except QBOError as exc:
+                if kept_failing(exc):
+                    raise  # QBO is down: the run stops (exit 4) instead of failing every invoice
                 return key, exc
         return in_flight(one, jobs)
 

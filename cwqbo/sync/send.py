@@ -18,7 +18,7 @@ from cwqbo.mapping import document, reconciliation
 from cwqbo.mapping.document import QBODocument
 from cwqbo.mapping.errors import MappingError
 from cwqbo.mapping.reconciliation import Reconciliation
-from cwqbo.errors import AuthError, ConfigError, CwqboError
+from cwqbo.errors import AuthError, ConfigError, CwqboError, kept_failing
 from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
 from cwqbo.quickbooks import query as qbo_query
@@ -267,6 +267,8 @@ class Sender:
         except CwqboError as exc:
             # The outcome is unknown (or the batch was refused whole): find out what QBO has.
             self.after_lost_batch(chunk, exc)
+            if kept_failing(exc):
+                raise  # QBO is down or throttling past every retry: stop (exit 4); the next run recovers
             return
         crashpoints.crashpoint("sync.after_qbo_response")
         for i, w in enumerate(chunk):

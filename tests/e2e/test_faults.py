@@ -104,8 +104,9 @@ def test_connection_dropped_after_quickbooks_committed_makes_no_duplicate(e2e: E
 
 
 @pytest.mark.parametrize("knobs", [
-    {"throttle_next": 40, "paths": [QBO_API]},  # longer than the client's 10-minute throttle budget
-    {"error_next": 14, "paths": [QBO_API]},  # more 503s in a row than the 6 attempts
+    # lookups go up to 8 at a time, so each fault must outlast 8 requests' retries, not one's
+    {"throttle_next": 200, "paths": [QBO_API]},  # longer than the client's 10-minute throttle budget
+    {"error_next": 120, "paths": [QBO_API]},  # more 503s in a row than 8 × the 6 attempts
     {"timeout_next": 8, "timeout_seconds": 0.01, "paths": ["/batch"]},  # every attempt of a batch write drops
 ], ids=["429-forever", "503-forever", "timeouts-forever"])
 def test_a_fault_outlasting_the_retries_fails_cleanly_and_the_next_run_recovers(e2e: E2E,
