@@ -65,6 +65,7 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
     from cwqbo.state import cache
     from cwqbo.sync import discover
     from cwqbo.state import ledger
+    from cwqbo.state import runs
     from cwqbo.cli.sync import items_table
     from cwqbo.settings.config import Config, Paths
     from cwqbo.context import AppContext
@@ -127,7 +128,7 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
                   f"{report.cw_calls} ConnectWise calls, {report.duration:.1f} s.")
 
         _step(6, "cwqbo history")
-        run = ledger.run(store, report.run_id) if report.run_id is not None else None
+        run = runs.run(store, report.run_id) if report.run_id is not None else None
         if run:
             started = str(run["started_at"] or "")[:16].replace("T", " ")
             out.print(render.table(["Run", "Started (UTC)", "Status", "Created", "Failed", "ConnectWise batch"],

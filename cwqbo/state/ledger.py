@@ -17,15 +17,18 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.state.store import Store
+from cwqbo.state import runs
+from cwqbo.state.sql import dec as _dec
+from cwqbo.state.sql import iso
+from cwqbo.state.sql import money_text as _money
+from cwqbo.state.sql import rows as _rows
+from cwqbo.state.sql import transaction as _tx
+from cwqbo.state.store import Store
 
 # Fixed forever: changing it would change every requestid and defeat replay protection after an upgrade.
 NAMESPACE = uuid.UUID("5d3c8f1e-2b7a-4c61-9e0f-6a1b2c3d4e5f")
 
 LedgerState = Literal["intent", "created", "batched", "failed"]
-Outcome = Literal["created", "adopted", "updated", "failed", "waiting", "skipped", "dry-run"]
-RunStatus = Literal["running", "ok", "partial", "failed", "interrupted"]
 
 
 def request_id(realm: str, cw_id: int, payload_hash: str) -> str:
@@ -41,32 +44,6 @@ def batch_request_id(request_ids: Iterable[str], salt: str = "") -> str:
     fixed its cause; a later run is protected by the DocNumber probe instead.
     """
     return str(uuid.uuid5(NAMESPACE, f"batch:{salt}:" + ",".join(sorted(request_ids))))
-
-
-def iso(ts: float | None = None) -> str:
-    """ISO-8601 UTC timestamp (seconds) for the store."""
-    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None or value == "" else Decimal(str(value))
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-@contextmanager
-def _tx(store: Store) -> Iterator[None]:
-    """One committed transaction (the store's own, if it offers one)."""
-    tx = getattr(store, "transaction", None)
-    if tx is not None:
-        with tx():
-            yield
-        return
-    with store.db.conn:  # pragma: no cover - fallback for stores without transaction()
-        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +95,6 @@ class BatchRow:
     created_at: str | None
     error: str | None
     gl_entry_ids: list[int]
-
-
-def _rows(store: Store, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    cursor = store.db.execute(sql, list(params))
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
 # -- ledger rows ---------------------------------------------------------------------------------------
@@ -343,76 +314,6 @@ def batches(store: Store) -> list[BatchRow]:
     return [_batch(r) for r in _rows(store, "select * from batches order by identifier")]
 
 
-# -- runs ----------------------------------------------------------------------------------------------
-
-def start_run(store: Store, *, trigger: str, dry_run: bool, user: str = "", host: str = "", pid: int = 0,
-              now: str | None = None) -> int:
-    with _tx(store):
-        cursor = store.db.execute(
-            "insert into runs (started_at, trigger, user, host, pid, dry_run, status, selected, created, failed, "
-            "skipped) values (?, ?, ?, ?, ?, ?, 'running', 0, 0, 0, 0)",
-            [now or iso(), trigger, user, host, pid, int(dry_run)])
-        assert cursor.lastrowid is not None, "an insert yields a row id"
-        return cursor.lastrowid
-
-
-def finish_run(store: Store, run_id: int, *, status: RunStatus, selected: int, created: int, failed: int,
-               skipped: int, batch_identifier: str | None, qbo_calls: int, cw_calls: int, duration_ms: int,
-               message: str | None = None, now: str | None = None) -> None:
-    with _tx(store):
-        store.db.execute(
-            "update runs set finished_at = ?, status = ?, selected = ?, created = ?, failed = ?, skipped = ?, "
-            "batch_identifier = ?, qbo_calls = ?, cw_calls = ?, duration_ms = ?, message = ? where id = ?",
-            [now or iso(), status, selected, created, failed, skipped, batch_identifier, qbo_calls, cw_calls,
-             duration_ms, message, run_id])
-
-
-def mark_interrupted_runs(store: Store) -> int:
-    """Runs left 'running' by a process that died (the sync lock guarantees none is alive).
-
-    Their counts come from the run items they wrote before dying (written with their ledger rows), so `history`
-    shows what a killed run really did, not 0/0/0/0.
-    """
-    with _tx(store):
-        cursor = store.db.execute(
-            "update runs set status = 'interrupted', "
-            "selected = (select count(*) from run_items i where i.run_id = runs.id), "
-            "created = (select count(*) from run_items i where i.run_id = runs.id "
-            "           and i.outcome in ('created', 'adopted', 'updated')), "
-            "failed = (select count(*) from run_items i where i.run_id = runs.id and i.outcome = 'failed'), "
-            "skipped = (select count(*) from run_items i where i.run_id = runs.id and i.outcome = 'skipped'), "
-            "message = coalesce(message, 'killed or crashed before it finished; the next run settled what it left') "
-            "where status = 'running'")
-        return cursor.rowcount
-
-
-def discard_run(store: Store, run_id: int) -> None:
-    """Forget a run that did nothing at all (e.g. refused a mistyped invoice number): history keeps real runs."""
-    with _tx(store):
-        store.db.execute("delete from run_items where run_id = ?", [run_id])
-        store.db.execute("delete from runs where id = ?", [run_id])
-
-
-def run(store: Store, run_id: int) -> dict[str, Any] | None:
-    rows = _rows(store, "select * from runs where id = ?", [run_id])
-    return rows[0] if rows else None
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One invoice's outcome in one run (a row of run_items)."""
-
-    cw_id: int
-    number: str
-    outcome: Outcome
-    entity: str | None = None
-    qbo_id: str | None = None
-    cw_total: Decimal | None = None
-    qbo_total: Decimal | None = None
-    tid: str | None = None
-    error: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Write:
     """What the ledger must now say about one invoice: confirmed in QBO (`created`), its QBO document brought up
@@ -439,7 +340,7 @@ class Write:
     payload_hash: str | None = None  # `updated` only
 
 
-def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iterable[Item], *,
+def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iterable[runs.Item], *,
           now: str | None = None) -> None:
     """The one way a run's outcomes reach the ledger: every write and its run items in one transaction."""
     at = now or iso()
@@ -461,19 +362,4 @@ def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iter
                             cw_total=w.cw_total, run_id=w.first_run if w.first_run is not None else run_id,
                             now=at, commit=False, doc_number=w.doc_number)
         if run_id is not None:
-            record_items(store, run_id, items, now=at)
-
-
-def record_items(store: Store, run_id: int, items: Iterable[Item], *, now: str | None = None) -> None:
-    at = now or iso()
-    with _tx(store):
-        for it in items:
-            store.db.execute(
-                "insert or replace into run_items (run_id, cw_id, invoice_number, outcome, entity, qbo_id, cw_total, "
-                "qbo_total, intuit_tid, error, at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, it.cw_id, it.number, it.outcome, it.entity, it.qbo_id, _money(it.cw_total),
-                 _money(it.qbo_total), it.tid, it.error, at])
-
-
-def run_items(store: Store, run_id: int) -> list[dict[str, Any]]:
-    return _rows(store, "select * from run_items where run_id = ? order by cw_id", [run_id])
+            runs.record_items(store, run_id, items, now=at)

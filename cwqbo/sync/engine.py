@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from cwqbo.state import runs
 from cwqbo.sync import cw_batch
 from cwqbo.state import cache, ledger
 from cwqbo.sync import recovery
@@ -34,7 +35,7 @@ from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.settings.prefs import Prefs
 from cwqbo.sync.send import Sender
 from cwqbo.sync.run_state import RunState
-from cwqbo.state.ledger import RunStatus
+from cwqbo.state.runs import RunStatus
 from cwqbo.sync.model import (ItemResult, PlanLine, PlannedDocument, Progress, SyncDeps, SyncEvent, SyncOptions,
                               SyncReport, run_status)
 
@@ -66,8 +67,8 @@ class _Engine:
         started = time.monotonic()
         deps, options, run = self.deps, self.options, self.run
         if not options.dry_run:
-            ledger.mark_interrupted_runs(deps.store)
-            run.run_id = ledger.start_run(deps.store, trigger=options.trigger, dry_run=False, user=_user(),
+            runs.mark_interrupted_runs(deps.store)
+            run.run_id = runs.start_run(deps.store, trigger=options.trigger, dry_run=False, user=_user(),
                                           host=socket.gethostname(), pid=os.getpid(), now=run.now())
             run.report.run_id = run.run_id
         try:
@@ -77,7 +78,7 @@ class _Engine:
                 self.sender.close()  # never leave a batch call running behind an error
         except UsageError:
             if run.run_id is not None and not (run.report.items or run.report.recovered or run.report.batched_ids):
-                ledger.discard_run(deps.store, run.run_id)  # refused before doing anything: not a failed run
+                runs.discard_run(deps.store, run.run_id)  # refused before doing anything: not a failed run
                 run.run_id = run.report.run_id = None
             elif run.run_id is not None:
                 self._finish(started, status="failed", message="stopped by a usage error")
@@ -174,7 +175,7 @@ class _Engine:
             return
         if commit:
             self.run.commit()
-        ledger.finish_run(self.deps.store, self.run.run_id, status=final, selected=len(report.items),
+        runs.finish_run(self.deps.store, self.run.run_id, status=final, selected=len(report.items),
                           created=report.created, failed=report.failed, skipped=report.skipped,
                           batch_identifier=report.batch_identifier, qbo_calls=report.qbo_calls,
                           cw_calls=report.cw_calls, duration_ms=int(report.duration * 1000),

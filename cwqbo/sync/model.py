@@ -15,7 +15,7 @@ from cwqbo.settings.prefs import Filters, Prefs
 from cwqbo.connectwise.client import CWClient
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.state.store import Store
-from cwqbo.state.ledger import Outcome, RunStatus
+from cwqbo.state.runs import Outcome, RunStatus
 
 Selection = Literal["all", "invoices"]
 Trigger = Literal["select", "all", "invoice", "scheduled", "demo"]

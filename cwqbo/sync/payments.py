@@ -23,6 +23,8 @@ from typing import Any
 from cwqbo import crashpoints
 from cwqbo.errors import AuthError, CwqboError, PermissionDenied, RemoteError
 from cwqbo.state import ledger
+from cwqbo.state import runs
+from cwqbo.state.sql import iso
 from cwqbo.state import payments as pledger
 from cwqbo.state.payments import Event, PaymentRow, Write
 from cwqbo.sync.payments_model import (Mismatch, PaymentDeps, PaymentItem, PaymentOptions, PaymentOutcome,
@@ -61,7 +63,7 @@ class _Run:
         self._calls = deps.calls() if deps.calls else (0, 0)
 
     def now(self) -> str:
-        return ledger.iso(self.deps.clock.now())
+        return iso(self.deps.clock.now())
 
     # -- the run -------------------------------------------------------------------------------------
 
@@ -69,8 +71,8 @@ class _Run:
         started = time.monotonic()
         store = self.deps.store
         if not self.options.dry_run:
-            ledger.mark_interrupted_runs(store)
-            self.run_id = ledger.start_run(store, trigger=self.options.trigger, dry_run=False, user=_user(),
+            runs.mark_interrupted_runs(store)
+            self.run_id = runs.start_run(store, trigger=self.options.trigger, dry_run=False, user=_user(),
                                            host=socket.gethostname(), pid=os.getpid(), now=self.now())
             self.report.run_id = self.run_id
         try:
@@ -334,19 +336,19 @@ class _Run:
             if cw is None or qbo_balance is None or cw != qbo_balance:
                 self.report.mismatches.append(Mismatch(cw_id, number, cw, qbo_balance))
 
-    def _finish(self, started: float, status: ledger.RunStatus | None = None, message: str | None = None) -> None:
+    def _finish(self, started: float, status: runs.RunStatus | None = None, message: str | None = None) -> None:
         rep = self.report
         rep.duration = time.monotonic() - started
         if self.deps.calls:
             cw_calls, qbo_calls = self.deps.calls()
             rep.cw_calls, rep.qbo_calls = cw_calls - self._calls[0], qbo_calls - self._calls[1]
         done = rep.posted + rep.reversed
-        final: ledger.RunStatus = status or ("ok" if rep.ok else "failed" if done == 0 and rep.failed else "partial")
+        final: runs.RunStatus = status or ("ok" if rep.ok else "failed" if done == 0 and rep.failed else "partial")
         rep.status = final
         rep.message = message or rep.message or _summary(rep)
         if self.run_id is None:
             return
-        ledger.finish_run(self.deps.store, self.run_id, status=final, selected=len(rep.items), created=done,
+        runs.finish_run(self.deps.store, self.run_id, status=final, selected=len(rep.items), created=done,
                           failed=rep.failed, skipped=rep.waiting, batch_identifier=None, qbo_calls=rep.qbo_calls,
                           cw_calls=rep.cw_calls, duration_ms=int(rep.duration * 1000), message=rep.message,
                           now=self.now())

@@ -14,7 +14,9 @@ from cwqbo.mapping.document import QBODocument
 from cwqbo.mapping.refs import Refs
 from cwqbo.models import CWInvoice
 from cwqbo.state import ledger
-from cwqbo.state.ledger import Outcome
+from cwqbo.state import runs
+from cwqbo.state.sql import iso
+from cwqbo.state.runs import Outcome
 from cwqbo.sync.model import ItemResult, Progress, SyncDeps, SyncEvent, SyncOptions, SyncReport
 
 
@@ -68,7 +70,7 @@ class RunState:
             self._progress(SyncEvent(phase, message, self.done, self.total, item))
 
     def now(self) -> str:
-        return ledger.iso(self.deps.clock.now())
+        return iso(self.deps.clock.now())
 
     # -- settling invoices ---------------------------------------------------------------------------
 
@@ -94,7 +96,7 @@ class RunState:
         """Apply what was settled since the last commit: one transaction, ledger rows with their run items."""
         if not (self.pending.writes or self.pending.items):
             return
-        items = [ledger.Item(i.cw_id, i.number, i.outcome, i.entity, i.qbo_id, i.total, i.qbo_total, i.tid,
+        items = [runs.Item(i.cw_id, i.number, i.outcome, i.entity, i.qbo_id, i.total, i.qbo_total, i.tid,
                              i.error) for i in self.pending.items]
         ledger.apply(self.deps.store, self.run_id, self.pending.writes, items, now=self.now())
         self.pending = Pending()

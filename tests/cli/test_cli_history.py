@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cwqbo.state import ledger
+
+from cwqbo.state import runs
 from cwqbo.cli import render
 from cwqbo.cli.main import app
 from cwqbo.settings.config import Paths
@@ -25,7 +27,7 @@ def open_store(home: Path) -> Store:
 @pytest.fixture
 def filled(home: Path) -> dict[str, int]:
     store = open_store(home)
-    r1 = ledger.start_run(store, trigger="all", dry_run=False, user="ana", host="office-pc", pid=1,
+    r1 = runs.start_run(store, trigger="all", dry_run=False, user="ana", host="office-pc", pid=1,
                           now="2026-11-01T10:00:00Z")
     record_intent(store, 101, "INV-101", "Invoice", "rid-101", "ph", "ch", Decimal("1234.56"), r1)
     ledger.mark_created(store, 101, qbo_id="55", sync_token="0", qbo_total=Decimal("1234.56"), tid="tid-aaa")
@@ -33,15 +35,15 @@ def filled(home: Path) -> dict[str, int]:
                        cw_total=Decimal("1234.56"), qbo_total=Decimal("1234.56"), tid="tid-aaa")
     ledger.record_batch_pending(store, "cwqbo-2026-11-01-001", [101], r1)
     ledger.mark_batch_created(store, "cwqbo-2026-11-01-001", 9001)
-    ledger.finish_run(store, r1, status="ok", selected=1, created=1, failed=0, skipped=0,
+    runs.finish_run(store, r1, status="ok", selected=1, created=1, failed=0, skipped=0,
                       batch_identifier="cwqbo-2026-11-01-001", qbo_calls=4, cw_calls=6, duration_ms=2300)
-    r2 = ledger.start_run(store, trigger="scheduled", dry_run=False, user="cron", host="srv", pid=2,
+    r2 = runs.start_run(store, trigger="scheduled", dry_run=False, user="cron", host="srv", pid=2,
                           now="2026-11-02T06:00:00Z")
     record_intent(store, 102, "INV-102", "CreditMemo", "rid-102", "ph", "ch", Decimal("-20.00"), r2)
     ledger.mark_failed(store, 102, error="QBO error 6000: the item is inactive", tid="tid-bbb")
     record_item(store, r2, 102, "INV-102", "failed", entity="CreditMemo", cw_total=Decimal("-20.00"),
                        tid="tid-bbb", error="QBO error 6000: the item is inactive")
-    ledger.finish_run(store, r2, status="partial", selected=1, created=0, failed=1, skipped=0,
+    runs.finish_run(store, r2, status="partial", selected=1, created=0, failed=1, skipped=0,
                       batch_identifier=None, qbo_calls=2, cw_calls=2, duration_ms=125_000)
     store.close()
     return {"ok": r1, "partial": r2}

@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 
 from cwqbo.state import history
 from cwqbo.state import ledger
+from cwqbo.state import runs
 from cwqbo.cli import render
 from cwqbo.cli.main import app
 from cwqbo.settings.config import Paths
 from cwqbo.context import AppContext
-from cwqbo.state.ledger import Item
+from cwqbo.state.runs import Item
 
 RUN_SIZE = 3000
 LONG_REASON = ("QBO error 6000: a business validation error occurred while processing this request; the item "
@@ -39,13 +40,13 @@ def narrow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def big_run(home: Path) -> int:
     store = AppContext.load(Paths.from_env()).open_store()
-    run = ledger.start_run(store, trigger="scheduled", dry_run=False, user="cron", host="srv", pid=7,
+    run = runs.start_run(store, trigger="scheduled", dry_run=False, user="cron", host="srv", pid=7,
                            now="2026-11-02T06:00:00Z")
     items = [Item(10_000 + n, f"INV-2026-{n:06d}", "failed" if n % 100 == 7 else "created", "Invoice",
                   None if n % 100 == 7 else str(n), Decimal("1234567.89"), None if n % 100 == 7 else
                   Decimal("1234567.89"), f"tid-{n}", LONG_REASON if n % 100 == 7 else None) for n in range(RUN_SIZE)]
-    ledger.record_items(store, run, items, now="2026-11-02T06:01:00Z")
-    ledger.finish_run(store, run, status="partial", selected=RUN_SIZE, created=RUN_SIZE - RUN_SIZE // 100,
+    runs.record_items(store, run, items, now="2026-11-02T06:01:00Z")
+    runs.finish_run(store, run, status="partial", selected=RUN_SIZE, created=RUN_SIZE - RUN_SIZE // 100,
                       failed=RUN_SIZE // 100, skipped=0, batch_identifier="cwqbo-2026-11-02-001", qbo_calls=1,
                       cw_calls=1, duration_ms=1000)
     store.close()

@@ -8,6 +8,7 @@ import pytest
 
 from cwqbo.state import history
 from cwqbo.state import ledger
+from cwqbo.state import runs
 from cwqbo.errors import UsageError
 from cwqbo.state.store import Store
 from tests.ledger_rows import record_intent, record_item
@@ -18,7 +19,7 @@ D = Decimal
 
 def fill(store: Store) -> dict[str, int]:
     """Three runs: an ok one, a partial one with a failure, and a dead one that left an intent."""
-    r1 = ledger.start_run(store, trigger="all", dry_run=False, user="ana", host="box", pid=1,
+    r1 = runs.start_run(store, trigger="all", dry_run=False, user="ana", host="box", pid=1,
                           now="2026-11-01T10:00:00Z")
     record_intent(store, 101, "INV-101", "Invoice", "rid-101", "ph", "ch", Decimal("1234.56"), r1)
     ledger.mark_created(store, 101, qbo_id="55", sync_token="0", qbo_total=Decimal("1234.56"), tid="tid-1")
@@ -27,9 +28,9 @@ def fill(store: Store) -> dict[str, int]:
                        now="2026-11-01T10:00:05Z")
     ledger.record_batch_pending(store, "cwqbo-2026-11-01-001", [101], r1)
     ledger.mark_batch_created(store, "cwqbo-2026-11-01-001", 9001)
-    ledger.finish_run(store, r1, status="ok", selected=1, created=1, failed=0, skipped=0,
+    runs.finish_run(store, r1, status="ok", selected=1, created=1, failed=0, skipped=0,
                       batch_identifier="cwqbo-2026-11-01-001", qbo_calls=4, cw_calls=6, duration_ms=2300)
-    r2 = ledger.start_run(store, trigger="scheduled", dry_run=False, user="cron", host="box", pid=2,
+    r2 = runs.start_run(store, trigger="scheduled", dry_run=False, user="cron", host="box", pid=2,
                           now="2026-11-02T06:00:00Z")
     record_intent(store, 102, "INV-102", "CreditMemo", "rid-102", "ph", "ch", Decimal("-20.00"), r2)
     ledger.mark_failed(store, 102, error="QBO error 6000: bad item", tid="tid-2")
@@ -39,16 +40,16 @@ def fill(store: Store) -> dict[str, int]:
     ledger.mark_created(store, 103, qbo_id="56", sync_token="0", qbo_total=Decimal("10.00"), tid="tid-3")
     record_item(store, r2, 103, "INV-103", "created", entity="Invoice", qbo_id="56",
                        cw_total=Decimal("10.00"), qbo_total=Decimal("10.00"), tid="tid-3")
-    ledger.finish_run(store, r2, status="partial", selected=2, created=1, failed=1, skipped=0,
+    runs.finish_run(store, r2, status="partial", selected=2, created=1, failed=1, skipped=0,
                       batch_identifier=None, qbo_calls=3, cw_calls=2, duration_ms=125_000, message="1 failed")
-    r3 = ledger.start_run(store, trigger="invoice", dry_run=False, user="ana", host="box", pid=3)
+    r3 = runs.start_run(store, trigger="invoice", dry_run=False, user="ana", host="box", pid=3)
     record_intent(store, 104, "INV-104", "Invoice", "rid-104", "ph", "ch", Decimal("5.00"), r3)
-    ledger.mark_interrupted_runs(store)
+    runs.mark_interrupted_runs(store)
     # the failed invoice is retried and succeeds in a later run
-    r4 = ledger.start_run(store, trigger="invoice", dry_run=False, user="ana", host="box", pid=4)
+    r4 = runs.start_run(store, trigger="invoice", dry_run=False, user="ana", host="box", pid=4)
     record_item(store, r4, 102, "INV-102", "created", entity="CreditMemo", qbo_id="57",
                        cw_total=Decimal("-20.00"), qbo_total=Decimal("-20.00"), tid="tid-4")
-    ledger.finish_run(store, r4, status="ok", selected=1, created=1, failed=0, skipped=0, batch_identifier=None,
+    runs.finish_run(store, r4, status="ok", selected=1, created=1, failed=0, skipped=0, batch_identifier=None,
                       qbo_calls=1, cw_calls=1, duration_ms=800)
     return {"ok": r1, "partial": r2, "dead": r3, "retry": r4}
 
@@ -102,7 +103,7 @@ def test_needs_attention(store: Store) -> None:
 
 def test_intent_of_a_running_run_is_not_stale() -> None:
     s = Store.memory()
-    r = ledger.start_run(s, trigger="all", dry_run=False)
+    r = runs.start_run(s, trigger="all", dry_run=False)
     record_intent(s, 1, "INV-1", "Invoice", "rid", "ph", "ch", Decimal("1.00"), r)
     assert history.needs_attention(s) == []
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from cwqbo.state import ledger
+
+from cwqbo.state import runs
 from cwqbo.state.store import Store
 from tests.ledger_rows import record_intent, record_item
 
@@ -78,14 +80,14 @@ def test_batch_identifier_counts_local_and_remote_per_day(store: Store) -> None:
 
 
 def test_runs_and_items_record_outcomes_exactly(store: Store) -> None:
-    run_id = ledger.start_run(store, trigger="all", dry_run=False, user="u", host="h", pid=1)
-    assert ledger.run(store, run_id)["status"] == "running"
+    run_id = runs.start_run(store, trigger="all", dry_run=False, user="u", host="h", pid=1)
+    assert runs.run(store, run_id)["status"] == "running"
     record_item(store, run_id, 1, "A", "created", entity="Invoice", qbo_id="9",
                        cw_total=Decimal("0.10"), qbo_total=Decimal("0.10"))
-    ledger.finish_run(store, run_id, status="ok", selected=1, created=1, failed=0, skipped=0,
+    runs.finish_run(store, run_id, status="ok", selected=1, created=1, failed=0, skipped=0,
                       batch_identifier=None, qbo_calls=3, cw_calls=2, duration_ms=5)
-    assert ledger.run(store, run_id)["status"] == "ok"
-    assert ledger.run_items(store, run_id)[0]["cw_total"] == "0.10"
-    run2 = ledger.start_run(store, trigger="all", dry_run=False)
-    assert ledger.mark_interrupted_runs(store) == 1
-    assert ledger.run(store, run2)["status"] == "interrupted"
+    assert runs.run(store, run_id)["status"] == "ok"
+    assert runs.run_items(store, run_id)[0]["cw_total"] == "0.10"
+    run2 = runs.start_run(store, trigger="all", dry_run=False)
+    assert runs.mark_interrupted_runs(store) == 1
+    assert runs.run(store, run2)["status"] == "interrupted"

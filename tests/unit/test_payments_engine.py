@@ -213,10 +213,11 @@ def test_balances_that_differ_after_the_run_are_reported(world: PWorld) -> None:
 def test_payment_runs_are_in_history(world: PWorld) -> None:
     from cwqbo.state import ledger
 
+    from cwqbo.state import runs
     world.remote.receive("1", [("Invoice", "11", "100.00")])
     report = world.run()
     assert report.run_id is not None
-    run = ledger.run(world.store, report.run_id)
+    run = runs.run(world.store, report.run_id)
     assert run is not None and run["trigger"] == "payments" and run["status"] == "ok" and run["created"] == 1
     events = pledger.events_for_run(world.store, report.run_id)
     assert [(e["invoice_number"], e["outcome"], e["amount"]) for e in events] == [("INV-101", "posted", "100.00")]

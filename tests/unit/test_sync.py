@@ -21,6 +21,7 @@ from cwqbo.sandbox.quickbooks.simulator import DirectTokens
 from cwqbo import crashpoints, http
 from cwqbo.state import cache
 from cwqbo.state import ledger
+from cwqbo.state import runs
 from cwqbo.mapping import document as mapping
 from cwqbo.sync import engine as sync
 from cwqbo.clock import ManualClock
@@ -124,7 +125,7 @@ def test_full_sync_creates_every_invoice_once_with_exact_totals_and_one_batch(wo
     assert [i.number for i in failed] == [LONG_INVOICE_NUMBER]
     assert "21" in (failed[0].error or "")
     assert report.status == "partial"
-    run = ledger.run(world.store, report.run_id)
+    run = runs.run(world.store, report.run_id)
     assert run["status"] == "partial" and run["created"] == len(synced) and run["failed"] == 1
 
 

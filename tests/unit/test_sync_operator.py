@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 
 from cwqbo.state import ledger
+
+from cwqbo.state import runs
 from cwqbo.cli.sync import show_report
 from cwqbo.errors import UsageError
 from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
@@ -74,7 +76,7 @@ def test_a_known_unchanged_failure_waits_in_cron_runs_but_fails_when_named(world
     [waiting] = [i for i in again.items if i.number == LONG_INVOICE_NUMBER]
     assert waiting.outcome == "waiting" and f"first reported in run {first.run_id}" in (waiting.error or "")
     assert again.failed == 0 and again.waiting == 1 and again.ok and again.status == "ok"
-    assert ledger.run(world.store, again.run_id or 0)["status"] == "ok"
+    assert runs.run(world.store, again.run_id or 0)["status"] == "ok"
     named = world.sync(selection="invoices", invoice_numbers=(LONG_INVOICE_NUMBER,), trigger="invoice")
     assert [i.outcome for i in named.items] == ["failed"] and not named.ok
 
@@ -88,11 +90,11 @@ def test_a_mistyped_invoice_number_records_no_run(world: World) -> None:
 
 def test_a_killed_run_is_recorded_with_what_it_did(world: World) -> None:
     store: Store = world.store
-    run_id = ledger.start_run(store, trigger="all", dry_run=False)
-    ledger.record_items(store, run_id, [ledger.Item(1, "A", "created", "Invoice", "7", Decimal("1"), Decimal("1"),
+    run_id = runs.start_run(store, trigger="all", dry_run=False)
+    runs.record_items(store, run_id, [runs.Item(1, "A", "created", "Invoice", "7", Decimal("1"), Decimal("1"),
                                                     None, None),
-                                        ledger.Item(2, "B", "failed", "Invoice", None, Decimal("1"), None, None, "x")])
-    assert ledger.mark_interrupted_runs(store) == 1
-    run = ledger.run(store, run_id)
+                                        runs.Item(2, "B", "failed", "Invoice", None, Decimal("1"), None, None, "x")])
+    assert runs.mark_interrupted_runs(store) == 1
+    run = runs.run(store, run_id)
     assert run is not None and run["status"] == "interrupted"
     assert (run["selected"], run["created"], run["failed"]) == (2, 1, 1) and "killed" in run["message"]
