@@ -4,6 +4,7 @@ deterministic alternative when that name collides, and the addresses copied onto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cwqbo.mapping.text import clean_name, truncate
 from cwqbo.models import Address, CompanyRef, CWInvoice
@@ -65,3 +66,18 @@ def customer_spec(inv: CWInvoice, prefs: Prefs) -> CustomerSpec:
         fallback_name=disambiguated_name(display, inv.company),
         bill_addr=address(inv.billing_address), ship_addr=address(inv.shipping_address),
         currency=(inv.currency or "").upper() or None)
+
+
+def customer_payload(spec: CustomerSpec, name: str, *, currency: str | None = None) -> dict[str, Any]:
+    """The Customer create body from mapping's spec, under the name resolution chose; `currency` (an ISO code)
+    creates it in that currency (Customer.CurrencyRef; only with multicurrency on)."""
+    body: dict[str, Any] = {"DisplayName": name}
+    if currency:
+        body["CurrencyRef"] = {"value": currency}
+    if spec.company_name:
+        body["CompanyName"] = spec.company_name
+    if spec.bill_addr:
+        body["BillAddr"] = dict(spec.bill_addr)
+    if spec.ship_addr:
+        body["ShipAddr"] = dict(spec.ship_addr)
+    return body

@@ -3,6 +3,7 @@ custom fields, and the class / department taken from the CW location or departme
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cwqbo.mapping.errors import MappingError
@@ -90,3 +91,18 @@ def class_name(inv: CWInvoice, prefs: Prefs) -> str | None:
 def department_name(inv: CWInvoice, prefs: Prefs) -> str | None:
     """The QBO department mapped from the invoice's CW location or department (fields.department_source)."""
     return _dimension(inv, prefs.fields.department_source, prefs.fields.department_map)
+
+
+def custom_field_definitions(preferences: Mapping[str, Any]) -> dict[str, str]:
+    """Folded custom field name → DefinitionId ('1'..'3') for the sales-form fields that are turned on."""
+    groups = (preferences.get("SalesFormsPrefs") or {}).get("CustomField") or []
+    names: dict[str, str] = {}
+    used: dict[str, bool] = {}
+    for group in groups:
+        for f in group.get("CustomField") or []:
+            label = str(f.get("Name", ""))
+            if label.startswith("SalesFormsPrefs.SalesCustomName"):
+                names[label.removeprefix("SalesFormsPrefs.SalesCustomName")] = str(f.get("StringValue") or "")
+            elif label.startswith("SalesFormsPrefs.UseSalesCustom"):
+                used[label.removeprefix("SalesFormsPrefs.UseSalesCustom")] = f.get("BooleanValue") in (True, "true")
+    return {n.strip().casefold(): i for i, n in names.items() if n and used.get(i, False)}

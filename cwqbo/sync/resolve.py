@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cwqbo.errors import RemoteError, kept_failing
-from cwqbo.mapping.customers import CustomerSpec
+from cwqbo.mapping.customers import CustomerSpec, customer_payload
+from cwqbo.mapping.fields import custom_field_definitions
 from cwqbo.mapping.refs import CompanyFacts, ItemRef, Needs, Refs, company_facts
 from cwqbo.sync.lookup import Found, Lookup, fallback_name, fold, safe_display_name
 from cwqbo.sync.model import WouldCreate
@@ -442,35 +443,5 @@ class Resolver:
                 found[name] = iid
                 remember.append((name, iid, name, {"adopted": True}))
         self.cache.remember("item", remember)
-
-
-def customer_payload(spec: CustomerSpec, name: str, *, currency: str | None = None) -> dict[str, Any]:
-    """The Customer create body from mapping's spec, under the name resolution chose; `currency` (an ISO code)
-    creates it in that currency (Customer.CurrencyRef; only with multicurrency on)."""
-    body: dict[str, Any] = {"DisplayName": name}
-    if currency:
-        body["CurrencyRef"] = {"value": currency}
-    if spec.company_name:
-        body["CompanyName"] = spec.company_name
-    if spec.bill_addr:
-        body["BillAddr"] = dict(spec.bill_addr)
-    if spec.ship_addr:
-        body["ShipAddr"] = dict(spec.ship_addr)
-    return body
-
-
-def custom_field_definitions(preferences: Mapping[str, Any]) -> dict[str, str]:
-    """Folded custom field name → DefinitionId ('1'..'3') for the sales-form fields that are turned on."""
-    groups = (preferences.get("SalesFormsPrefs") or {}).get("CustomField") or []
-    names: dict[str, str] = {}
-    used: dict[str, bool] = {}
-    for group in groups:
-        for f in group.get("CustomField") or []:
-            label = str(f.get("Name", ""))
-            if label.startswith("SalesFormsPrefs.SalesCustomName"):
-                names[label.removeprefix("SalesFormsPrefs.SalesCustomName")] = str(f.get("StringValue") or "")
-            elif label.startswith("SalesFormsPrefs.UseSalesCustom"):
-                used[label.removeprefix("SalesFormsPrefs.UseSalesCustom")] = f.get("BooleanValue") in (True, "true")
-    return {fold(n): i for i, n in names.items() if n and used.get(i, False)}
 
 
