@@ -1,9 +1,9 @@
-"""The console-script entry point: serves `cwqbo --help` from a cache so it needs no Typer import.
+"""The console-script entry point: serves `cwqbo [COMMAND ...] --help` from a cache so it needs no Typer import.
 
-Importing Typer alone takes about twice a bare interpreter's start-up, so the top-level help (the one
-command people run most to discover the tool) is rendered once by the real app, stored under the user
-cache dir keyed by the code it came from and the terminal width, and printed directly after that.
-Anything else goes straight to `cwqbo.cli.main.run`.
+Importing Typer alone takes about twice a bare interpreter's start-up, so help (what people run most to
+discover the tool) is rendered once by the real app, stored under the user cache dir keyed by the command, the
+code it came from and the terminal width, and printed directly after that. Anything else goes straight to
+`cwqbo.cli.main.run`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,21 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
-_HELP_ARGS = (["--help"],)
+_WORD = re.compile(r"[a-z][a-z0-9-]*")
 
 
-def _cache_file() -> Path | None:
+def _help_request(argv: list[str]) -> bool:
+    """`--help` after nothing but command words (`cwqbo history show --help`): same answer every time."""
+    return bool(argv) and argv[-1] == "--help" and all(_WORD.fullmatch(a) for a in argv[:-1])
+
+
+def _cache_file(argv: list[str]) -> Path | None:
     """Where this exact build's help text for this terminal width lives (None: caching disabled)."""
     if os.environ.get("CWQBO_NO_HELP_CACHE"):
         return None
@@ -29,17 +35,18 @@ def _cache_file() -> Path | None:
         st = source.stat()
         stamp.update(f"{source.relative_to(package)}:{st.st_mtime_ns}:{st.st_size};".encode())
     stamp.update(f"{shutil.get_terminal_size().columns}:{os.environ.get('TYPER_USE_RICH', '')}".encode())
+    stamp.update(" ".join(argv).encode())
     base = Path(os.environ["XDG_CACHE_HOME"]) if os.environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
     return base / "cwqbo" / f"help-{stamp.hexdigest()[:20]}.txt"
 
 
-def _render_help() -> str:
+def _render_help(argv: list[str]) -> str:
     from cwqbo.cli.main import app
 
     buffer = io.StringIO()
     with redirect_stdout(buffer):
         try:
-            app(["--help"], prog_name="cwqbo", standalone_mode=True)
+            app(argv, prog_name="cwqbo", standalone_mode=True)
         except SystemExit:
             pass
     return buffer.getvalue()
@@ -47,15 +54,15 @@ def _render_help() -> str:
 
 def run() -> None:
     argv = sys.argv[1:]
-    if argv in _HELP_ARGS:
-        cache = _cache_file()
+    if _help_request(argv):
+        cache = _cache_file(argv)
         try:
             if cache is not None and cache.is_file():
                 sys.stdout.write(cache.read_text(encoding="utf-8"))
                 return
         except OSError:
             pass  # an unreadable cache is just a miss
-        text = _render_help()
+        text = _render_help(argv)
         sys.stdout.write(text)
         if cache is not None and text:
             try:
