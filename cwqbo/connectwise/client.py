@@ -1,31 +1,29 @@
 """ConnectWise PSA REST v3 client: auth, paging, retries and error mapping, plus the calls the sync needs.
 
-Every response is parsed with `money.loads` so amounts stay exact Decimal. Waits between retries go
-through the injected Clock, so tests (ManualClock) and benchmarks (ScaledClock) never really sleep.
+Every response is parsed with `money.loads` so amounts stay exact Decimal. Retries follow the policy shared
+with the QuickBooks client (`cwqbo.http`): a GET (or the GL export, a read) is retried on transport errors,
+429 and 500/502/503/504; a POST without an idempotency key (the accounting batch) only when it cannot have
+reached ConnectWise, or on 429. Waits go through the injected Clock, so tests (ManualClock) and benchmarks
+(ScaledClock) never really sleep. Paging (`cwqbo.pagination`) refuses a next page that goes back.
 """
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-import stamina
 
-from cwqbo import http, money
+from cwqbo import http, money, pagination
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
 from cwqbo.connectwise.accounting import UnpostedRow, unposted_row
-from cwqbo.errors import AuthError, ConfigError, PermissionDenied, RemoteError
+from cwqbo.errors import AuthError, ConfigError, CwqboError, PermissionDenied, RemoteError
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # 500 only for idempotent requests, like the rest
 DEFAULT_API_VERSION = "2025.1"
 ACCEPT = "application/vnd.connectwise.com+json; version={}"
-MAX_ATTEMPTS = 6
-MAX_WAIT = 120.0  # never honour a Retry-After longer than this (seconds)
 MAX_CONDITION_CHARS = 5000  # encoded `conditions` budget per request; keeps URLs < ~6 KB
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
@@ -101,7 +99,11 @@ def api_base(site: str, codebase: str, scheme: str = "https") -> str:
 
 def fetch_company_info(site: str, company_id: str, scheme: str = "https", *,
                        client: httpx.Client | None = None) -> dict[str, Any]:
-    """The public companyinfo document (holds `Codebase`); proves the site and company id exist."""
+    """The public companyinfo document (holds `Codebase`); proves the site and company id exist.
+
+    One request, not retried: `connect` asks it while the user waits (a mistyped site should fail at once),
+    and a sync that can't reach ConnectWise here stops before doing anything.
+    """
     host = normalize_site(site)
     _check_scheme(host, scheme)
     if not company_id or "/" in company_id:
@@ -119,13 +121,18 @@ def fetch_company_info(site: str, company_id: str, scheme: str = "https", *,
             c.close()
     not_found = ConfigError(f"ConnectWise company {company_id!r} not found on site {host}",
                             hint="the company id is the one you type at the ConnectWise login screen")
-    if resp.status_code == 404:
+    code = resp.status_code
+    if code == 404:
         raise not_found
-    if resp.status_code >= 500:
-        raise RemoteError(f"ConnectWise at {host} answered HTTP {resp.status_code} for companyinfo",
-                          status=resp.status_code, hint="ConnectWise may be down; try again later")
-    if resp.status_code >= 400:
-        raise ConfigError(f"ConnectWise site {host} answered HTTP {resp.status_code} for companyinfo")
+    if code in http.RETRY_STATUSES or code >= 500:
+        raise RemoteError(f"ConnectWise at {host} answered HTTP {code} for companyinfo", status=code,
+                          hint="ConnectWise may be down or throttling; try again later")
+    if code in (401, 403):
+        raise http.error_class(code)(f"ConnectWise site {host} refused the public company lookup (HTTP {code})",
+                                     hint="a proxy or firewall may be in the way; check the site name and network")
+    if code >= 400:  # the host answers, but not as ConnectWise does: the site name is wrong
+        raise ConfigError(f"ConnectWise site {host} answered HTTP {code} for companyinfo",
+                          hint="check the site name (the host you log in to ConnectWise at)")
     try:
         data = money.loads(resp.content) if resp.content.strip() else None
     except ValueError as exc:
@@ -133,25 +140,6 @@ def fetch_company_info(site: str, company_id: str, scheme: str = "https", *,
     if not isinstance(data, dict) or not data.get("Codebase"):
         raise not_found
     return data
-
-
-class _Retry(Exception):
-    """A response or transport failure worth another attempt; `wait` is the server's Retry-After."""
-
-    def __init__(self, message: str, status: int | None, wait: float | None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.wait = wait
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    raw = resp.headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, min(float(raw), MAX_WAIT))
-    except ValueError:
-        return None  # HTTP-date form: fall back to our own backoff
 
 
 def _error_message(resp: httpx.Response) -> str:
@@ -167,7 +155,7 @@ def _error_message(resp: httpx.Response) -> str:
 
 
 class CWClient:
-    """Authenticated ConnectWise client. `calls` counts HTTP requests (benchmarks read it).
+    """Authenticated ConnectWise client. `calls` counts HTTP requests (benchmarks read it), `retries` the retries.
 
     Build with keywords (site, company_id, public_key, private_key, client_id, codebase) or, as
     context.py does, `CWClient(settings, private_key, codebase)` with a `config.CWSettings`.
@@ -177,7 +165,7 @@ class CWClient:
                  public_key: str | None = None, private_key: str | None = None,
                  client_id: str | None = None, codebase: str | None = None, *,
                  scheme: str | None = None, client: httpx.Client | None = None,
-                 clock: Clock | None = None, max_attempts: int = MAX_ATTEMPTS,
+                 clock: Clock | None = None, policy: http.RetryPolicy = http.RETRY_POLICY,
                  api_version: str | None = None) -> None:
         if not isinstance(site, str):
             settings = site
@@ -199,8 +187,9 @@ class CWClient:
         self.site = normalize_site(site)
         self.base_url = api_base(self.site, codebase, scheme)
         self.clock = clock or Clock()
-        self.max_attempts = max_attempts
+        self.policy = policy
         self.calls = 0
+        self.retries = 0
         auth = (f"{company_id}+{public_key}", str(private_key))
         # The Accept header pins the API version, so field shapes don't change when ConnectWise moves its default.
         headers = {"clientId": str(client_id), "Accept": ACCEPT.format(api_version or DEFAULT_API_VERSION)}
@@ -225,42 +214,25 @@ class CWClient:
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + "/" + path.lstrip("/")
 
-    def _backoff(self, attempt: int, wait: float | None) -> float:
-        if wait is not None:
-            return wait
-        return float(min(MAX_WAIT, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
-
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  json_body: Any = None, idempotent: bool = True) -> httpx.Response:
-        """Send with retries; a non-idempotent request is retried only when it cannot have committed."""
+        """Send with the shared retry policy; a non-idempotent request is retried only when it cannot have
+        committed (it never reached ConnectWise, or ConnectWise refused it with 429)."""
         content = money.dumps(json_body).encode() if json_body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
-        attempt = 0
-        last: _Retry | None = None
+        where = self._path_of(path).split("?")[0]
 
-        def hook(exc: Exception) -> bool | float:
-            # all waiting happens on self.clock below; stamina only drives the attempt loop
-            return 0.0 if isinstance(exc, _Retry) else False
+        def give_up(last: http.Retriable) -> CwqboError:
+            return RemoteError(f"ConnectWise kept failing on {method} {where} after {last.attempts} attempt(s): "
+                               f"{last.reason}", status=last.status,
+                               hint="ConnectWise may be throttling or down; try again later")
 
-        try:
-            for att in stamina.retry_context(on=hook, attempts=self.max_attempts, timeout=None,
-                                             wait_initial=0.0, wait_max=0.0, wait_jitter=0.0):
-                with att:
-                    attempt += 1
-                    if last is not None:
-                        self.clock.sleep(self._backoff(attempt - 1, last.wait))
-                    last = None
-                    try:
-                        return self._send_once(method, path, params, content, headers, idempotent)
-                    except _Retry as exc:
-                        last = exc
-                        raise
-        except _Retry as exc:
-            status = f"HTTP {exc.status}" if exc.status else str(exc)
-            raise RemoteError(f"ConnectWise kept failing on {method} {self._path_of(path)} "
-                              f"after {attempt} attempt(s): {status}", status=exc.status,
-                              hint="ConnectWise may be throttling or down; try again later") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self.policy.call(lambda: self._send_once(method, path, params, content, headers, idempotent),
+                                clock=self.clock, label=f"ConnectWise {method} {where}", give_up=give_up,
+                                on_retry=self._on_retry)
+
+    def _on_retry(self, failure: http.Retriable, wait: float) -> None:
+        self.retries += 1
 
     def _path_of(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -275,17 +247,21 @@ class CWClient:
         try:
             resp = self._http.request(method, self._url(path), params=params, content=content,
                                       headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # never reached the server: always safe to retry
-            raise _Retry(f"cannot connect to {self.site}: {type(exc).__name__}", None, None) from exc
         except httpx.TransportError as exc:
-            if idempotent:
-                raise _Retry(f"{type(exc).__name__} talking to {self.site}", None, None) from exc
+            reason = (f"cannot connect to {self.site}: {type(exc).__name__}" if http.never_sent(exc)
+                      else f"{type(exc).__name__} talking to {self.site}")
+            failure = http.transport_failure(exc, idempotent=idempotent, reason=reason)
+            if failure is not None:
+                raise failure from exc
+            if http.never_sent(exc) or idempotent:
+                raise RemoteError(f"cannot reach ConnectWise at {self.site}: {type(exc).__name__}: {exc}",
+                                  hint="check the site name and the network") from exc
             raise RemoteError(f"lost the connection during {method} {self._path_of(path)}; "
                               "the change may or may not have been applied",
                               hint="re-run: cwqbo checks what ConnectWise recorded before retrying") from exc
-        if resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429):
-            raise _Retry(f"HTTP {resp.status_code}", resp.status_code, _retry_after(resp))
+        failure = http.response_failure(resp, idempotent=idempotent, now=self.clock.now())
+        if failure is not None:
+            raise failure
         self._raise_for_status(method, path, resp)
         return resp
 
@@ -294,9 +270,10 @@ class CWClient:
         if code < 400:
             return
         where = self._path_of(path).split("?")[0]
-        if code == 401:
+        kind = http.error_class(code)
+        if kind is AuthError:
             raise AuthError("ConnectWise rejected the API keys (HTTP 401)", hint=REAUTH_HINT)
-        if code == 403:
+        if kind is PermissionDenied:
             module, area = security_area(where)
             raise PermissionDenied(
                 f"ConnectWise denied {method} {where}: the API member's security role lacks "
@@ -326,7 +303,9 @@ class CWClient:
         return self._parse(self._request("POST", path, json_body=body, idempotent=idempotent))
 
     def delete(self, path: str) -> None:
-        self._request("DELETE", path)
+        """DELETE one record. Safe to repeat (a second DELETE finds nothing), so it is retried like a read;
+        a 404 comes back as RemoteError(status=404) for the caller to judge."""
+        self._request("DELETE", path, idempotent=True)
 
     @staticmethod
     def _list_params(conditions: str | None, fields: Iterable[str] | None, order_by: str | None,
@@ -343,32 +322,28 @@ class CWClient:
     def iter_page_lists(self, path: str, conditions: str | None = None, fields: Iterable[str] | None = None,
                         order_by: str | None = None, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Pages as lists, by page number: the next number comes from `Link: rel="next"` when ConnectWise sends
-        one (as pyconnectwise reads it: only its `page`, never its host), else until a short page. A next page that
-        does not move forward is refused rather than looped on."""
+        one (as pyconnectwise reads it: only its `page`, never its host), else until a short page. A next page
+        that does not move forward, or a page repeating the previous one, is refused rather than looped on."""
         if not 1 <= page_size <= 1000:
             raise ValueError("page_size must be 1..1000")
         params = self._list_params(conditions, fields, order_by, page_size)
-        page = 1
-        while True:
+        where = self._path_of(path).split("?")[0]
+        after_full_page = pagination.by_page_number(page_size)
+
+        def fetch(page: int) -> tuple[list[dict[str, Any]], httpx.Response]:
             resp = self._request("GET", path, params={**params, "page": page})
             items = self._parse(resp) or []
             if not isinstance(items, list):
-                raise RemoteError(f"ConnectWise returned a non-list for {self._path_of(path)}")
-            if items:
-                yield items
-            if not items:
-                return
+                raise RemoteError(f"ConnectWise returned a non-list for {where}")
+            return items, resp
+
+        def next_page(page: int, items: list[dict[str, Any]], resp: httpx.Response) -> int | None:
             if "link" in resp.headers:
-                nxt = _page_of(resp.links.get("next", {}).get("url"))
-                if nxt is None:
-                    return
-            elif len(items) < page_size:
-                return
-            else:
-                nxt = page + 1
-            if nxt <= page:
-                raise RemoteError(f"ConnectWise's next-page link for {self._path_of(path)} points back to page {nxt}")
-            page = nxt
+                return _page_of(resp.links.get("next", {}).get("url"))
+            return after_full_page(page, items, resp)
+
+        return pagination.paginate(fetch, next_page, start=1, service="ConnectWise", path=where, unit="page",
+                                   ident=_record_id)
 
     def iter_pages(self, path: str, conditions: str | None = None, fields: Iterable[str] | None = None,
                    order_by: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
@@ -376,15 +351,7 @@ class CWClient:
         for items in self.iter_page_lists(path, conditions, fields, order_by, page_size):
             yield from items
 
-    def count(self, path: str, conditions: str | None = None) -> int:
-        params = {"conditions": conditions} if conditions else None
-        data = self.get_json(path.rstrip("/") + "/count", params)
-        return int(data["count"]) if isinstance(data, dict) and "count" in data else 0
-
     # -- domain calls ---------------------------------------------------------------------------
-    def system_info(self) -> dict[str, Any]:
-        return self.get_json("/system/info") or {}
-
     def current_member(self, identifier: str | None = None) -> dict[str, Any] | None:
         """The member behind the API keys: /system/myAccount when offered, else a members lookup.
 
@@ -407,10 +374,6 @@ class CWClient:
 
     def billing_statuses(self) -> list[dict[str, Any]]:
         return list(self.iter_pages("/finance/billingStatuses", order_by="id asc"))
-
-    def closed_status_ids(self) -> list[int]:
-        """Ids of billing statuses flagged closed: filter invoices by id, not by (renameable) name."""
-        return [int(s["id"]) for s in self.billing_statuses() if s.get("closedFlag")]
 
     def iter_invoices(self, conditions: str | None = None,
                       fields: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -498,6 +461,10 @@ class CWClient:
         """The GL entry ids a batch holds (`/finance/accounting/batches/{id}/entries`, model `BatchEntry`)."""
         rows = self.iter_pages(f"/finance/accounting/batches/{int(batch_id)}/entries", order_by="id asc")
         return {int(r["id"]) for r in rows if isinstance(r, dict) and r.get("id") is not None}
+
+
+def _record_id(record: dict[str, Any]) -> object:
+    return record.get("id") if isinstance(record, dict) else None
 
 
 def _page_of(url: str | None) -> int | None:

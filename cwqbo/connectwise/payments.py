@@ -84,9 +84,7 @@ def delete_invoice_payment(cw: CWClient, invoice_id: int, payment_id: int) -> No
     """Delete one payment. A 404 is success only when the payment is verifiably gone (a retried DELETE)."""
     path = f"{_invoice_path(invoice_id)}/payments/{int(payment_id)}"
     try:
-        # CWClient has no public DELETE at the moment (see the module's report); its request helper sends one
-        # with the shared retry policy. A DELETE is safe to repeat: the second one finds nothing.
-        cw._request("DELETE", path, idempotent=True)
+        cw.delete(path)  # retried under the shared policy: a DELETE is safe to repeat
     except RemoteError as exc:
         if exc.status != 404:
             raise

@@ -1,9 +1,12 @@
 """QuickBooks Online Accounting API v3 client: reads, idempotent writes, batch, retries, throttling.
 
 Exactly-once rests on Intuit's `requestid`: a write retried with the same requestid returns the first
-response instead of creating a second object. So every write carries a caller-chosen requestid and every
-transient failure of a write (5xx, timeout, dropped connection) is retried with that same id.
-Each result and error carries Intuit's transaction id (`intuit_tid`) so support cases can be traced.
+response instead of creating a second object. So every write carries a caller-chosen requestid, which makes
+it idempotent for the retry policy shared with the ConnectWise client (`cwqbo.http`): a transient failure of a
+write (500/502/503/504, timeout, dropped connection) is retried with that same id, and so is a read. A 429
+holds every request of the realm (the client-side `Throttle`) for the wait the policy picks. A 401 refreshes
+the access token once and tries again. Each result and error carries Intuit's transaction id (`intuit_tid`)
+so support cases can be traced.
 """
 
 from __future__ import annotations
@@ -14,15 +17,14 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 import httpx
 
-from cwqbo import http, money
+from cwqbo import http, money, pagination
 from cwqbo.clock import Clock
 from cwqbo.crashpoints import crashpoint
-from cwqbo.errors import AuthError, RemoteError
+from cwqbo.errors import AuthError, CwqboError, PermissionDenied, RemoteError
 from cwqbo.quickbooks import query as qbo_query
 from cwqbo.quickbooks.query import escape
 from cwqbo.quickbooks.throttle import Throttle
@@ -36,6 +38,7 @@ BATCH_REQUEST_ID_MAX = 36
 PAGE_SIZE = 1000
 GET_QUERY_MAX = 1500  # longer statements go as a POST body (URL length limits)
 CRASH_AFTER_WRITE = "qbo.after_write_response"
+THROTTLE_CODE = "3001"  # ThrottleExceeded; older QBO answered it with HTTP 403 instead of 429
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +160,8 @@ class BatchItemResult:
 
 def response_tid(response: httpx.Response) -> str | None:
     """Intuit's transaction id; real responses say `Intuit-Tid`, older ones `intuit_tid`."""
-    return response.headers.get("intuit_tid") or response.headers.get("intuit-tid")
+    tid: str | None = response.headers.get("intuit_tid") or response.headers.get("intuit-tid")
+    return tid
 
 
 def parse_faults(body: Any, tid: str | None = None) -> list[QBOFault]:
@@ -207,20 +211,6 @@ def faults_from_response(response: httpx.Response) -> list[QBOFault]:
         return []
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds (it may be a number or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
-
-
 def query_rows(query_response: Any) -> list[dict[str, Any]]:
     """The entity rows of a QueryResponse (it names the entity; empty results omit the key)."""
     if not isinstance(query_response, dict):
@@ -250,6 +240,10 @@ def parse_batch(body: Any, tid: str | None) -> dict[str, BatchItemResult]:
     return out
 
 
+def _row_id(row: dict[str, Any]) -> object:
+    return row.get("Id") if isinstance(row, dict) else None
+
+
 def _describe(faults: list[QBOFault], status: int) -> str:
     if faults:
         return str(faults[0])
@@ -270,8 +264,7 @@ class QBOClient:
 
     def __init__(self, base_url: str, realm_id: str, tokens: TokenSource, clock: Clock | None = None, *,
                  throttle: Throttle | None = None, client: httpx.Client | None = None,
-                 minor_version: int = DEFAULT_MINOR_VERSION, max_attempts: int = 6,
-                 max_throttle_wait: float = 600.0) -> None:
+                 minor_version: int = DEFAULT_MINOR_VERSION, policy: http.RetryPolicy = http.RETRY_POLICY) -> None:
         base = base_url.rstrip("/")
         if not base.endswith("/v3"):
             base += "/v3"
@@ -282,8 +275,7 @@ class QBOClient:
         self.throttle = throttle or Throttle(self.clock)
         self.http = client or http.new_client()
         self.minor_version = minor_version
-        self.max_attempts = max_attempts
-        self.max_throttle_wait = max_throttle_wait
+        self.policy = policy
         self._lock = threading.Lock()
         self.calls = 0  # HTTP requests sent, retries included
         self.batch_calls = 0
@@ -300,94 +292,106 @@ class QBOClient:
             if batch:
                 self.batch_calls += 1
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(2 ** (attempt - 1), 30))
-
     def _send(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
               content: str | None = None, content_type: str = "application/json", write: bool = False,
               batch: bool = False) -> tuple[Any, str | None]:
-        """Send with auth, throttle and retries; return (parsed JSON body, tid) or raise."""
+        """Send with auth, throttle and the shared retry policy; return (parsed JSON body, tid) or raise."""
         query = {"minorversion": str(self.minor_version), **(params or {})}
         data = money.dumps(body).encode("utf-8") if body is not None else (
             content.encode("utf-8") if content is not None else None)
-        refreshed = False
-        failures = 0
-        throttled_for = 0.0
-        token = self.tokens.access_token()
-        while True:
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            if data is not None:
-                headers["Content-Type"] = content_type
-            self._count(batch)
-            try:
-                with self.throttle.slot(batch=batch):
-                    response = self.http.request(method, self._url(path), params=query, content=data, headers=headers)
-                    response.read()
-            except httpx.TransportError as exc:
-                # Reads are always safe to repeat; writes are, because they carry the same requestid.
-                failures += 1
-                log.info("QBO %s %s: %s (attempt %d)", method, path, type(exc).__name__, failures)
-                if failures >= self.max_attempts:
-                    raise RemoteError(f"QuickBooks Online could not be reached ({type(exc).__name__}) after "
-                                      f"{failures} attempts", hint="check the network and run again") from exc
-                self._retry_sleep(failures)
-                continue
-            if write:
-                crashpoint(CRASH_AFTER_WRITE)
-            status = response.status_code
-            tid = response_tid(response)
-            if status == 401:
-                if refreshed:
-                    raise AuthError("QuickBooks Online rejected the access token even after a refresh",
-                                    hint="run `cwqbo connect quickbooks` to reconnect")
-                refreshed = True
-                log.info("QBO %s %s: 401 (tid %s); refreshing the access token", method, path, tid)
-                token = self.tokens.force_refresh()
-                continue
-            if status == 429:
-                wait = self.throttle.on_429(parse_retry_after(response.headers.get("retry-after"), self.clock.now()))
-                throttled_for += wait
-                log.info("QBO %s %s throttled (429, tid %s); holding requests %.1fs", method, path, tid, wait)
-                if throttled_for > self.max_throttle_wait:
-                    raise QBOError("QuickBooks Online kept throttling requests (HTTP 429)",
-                                   faults=faults_from_response(response), status=429, tid=tid,
-                                   hint="another app may be using the same company's API quota; try later")
-                with self._lock:
-                    self.retries += 1
-                continue
-            if status >= 500:
-                failures += 1
-                log.info("QBO %s %s: HTTP %d (tid %s, attempt %d)", method, path, status, tid, failures)
-                if failures >= self.max_attempts:
-                    faults = faults_from_response(response)
-                    raise QBOError(f"{_describe(faults, status)} after {failures} attempts", faults=faults,
-                                   status=status, tid=tid, hint="QuickBooks Online is having trouble; run again later")
-                self._retry_sleep(failures)
-                continue
-            if status == 403:
-                faults = faults_from_response(response)
-                raise AuthError(f"QuickBooks Online refused access to company {self.realm_id}: "
-                                f"{_describe(faults, status)}", hint="reconnect with an admin of that company")
-            try:
-                parsed = money.loads(response.content) if response.content else {}
-            except ValueError:
-                parsed = None
-            if parsed is None and status < 400:
-                raise QBOError(f"QuickBooks Online sent an unreadable response (HTTP {status}, "
-                               f"{response.headers.get('content-type', 'no content type')})", status=status, tid=tid)
-            if status >= 400:
-                faults = parse_faults(parsed, tid) if parsed is not None else faults_from_response(response)
-                raise QBOError(_describe(faults, status), faults=faults, status=status, tid=tid)
-            faults = parse_faults(parsed, tid)
-            if faults:  # a 200 carrying a Fault envelope
-                raise QBOError(_describe(faults, status), faults=faults, status=status, tid=tid)
-            self.throttle.on_success()
-            return parsed, tid
+        # Reads are safe to repeat; so are writes, because Intuit answers a repeated requestid with the first result.
+        idempotent = method == "GET" or path == "query" or "requestid" in query
+        refreshed: str | None = None  # the token a 401 made us fetch: one refresh per call
 
-    def _retry_sleep(self, failures: int) -> None:
+        def attempt() -> tuple[Any, str | None]:
+            nonlocal refreshed
+            send = (method, path, query, data, content_type, write, batch, idempotent)
+            response = self._exchange(refreshed or self.tokens.access_token(), *send)
+            if response.status_code == 401 and refreshed is None:
+                log.info("QBO %s %s: 401 (tid %s); refreshing the access token", method, path, response_tid(response))
+                refreshed = self.tokens.force_refresh()
+                response = self._exchange(refreshed, *send)
+            if response.status_code == 401:
+                raise AuthError("QuickBooks Online rejected the access token even after a refresh",
+                                hint="run `cwqbo connect quickbooks` to reconnect")
+            return self._result(response, idempotent)
+
+        return self.policy.call(attempt, clock=self.clock, label=f"QuickBooks Online {method} {path}",
+                                give_up=self._give_up, on_retry=self._on_retry)
+
+    def _exchange(self, token: str, method: str, path: str, query: dict[str, str], data: bytes | None,
+                  content_type: str, write: bool, batch: bool, idempotent: bool) -> httpx.Response:
+        """One HTTP request through the throttle; a transport error is raised as `http.Retriable` when another
+        attempt is safe, else as RemoteError."""
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        self._count(batch)
+        try:
+            with self.throttle.slot(batch=batch):
+                response = self.http.request(method, self._url(path), params=query, content=data, headers=headers)
+                response.read()
+        except httpx.TransportError as exc:
+            failure = http.transport_failure(exc, idempotent=idempotent)
+            if failure is not None:
+                raise failure from exc
+            raise RemoteError(f"QuickBooks Online could not be reached ({type(exc).__name__})",
+                              hint="check the network and run again") from exc
+        if write:
+            crashpoint(CRASH_AFTER_WRITE)
+        return response
+
+    def _result(self, response: httpx.Response, idempotent: bool) -> tuple[Any, str | None]:
+        """The parsed body of a successful response; a failure worth another attempt is raised as
+        `http.Retriable`, anything else as the error it is."""
+        status = response.status_code
+        tid = response_tid(response)
+        failure = http.response_failure(response, idempotent=idempotent, now=self.clock.now())
+        if failure is None and status == 403 and any(f.code == THROTTLE_CODE for f in faults_from_response(response)):
+            failure = http.Retriable("HTTP 403 ThrottleExceeded", status=429, response=response)  # the old 429
+        if failure is not None:
+            raise failure
+        if http.error_class(status) is PermissionDenied:
+            faults = faults_from_response(response)
+            raise PermissionDenied(f"QuickBooks Online refused access to company {self.realm_id}: "
+                                   f"{_describe(faults, status)}",
+                                   hint="check the environment (sandbox or production), or reconnect with an "
+                                        "admin of that company: `cwqbo connect quickbooks`")
+        try:
+            parsed = money.loads(response.content) if response.content else {}
+        except ValueError:
+            parsed = None
+        if parsed is None and status < 400:
+            raise QBOError(f"QuickBooks Online sent an unreadable response (HTTP {status}, "
+                           f"{response.headers.get('content-type', 'no content type')})", status=status, tid=tid)
+        if status >= 400:
+            faults = parse_faults(parsed, tid) if parsed is not None else faults_from_response(response)
+            raise QBOError(_describe(faults, status), faults=faults, status=status, tid=tid)
+        faults = parse_faults(parsed, tid)
+        if faults:  # a 200 carrying a Fault envelope
+            raise QBOError(_describe(faults, status), faults=faults, status=status, tid=tid)
+        return parsed, tid
+
+    def _on_retry(self, failure: http.Retriable, wait: float) -> None:
         with self._lock:
             self.retries += 1
-        self.clock.sleep(self._backoff(failures))
+        if failure.throttled:
+            self.throttle.on_429(wait)  # every request of this realm waits, not only this one
+
+    def _give_up(self, last: http.Retriable) -> CwqboError:
+        response = last.response
+        if response is None:
+            return RemoteError(f"QuickBooks Online could not be reached ({last.reason}) after {last.attempts} "
+                               "attempts", hint="check the network and run again")
+        faults = faults_from_response(response)
+        tid = response_tid(response)
+        if last.throttled:
+            return QBOError(f"QuickBooks Online kept throttling requests (HTTP 429) after {last.attempts} attempts",
+                            faults=faults, status=429, tid=tid,
+                            hint="another app may be using the same company's API quota; try later")
+        status = response.status_code
+        return QBOError(f"{_describe(faults, status)} after {last.attempts} attempts", faults=faults, status=status,
+                        tid=tid, hint="QuickBooks Online is having trouble; run again later")
 
     def _entity_result(self, body: Any, entity: str, tid: str | None) -> QBOResult:
         obj = body.get(entity) if isinstance(body, dict) else None
@@ -410,20 +414,18 @@ class QBOClient:
         """Rows of one query statement (one page: include STARTPOSITION/MAXRESULTS yourself, or use query_all)."""
         return query_rows(self.query_response(statement)[0])
 
-    def count(self, entity: str, where: str | list[str] | None = None) -> int:
-        """How many rows match (one request, no paging)."""
-        qr, _ = self.query_response(qbo_query.count(entity, where))
-        return int(qr.get("totalCount", 0))
-
     def iter_all(self, entity: str, where: str | list[str] | None = None,
                  page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        start = 1
-        while True:
-            page = self.query(qbo_query.select(entity, where, start, page_size, order_by="Id"))
+        """Every matching row in Id order, page by page (STARTPOSITION/MAXRESULTS); a page that repeats the
+        previous one is refused rather than looped on."""
+
+        def fetch(start: int) -> tuple[list[dict[str, Any]], None]:
+            return self.query(qbo_query.select(entity, where, start, page_size, order_by="Id")), None
+
+        for page in pagination.paginate(fetch, pagination.by_offset(page_size), start=1,
+                                        service="QuickBooks Online", path=f"/query ({entity})",
+                                        unit="STARTPOSITION", ident=_row_id):
             yield from page
-            if len(page) < page_size:
-                return
-            start += len(page)
 
     def query_all(self, entity: str, where: str | list[str] | None = None,
                   page_size: int = PAGE_SIZE) -> list[dict[str, Any]]:

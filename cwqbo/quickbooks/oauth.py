@@ -3,6 +3,11 @@
 Intuit rotates refresh tokens and kills the old one 24 h later, so `TokenManager` refreshes under
 a file lock (one process at a time), re-reads the store after taking the lock (another process
 may already have refreshed), and saves the rotated token *before* handing out the access token.
+
+Calls to Intuit follow the retry policy shared with the API clients (`cwqbo.http`). A refresh is safe to
+repeat (the refresh token it used stays valid for 24 h after a rotation), and so are revoke and the
+companyinfo read; the code exchange is not (a second exchange of the same code revokes the tokens), so it is
+retried only when it cannot have reached Intuit, or on 429.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -190,13 +196,43 @@ class CallbackListener:
 # -- token endpoint -----------------------------------------------------------------------------------
 
 
-def _token_request(settings: QBOSettings, client_secret: str, form: dict[str, str]) -> dict[str, Any]:
+def _call(label: str, send: Callable[[], httpx.Response], *, idempotent: bool, clock: Clock | None) -> httpx.Response:
+    """`send()` under the shared retry policy; the final failure is a RemoteError naming `label`.
+
+    Exceptions are not chained to httpx's (`from None`): they would carry the request, and its form holds
+    the refresh token or the authorization code.
+    """
+    clk = clock or Clock()
+
+    def attempt() -> httpx.Response:
+        try:
+            response = send()
+        except httpx.TransportError as e:
+            failure = http.transport_failure(e, idempotent=idempotent)
+            if failure is not None:
+                raise failure from None
+            raise RemoteError(f"cannot reach {label}: {type(e).__name__}") from None
+        except httpx.HTTPError as e:
+            raise RemoteError(f"cannot reach {label}: {type(e).__name__}") from None
+        failure = http.response_failure(response, idempotent=idempotent, now=clk.now())
+        if failure is not None:
+            raise failure
+        return response
+
+    def give_up(last: http.Retriable) -> RemoteError:
+        tid = last.response.headers.get("intuit_tid") if last.response is not None else None
+        return RemoteError(f"{label} kept failing: {last.reason} after {last.attempts} attempts",
+                           status=last.status, tid=tid, hint="QuickBooks may be down; try again later")
+
+    return http.RETRY_POLICY.call(attempt, clock=clk, label=label, give_up=give_up)
+
+
+def _token_request(settings: QBOSettings, client_secret: str, form: dict[str, str], *, idempotent: bool,
+                   clock: Clock | None) -> dict[str, Any]:
     endpoints = Endpoints.for_settings(settings)
     with http.new_client(auth=(settings.client_id, client_secret), headers={HARD_EXPIRY_HEADER: "true"}) as client:
-        try:
-            response = client.post(endpoints.token, data=form)
-        except httpx.HTTPError as e:
-            raise RemoteError(f"cannot reach the QuickBooks token endpoint: {type(e).__name__}") from None
+        response = _call("the QuickBooks token endpoint", lambda: client.post(endpoints.token, data=form),
+                         idempotent=idempotent, clock=clock)
     tid = response.headers.get("intuit_tid")
     try:
         body = money.loads(response.content or b"{}")
@@ -235,43 +271,43 @@ def exchange_code(settings: QBOSettings, client_secret: str, code: str, realm_id
     """Trade the authorization code for tokens (exactly once: a second exchange revokes them)."""
     now = (clock or Clock()).now()
     body = _token_request(settings, client_secret, {"grant_type": "authorization_code", "code": code,
-                                                     "redirect_uri": settings.redirect_uri})
+                                                     "redirect_uri": settings.redirect_uri},
+                          idempotent=False, clock=clock)
     return _token_set(body, now, realm_id)
 
 
 def refresh_tokens(settings: QBOSettings, client_secret: str, tokens: TokenSet, clock: Clock) -> TokenSet:
     now = clock.now()
     body = _token_request(settings, client_secret, {"grant_type": "refresh_token",
-                                                     "refresh_token": tokens.refresh_token})
+                                                     "refresh_token": tokens.refresh_token},
+                          idempotent=True, clock=clock)
     return _token_set(body, now, tokens.realm_id, tokens)
 
 
-def revoke(settings: QBOSettings, client_secret: str, token: str) -> None:
+def revoke(settings: QBOSettings, client_secret: str, token: str, clock: Clock | None = None) -> None:
     """Revoke the grant at Intuit (the refresh token revokes the whole connection)."""
     endpoints = Endpoints.for_settings(settings)
     with http.new_client(auth=(settings.client_id, client_secret)) as client:
-        try:
-            response = client.post(endpoints.revoke, content=money.dumps({"token": token}),
-                                   headers={"Content-Type": "application/json"})
-        except httpx.HTTPError as e:
-            raise RemoteError(f"cannot reach the QuickBooks revoke endpoint: {type(e).__name__}") from None
+        response = _call("the QuickBooks revoke endpoint",
+                         lambda: client.post(endpoints.revoke, content=money.dumps({"token": token}),
+                                             headers={"Content-Type": "application/json"}),
+                         idempotent=True, clock=clock)
     if response.status_code >= 400:
         raise RemoteError(f"QuickBooks revoke failed: HTTP {response.status_code}", status=response.status_code,
                           tid=response.headers.get("intuit_tid"))
 
 
-def fetch_company_name(settings: QBOSettings, access_token: str, realm_id: str) -> str:
+def fetch_company_name(settings: QBOSettings, access_token: str, realm_id: str, clock: Clock | None = None) -> str:
     """Prove the new connection works (one read) and name the company for the user."""
     base = Endpoints.for_settings(settings).api_base
     with http.new_client(headers={"Authorization": f"Bearer {access_token}"}) as client:
-        try:
-            response = client.get(f"{base}/company/{realm_id}/companyinfo/{realm_id}",
-                                  params={"minorversion": "75"})
-        except httpx.HTTPError as e:
-            raise RemoteError(f"cannot reach QuickBooks: {type(e).__name__}") from None
+        response = _call("QuickBooks", lambda: client.get(f"{base}/company/{realm_id}/companyinfo/{realm_id}",
+                                                          params={"minorversion": "75"}),
+                         idempotent=True, clock=clock)
     if response.status_code in (401, 403):
-        raise AuthError(f"QuickBooks refused the new connection (HTTP {response.status_code})",
-                        hint="check the environment (sandbox vs production) matches the app's keys")
+        raise http.error_class(response.status_code)(
+            f"QuickBooks refused the new connection (HTTP {response.status_code})",
+            hint="check the environment (sandbox vs production) matches the app's keys")
     if response.status_code != 200:
         raise RemoteError(f"QuickBooks companyinfo failed: HTTP {response.status_code}",
                           status=response.status_code, tid=response.headers.get("intuit_tid"))

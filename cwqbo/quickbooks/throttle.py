@@ -1,8 +1,10 @@
 """Client-side throttle for QBO's per-realm limits (500 requests/min, 40 batch/min, 10 in flight).
 
 Staying just under the limits is cheaper than eating 429s: each throttled request costs a round trip
-and Intuit may escalate. Time comes from a `Clock`, so tests (ManualClock) and benchmarks (ScaledClock)
-run a minute of traffic without really waiting.
+and Intuit may escalate. When a 429 comes anyway, the client's retry policy (`cwqbo.http`) picks the wait
+(Retry-After, or its backoff with jitter) and `on_429` holds every request of the realm for it, not only the
+one that was refused. Time comes from a `Clock`, so tests (ManualClock) and benchmarks (ScaledClock) run a
+minute of traffic without really waiting.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cwqbo.clock import Clock
+from cwqbo.http import MAX_RETRY_AFTER
 
 WINDOW = 60.0
-MAX_BACKOFF = 60.0
 
 
 class Throttle:
@@ -34,7 +36,6 @@ class Throttle:
         self._batches: deque[float] = deque()
         self._in_flight = 0
         self._blocked_until = 0.0
-        self._strikes = 0  # consecutive 429s, for exponential backoff without Retry-After
         self.waited = 0.0  # total clock-seconds spent waiting (for the benchmark report)
         self.throttled = 0  # 429s reported
 
@@ -88,26 +89,14 @@ class Throttle:
         finally:
             self.release()
 
-    def on_429(self, retry_after: float | None = None) -> float:
-        """The server throttled us: hold every request for Retry-After (or an escalating backoff).
+    def on_429(self, hold: float) -> float:
+        """The server throttled us: hold every request for `hold` seconds (at most MAX_RETRY_AFTER).
 
-        Returns the number of seconds the window is now held for.
+        A hold already running longer is kept (requests in flight when the first 429 came don't shorten it).
+        Returns the seconds from now until requests may start again.
         """
         with self._cond:
             self.throttled += 1
             now = self.clock.monotonic()
-            if retry_after is None and now < self._blocked_until:
-                # Requests already in flight when the first 429 arrived: the hold is in place, don't escalate.
-                return self._blocked_until - now
-            self._strikes += 1
-            if retry_after is not None and retry_after >= 0:
-                delay = min(float(retry_after), MAX_BACKOFF)
-            else:
-                delay = min(2.0 ** (self._strikes - 1), MAX_BACKOFF)
-            self._blocked_until = max(self._blocked_until, now + delay)
-            return delay
-
-    def on_success(self) -> None:
-        """A request got through: reset the 429 backoff ladder."""
-        with self._cond:
-            self._strikes = 0
+            self._blocked_until = max(self._blocked_until, now + min(max(hold, 0.0), MAX_RETRY_AFTER))
+            return self._blocked_until - now

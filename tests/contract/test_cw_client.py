@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,7 +16,6 @@ import stamina
 
 from cwqbo import http
 from cwqbo.clock import ManualClock
-from cwqbo.connectwise import client as cwc
 from cwqbo.connectwise import permissions
 from cwqbo.connectwise.accounting import export_invoice_id, parse_gl_entry_ids
 from cwqbo.connectwise.client import CWClient, api_base, fetch_company_info
@@ -113,7 +113,7 @@ def test_basic_auth_and_client_id_header_and_settings_form() -> None:
         api_version = "2025.1"
 
     cl = CWClient(Settings(), "priv", "v2026_1/", client=httpx.Client(transport=httpx.MockTransport(handler)))
-    assert cl.system_info() == {"version": "v2026.1"}
+    assert cl.get_json("/system/info") == {"version": "v2026.1"}  # what `connect connectwise` asks
     req = seen[0]
     assert str(req.url) == BASE + "/system/info"
     assert req.headers["clientId"] == "cid"
@@ -184,8 +184,35 @@ def test_a_next_link_that_goes_back_is_refused_not_looped() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return jresp(200, [{"id": 1}], {"Link": '<https://api-na.myconnectwise.net/x?page=1>; rel="next"'})
 
-    with pytest.raises(RemoteError, match="points back to page 1"):
+    with pytest.raises(RemoteError, match="points back to page 1") as info:
         list(make(handler).iter_pages("/finance/invoices"))
+    assert "/finance/invoices" in str(info.value)
+
+
+def test_a_page_repeating_the_previous_one_is_refused_not_looped() -> None:
+    """A server that ignores `page` (and keeps linking to a next page) sends page 1 forever."""
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(q(request)["page"])
+        calls.append(page)
+        link = f'<{BASE}/time/entries?page={page + 1}&pageSize=2>; rel="next"'
+        return jresp(200, [{"id": 1}, {"id": 2}], {"Link": link})
+
+    seen: list[int] = []
+    with pytest.raises(RemoteError, match="same page again for /time/entries") as info:
+        for rec in make(handler).iter_pages("/time/entries", page_size=2):
+            seen.append(rec["id"])
+    assert seen == [1, 2] and calls == [1, 2]  # the repeated page is not handed on
+    assert info.value.exit_code == 4
+
+
+def test_a_full_page_without_links_repeating_is_refused() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return jresp(200, [{"id": 7}, {"id": 8}])  # every page the same, always full
+
+    with pytest.raises(RemoteError, match="ConnectWise sent the same page again for /finance/invoices"):
+        list(make(handler).iter_pages("/finance/invoices", page_size=2))
 
 
 def test_an_idempotent_get_is_retried_on_500_but_a_batch_post_is_not() -> None:
@@ -200,20 +227,11 @@ def test_an_idempotent_get_is_retried_on_500_but_a_batch_post_is_not() -> None:
         return jresp(200, {"version": "v2026.1"})
 
     cl = make(handler)
-    assert cl.system_info() == {"version": "v2026.1"}
+    assert cl.get_json("/system/info") == {"version": "v2026.1"}
     assert calls == ["GET", "GET"]
     with pytest.raises(RemoteError):
         cl.create_batch("cwqbo-x", [880001])
     assert calls.count("POST") == 1
-
-
-def test_count() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.path.endswith("/finance/invoices/count")
-        assert q(request)["conditions"] == "id>5"
-        return jresp(200, {"count": 12})
-
-    assert make(handler).count("/finance/invoices", "id>5") == 12
 
 
 # -- retries --------------------------------------------------------------------------------------
@@ -230,8 +248,37 @@ def test_429_retry_after_is_honoured_on_the_clock() -> None:
 
     cl = make(handler, clock)
     assert list(cl.iter_pages("/finance/invoices")) == [{"id": 1}]
-    assert n["calls"] == 3 and cl.calls == 3
+    assert n["calls"] == 3 and cl.calls == 3 and cl.retries == 2
     assert clock.now() == pytest.approx(1014.0)  # two waits of exactly Retry-After
+
+
+def test_retry_after_as_an_http_date_is_honoured_on_the_clock() -> None:
+    clock = ManualClock(start=1_780_000_000.0)
+    when = email.utils.formatdate(1_780_000_000.0 + 30, usegmt=True)
+    n = {"calls": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        n["calls"] += 1
+        return jresp(503, {}, {"Retry-After": when}) if n["calls"] == 1 else jresp(200, [])
+
+    assert make(handler, clock).get_json("/finance/invoices") == []
+    assert clock.now() == pytest.approx(1_780_000_030.0)
+
+
+def test_backoff_without_retry_after_waits_on_the_clock_with_jitter() -> None:
+    clock = ManualClock(start=0.0)
+    hits: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits.append(clock.now())
+        return jresp(502, {}) if len(hits) < 4 else jresp(200, [])
+
+    make(handler, clock).get_json("/finance/invoices")
+    waits = [b - a for a, b in zip(hits, hits[1:])]
+    p = http.RETRY_POLICY
+    for n, wait in enumerate(waits, start=1):  # stamina's formula: initial * 2^(n-1) + up to `jitter`
+        low = p.wait_initial * p.wait_exp_base ** (n - 1)
+        assert low <= wait <= low + p.wait_jitter
 
 
 def test_503_and_timeouts_retry_then_give_up_as_remote_error() -> None:
@@ -244,9 +291,9 @@ def test_503_and_timeouts_retry_then_give_up_as_remote_error() -> None:
         return jresp(503, {"message": "maintenance"})
 
     cl = make(handler)
-    with pytest.raises(RemoteError, match="kept failing") as ei:
+    with pytest.raises(RemoteError, match="kept failing on GET /system/info after 6 attempt") as ei:
         cl.get_json("/system/info")
-    assert calls["n"] == cwc.MAX_ATTEMPTS
+    assert calls["n"] == http.RETRY_POLICY.attempts == 6
     assert ei.value.status == 503
 
 
@@ -270,6 +317,35 @@ def test_post_is_not_retried_after_possible_commit_but_is_after_429() -> None:
     assert make(throttled).post_json("/finance/accounting/batches", {"a": 1}) == {"id": 9}
     assert calls["n"] == 2
 
+    calls["n"] = 0
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise httpx.ConnectError("refused", request=request)  # never reached ConnectWise: safe to resend
+        return jresp(201, {"id": 10})
+
+    assert make(refused).post_json("/finance/accounting/batches", {"a": 1}) == {"id": 10}
+    assert calls["n"] == 2
+
+
+def test_429s_do_not_use_up_the_attempts_but_a_throttle_budget() -> None:
+    clock = ManualClock(start=0.0)
+    n = {"calls": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        n["calls"] += 1
+        return jresp(429, {}, {"Retry-After": "30"}) if n["calls"] <= 10 else jresp(200, [])
+
+    assert make(handler, clock).get_json("/finance/invoices") == []  # 10 throttles > 6 attempts: still fine
+    assert clock.now() == pytest.approx(300.0)
+
+    n["calls"] = 0
+    forever = make(lambda r: jresp(429, {}, {"Retry-After": "120"}), ManualClock(start=0.0))
+    with pytest.raises(RemoteError, match="HTTP 429") as info:
+        forever.get_json("/finance/invoices")
+    assert info.value.status == 429 and forever.calls == 6  # 5 waits of 120 s fill the 600 s budget
+
 
 # -- error mapping --------------------------------------------------------------------------------
 
@@ -285,6 +361,28 @@ def test_403_names_the_security_area(path: str, area: str) -> None:
         cl.get_json(path)
     assert "cwqbo check-permissions" in (ei.value.hint or "")
     assert ei.value.exit_code == 3
+
+
+def test_transport_errors_and_statuses_that_are_never_retried() -> None:
+    calls = {"n": 0}
+
+    def bad_scheme(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        raise httpx.UnsupportedProtocol("no", request=request)
+
+    with pytest.raises(RemoteError, match="cannot reach ConnectWise"):
+        make(bad_scheme).get_json("/system/info")
+    assert calls["n"] == 1
+
+    calls["n"] = 0
+
+    def not_implemented(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        return jresp(501, {"message": "nope"})
+
+    with pytest.raises(RemoteError, match="HTTP 501"):
+        make(not_implemented).get_json("/system/info")
+    assert calls["n"] == 1
 
 
 def test_401_400_and_500_mapping() -> None:
@@ -346,7 +444,7 @@ def test_unposted_rows_export_and_batch_send_what_the_schema_says() -> None:
         return jresp(404, {"message": "no route"})
 
     cl = make(handler)
-    assert cl.closed_status_ids() == [5]
+    assert [s["id"] for s in cl.billing_statuses() if s["closedFlag"]] == [5]
     rows = cl.unposted_rows([12, 10, 11])
     assert sorted(rows) == [10, 12] and rows[10].row_id == 7010 and rows[12].number == "C"
     assert cl.unposted_invoice_ids([12, 10, 11]) == {10, 12}
@@ -455,11 +553,12 @@ def test_sandbox_read_path_builds_invoices_that_match_cw_totals(sandbox: Any) ->
     from cwqbo.connectwise.records import build_invoice
 
     cl = sim_client(sandbox)
-    closed = cl.closed_status_ids()
+    closed = [int(s["id"]) for s in cl.billing_statuses() if s.get("closedFlag")]
     assert closed
     condition = c.in_("status/id", closed)
     raws = list(cl.iter_pages("/finance/invoices", condition, order_by="id asc", page_size=7))
-    assert len(raws) == cl.count("/finance/invoices", condition) > 7
+    assert len(raws) == cl.get_json("/finance/invoices/count", {"conditions": condition})["count"] > 7
+    assert len({r["id"] for r in raws}) == len(raws)
     ids = [r["id"] for r in raws]
     prods, times, exps = cl.products_for(ids), cl.time_entries_for(ids), cl.expenses_for(ids)
     for raw in raws:
@@ -544,8 +643,8 @@ def test_sandbox_over_loopback_with_default_http_client(sandbox: Any) -> None:
                       "00000000-0000-4000-8000-00000000c1d0", info["Codebase"], scheme="http",
                       clock=ManualClock()) as cl:
             sandbox.faults.update({"throttle_next": 1})
-            assert cl.count("/finance/invoices") == 60
-            assert cl.calls == 2
+            assert len(list(cl.iter_invoices())) == 60
+            assert cl.calls == 2 and cl.retries == 1
             pick = sorted(set(cl.unposted_invoice_ids()) - set(sandbox.cw.no_gl_invoice_ids()))[:1]
             _export_and_batch(cl, "cwqbo-loop-1", pick)
             assert cl.find_batch("cwqbo-loop-1") is not None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from cwqbo.clock import ManualClock
-from cwqbo.errors import AuthError, RemoteError
+from cwqbo.errors import AuthError, PermissionDenied, RemoteError
 from cwqbo.quickbooks import query as q
 from cwqbo.quickbooks.client import BatchOp, QBOClient, QBOError
 from cwqbo.quickbooks.throttle import Throttle
@@ -157,7 +157,22 @@ def test_query_all_pages_through_everything(qbo: QBOClient, sim: QBOSimulator) -
     rows = qbo.query_all("Customer", page_size=10)
     assert len(rows) == 25 and len({r["Id"] for r in rows}) == 25
     assert qbo.calls - before == 3
-    assert qbo.count("Customer") == 25
+
+
+def test_query_all_refuses_a_server_that_repeats_a_page(tokens: SimTokens, clock: ManualClock) -> None:
+    """A server ignoring STARTPOSITION answers every page with the first one: stop, don't loop or duplicate."""
+    starts: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        statement = request.url.params["query"]
+        starts.append(statement.split("STARTPOSITION")[1].split()[0])
+        rows = [{"Id": str(i), "Name": f"T{i}"} for i in range(1, 3)]
+        return httpx.Response(200, json={"QueryResponse": {"Term": rows, "startPosition": 1, "maxResults": 2}})
+
+    qbo = QBOClient("http://sim.test", REALM, tokens, clock=clock, client=httpx.Client(transport=httpx.MockTransport(handle)))
+    with pytest.raises(RemoteError, match=r"QuickBooks Online sent the same page again for /query \(Term\)") as info:
+        qbo.query_all("Term", page_size=2)
+    assert starts == ["1", "3"] and info.value.exit_code == 4
 
 
 def test_long_query_goes_as_post(qbo: QBOClient, seen: list[httpx.Request]) -> None:
@@ -239,8 +254,8 @@ def test_persistent_5xx_gives_up_with_a_remote_error(qbo: QBOClient, faults: Fau
     faults.error_next = 100
     with pytest.raises(QBOError) as info:
         qbo.preferences()
-    assert info.value.status == 503 and info.value.code == "10000" and "attempts" in str(info.value)
-    assert qbo.calls == qbo.max_attempts
+    assert info.value.status == 503 and info.value.code == "10000" and "after 6 attempts" in str(info.value)
+    assert qbo.calls == qbo.policy.attempts == 6 and qbo.retries == 5
 
 
 def test_timeouts_are_retried(qbo: QBOClient, faults: Faults) -> None:
@@ -254,18 +269,34 @@ def test_unreachable_service_is_a_remote_error(tokens: SimTokens, clock: ManualC
         raise httpx.ConnectError("connection refused", request=request)
 
     qbo = QBOClient("http://sim.test", REALM, tokens, clock=clock, client=httpx.Client(transport=httpx.MockTransport(refuse)))
-    with pytest.raises(RemoteError, match="could not be reached"):
+    with pytest.raises(RemoteError, match="could not be reached") as info:
         qbo.read("Invoice", "1")
+    assert info.value.exit_code == 4 and qbo.calls == 6
+
+
+def test_only_transient_statuses_are_retried(tokens: SimTokens, clock: ManualClock) -> None:
+    statuses = iter([502, 504, 500, 501])
+    calls: list[int] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(status := next(statuses))
+        return httpx.Response(status, json={"Fault": {"Error": [{"code": "10000", "Message": "boom"}]}})
+
+    qbo = QBOClient("http://sim.test", REALM, tokens, clock=clock, client=httpx.Client(transport=httpx.MockTransport(handle)))
+    with pytest.raises(QBOError) as info:
+        qbo.read("Invoice", "1")
+    assert calls == [502, 504, 500, 501]  # 501 Not Implemented is not going to change on a retry
+    assert info.value.status == 501 and "attempts" not in str(info.value)
 
 
 def test_429_storm_finishes_and_respects_retry_after(qbo: QBOClient, faults: Faults, clock: ManualClock,
                                                     sim: QBOSimulator) -> None:
     cust = customer(qbo)
-    faults.throttle_next = 12
+    faults.throttle_next = 12  # more 429s than the 6 attempts failures get: throttling has its own budget
     start = clock.now()
     result = qbo.create("Invoice", invoice(cust["Id"]), request_id="storm")
     assert result.obj["Id"] and len(sim.documents("Invoice")) == 1
-    assert qbo.throttle.throttled == 12
+    assert qbo.throttle.throttled == 12 and qbo.retries == 12
     assert clock.now() - start >= 12  # backed off (on the manual clock) between attempts
 
 
@@ -280,14 +311,62 @@ def test_retry_after_header_sets_the_wait(tokens: SimTokens, clock: ManualClock,
 
     qbo = QBOClient("http://sim.test", REALM, tokens, clock=clock, client=httpx.Client(transport=httpx.MockTransport(handle)))
     qbo.preferences()
-    assert hits[1] - hits[0] >= 7
+    assert hits[1] - hits[0] == pytest.approx(7)
 
 
-def test_endless_429_gives_up(qbo: QBOClient, faults: Faults) -> None:
+class RecordingThrottle(Throttle):
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.holds: list[float] = []
+
+    def on_429(self, hold: float) -> float:
+        self.holds.append(hold)
+        return super().on_429(hold)
+
+
+def test_a_429_holds_every_request_of_the_realm_for_the_policys_wait(tokens: SimTokens, clock: ManualClock,
+                                                                      sim: QBOSimulator) -> None:
+    statuses = iter([429, 429])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        status = next(statuses, None)
+        if status is None:
+            return sim.handle(request)
+        return httpx.Response(429, headers={"Retry-After": "20"} if not throttle.holds else {}, text="slow down")
+
+    throttle = RecordingThrottle(clock)
+    qbo = QBOClient("http://sim.test", REALM, tokens, clock=clock, throttle=throttle,
+                    client=httpx.Client(transport=httpx.MockTransport(handle)))
+    qbo.preferences()
+    p = qbo.policy
+    assert throttle.holds[0] == 20  # Retry-After, for every thread that shares this client's throttle
+    assert p.wait_initial * p.wait_exp_base <= throttle.holds[1] <= p.wait_initial * p.wait_exp_base + p.wait_jitter
+
+
+def test_old_style_403_throttle_is_treated_as_a_429(tokens: SimTokens, clock: ManualClock, sim: QBOSimulator) -> None:
+    hits: list[float] = []
+    body = ('<IntuitResponse xmlns="http://schema.intuit.com/finance/v3"><Fault type="SERVICE">'
+            '<Error code="3001"><Message>message=ThrottleExceeded; errorCode=003001; statusCode=403</Message>'
+            '</Error></Fault></IntuitResponse>')
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        hits.append(clock.now())
+        if len(hits) <= 2:
+            return httpx.Response(403, text=body, headers={"Content-Type": "application/xml"})
+        return sim.handle(request)
+
+    qbo = QBOClient("http://sim.test", REALM, tokens, clock=clock, client=httpx.Client(transport=httpx.MockTransport(handle)))
+    assert qbo.preferences().obj["Id"] == "1"
+    assert len(hits) == 3 and qbo.throttle.throttled == 2
+
+
+def test_endless_429_gives_up(qbo: QBOClient, faults: Faults, clock: ManualClock) -> None:
     faults.throttle_next = 10_000
-    with pytest.raises(QBOError) as info:
+    start = clock.now()
+    with pytest.raises(QBOError, match="kept throttling") as info:
         qbo.preferences()
-    assert info.value.status == 429 and info.value.code == "3001"
+    assert info.value.status == 429 and info.value.code == "3001" and info.value.exit_code == 4
+    assert clock.now() - start <= qbo.policy.throttle_budget
 
 
 def test_401_refreshes_once_then_retries(qbo: QBOClient, sim: QBOSimulator, tokens: SimTokens) -> None:
@@ -309,10 +388,11 @@ def test_401_after_refresh_is_an_auth_error(tokens: SimTokens, clock: ManualCloc
     assert info.value.exit_code == 3 and tokens.refreshes == 1 and len(calls) == 2
 
 
-def test_wrong_realm_is_an_auth_error(sim: QBOSimulator, tokens: SimTokens, clock: ManualClock) -> None:
+def test_wrong_realm_is_permission_denied(sim: QBOSimulator, tokens: SimTokens, clock: ManualClock) -> None:
     qbo = QBOClient("http://sim.test/v3", "123", tokens, clock=clock, client=httpx.Client(transport=sim_transport(sim)))
-    with pytest.raises(AuthError, match="123"):
+    with pytest.raises(PermissionDenied, match="123") as info:  # HTTP 403 (3100), like a ConnectWise 403
         qbo.preferences()
+    assert info.value.exit_code == 3 and qbo.calls == 1
 
 
 def test_bad_request_ids_are_refused_before_sending(qbo: QBOClient) -> None:

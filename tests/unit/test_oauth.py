@@ -11,7 +11,7 @@ import pytest
 from cwqbo import http
 from cwqbo.clock import ManualClock
 from cwqbo.settings.config import QBOSettings
-from cwqbo.errors import AuthError
+from cwqbo.errors import AuthError, RemoteError
 from cwqbo.quickbooks import oauth
 from cwqbo.quickbooks.oauth import CallbackListener, Endpoints, TokenManager
 from cwqbo.sandbox.faults import Faults
@@ -30,15 +30,22 @@ def free_port() -> int:
 
 
 class Counting:
-    """The simulator behind a transport that counts token-endpoint calls."""
+    """The simulator behind a transport that counts token-endpoint calls; `token_faults` are served first
+    (an HTTP status, or a transport error raised before the request reaches the simulator)."""
 
     def __init__(self, sim: QBOSimulator) -> None:
         self.sim, self.token_calls = sim, 0
+        self.token_faults: list[int | type[httpx.TransportError]] = []
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/oauth2/v1/tokens/bearer":
             self.token_calls += 1
             assert request.headers["x-include-refresh-token-hard-expires-in"] == "true"
+            if self.token_faults:
+                fault = self.token_faults.pop(0)
+                if isinstance(fault, int):
+                    return httpx.Response(fault, json={"error": "server_error"}, headers={"intuit_tid": "tid-1"})
+                raise fault("down", request=request)
         return self.sim.handle(request)
 
 
@@ -144,6 +151,56 @@ def test_force_refresh_after_401(store: FileStore, tmp_path: Path, clock: Manual
     new = first.force_refresh()
     assert new != old and counting.token_calls == 1
     assert second.force_refresh() == new and counting.token_calls == 1  # someone already replaced it
+
+
+def test_refresh_is_retried_on_the_clock_like_an_api_call(store: FileStore, tmp_path: Path, clock: ManualClock,
+                                                          counting: Counting) -> None:
+    """A refresh is safe to repeat: the refresh token it used stays valid for 24 h after a rotation."""
+    before = load_tokens(store, "p")
+    clock.advance(3600)
+    start = clock.now()
+    counting.token_faults = [503, httpx.ReadTimeout, 429]
+    token = manager(store, tmp_path, clock).access_token()
+    assert counting.token_calls == 4 and token == load_tokens(store, "p").access_token != before.access_token
+    assert clock.now() > start  # backed off on the injected clock
+
+
+def test_refresh_that_keeps_failing_is_a_remote_error(store: FileStore, tmp_path: Path, clock: ManualClock,
+                                                      counting: Counting) -> None:
+    clock.advance(3600)
+    counting.token_faults = [503] * 10
+    with pytest.raises(RemoteError, match="the QuickBooks token endpoint kept failing: HTTP 503 after 6 attempts") as info:
+        manager(store, tmp_path, clock).access_token()
+    assert info.value.exit_code == 4 and info.value.tid == "tid-1" and counting.token_calls == 6
+
+
+def test_code_exchange_is_retried_only_when_it_cannot_have_reached_intuit(counting: Counting,
+                                                                          clock: ManualClock) -> None:
+    """A second exchange of the same code revokes the tokens: never resend one that may have arrived."""
+
+    def code() -> oauth.CallbackResult:
+        state = oauth.new_state()
+        with http.new_client() as client:
+            return oauth.parse_callback_url(client.get(oauth.authorize_url(SETTINGS, state)).headers["location"],
+                                            state)
+
+    first = code()
+    counting.token_faults = [httpx.ConnectError, 429]  # never arrived / refused before anything was done
+    tokens = oauth.exchange_code(SETTINGS, "sandbox-client-secret", first.code, first.realm_id, clock)
+    assert tokens.access_token and counting.token_calls == 3
+
+    counting.token_calls = 0
+    second = code()
+    counting.token_faults = [503]
+    with pytest.raises(RemoteError, match="HTTP 503"):
+        oauth.exchange_code(SETTINGS, "sandbox-client-secret", second.code, second.realm_id, clock)
+    assert counting.token_calls == 1
+
+    counting.token_calls = 0
+    counting.token_faults = [httpx.ReadError]
+    with pytest.raises(RemoteError, match="cannot reach the QuickBooks token endpoint: ReadError"):
+        oauth.exchange_code(SETTINGS, "sandbox-client-secret", code().code, first.realm_id, clock)
+    assert counting.token_calls == 1
 
 
 def test_invalid_grant_says_reconnect(store: FileStore, tmp_path: Path, clock: ManualClock) -> None:

@@ -1,4 +1,4 @@
-"""The client-side QBO throttle: sliding windows, batch window, concurrency cap, 429 backoff."""
+"""The client-side QBO throttle: sliding windows, batch window, concurrency cap, the hold after a 429."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import pytest
 
 from cwqbo.clock import ManualClock, ScaledClock
+from cwqbo.http import MAX_RETRY_AFTER
 from cwqbo.quickbooks.throttle import Throttle
 
 
@@ -39,28 +40,20 @@ def test_batch_window_is_separate_and_tighter() -> None:
     assert starts(throttle, clock, 1)[0] == clock.now()  # ordinary requests are not held by the batch window
 
 
-def test_on_429_holds_every_request_for_retry_after() -> None:
+def test_on_429_holds_every_request_for_the_wait() -> None:
     clock = ManualClock(0.0)
     throttle = Throttle(clock)
     assert throttle.on_429(12) == 12
     assert starts(throttle, clock, 1)[0] >= 12.0
+    assert throttle.throttled == 1
 
 
-def test_on_429_without_retry_after_backs_off_exponentially_and_resets() -> None:
+def test_on_429_hold_is_capped_and_never_negative() -> None:
     clock = ManualClock(0.0)
     throttle = Throttle(clock)
-
-    def strike() -> float:
-        held = throttle.on_429()
-        clock.advance(held + 0.01)  # the next 429 comes after the hold
-        return held
-
-    assert [strike() for _ in range(4)] == [1, 2, 4, 8]
-    throttle.on_success()
-    assert strike() == 1
-    for _ in range(20):
-        strike()
-    assert strike() == 60
+    assert throttle.on_429(10_000) == MAX_RETRY_AFTER
+    fresh = Throttle(clock)
+    assert fresh.on_429(-5) == 0 and starts(fresh, clock, 1)[0] == 0.0
 
 
 def test_concurrency_cap_with_threads() -> None:
@@ -113,10 +106,11 @@ def test_bad_limits_are_refused(kwargs: dict[str, float]) -> None:
         Throttle(ManualClock(), **kwargs)  # type: ignore[arg-type]
 
 
-def test_simultaneous_429s_do_not_escalate_the_hold() -> None:
+def test_a_shorter_hold_never_shortens_a_running_one() -> None:
     clock = ManualClock(0.0)
     throttle = Throttle(clock)
-    first = throttle.on_429()
-    assert [throttle.on_429() for _ in range(9)] == [first] * 9  # ten in-flight requests, one hold
-    clock.advance(first + 0.1)
-    assert throttle.on_429() == 2 * first  # a 429 after the hold ended escalates
+    assert throttle.on_429(8) == 8
+    clock.advance(1)
+    assert [throttle.on_429(1) for _ in range(3)] == [7, 7, 7]  # in-flight requests' 429s: one hold
+    assert throttle.on_429(10) == 10  # a longer wait extends it
+    assert throttle.throttled == 5
