@@ -24,14 +24,14 @@ if TYPE_CHECKING:
     from cwqbo.state.store import Store
 
 
-def new_cw_client(settings: CWSettings, private_key: str, codebase: str) -> CWClient:
+def new_cw_client(settings: CWSettings, private_key: str, codebase: str, clock: Clock | None = None) -> CWClient:
     """A ConnectWise client for saved settings (keywords: the frozen settings are read-only, which the
     client's `CWSettingsLike` protocol does not allow for yet)."""
     from cwqbo.connectwise.client import CWClient
 
     return CWClient(site=settings.site, company_id=settings.company_id, public_key=settings.public_key,
                     private_key=private_key, client_id=settings.client_id, codebase=codebase,
-                    scheme=settings.scheme, api_version=settings.api_version)
+                    scheme=settings.scheme, api_version=settings.api_version, clock=clock)
 
 
 def fetch_company_info_or_remote_error(fetch: Callable[..., dict[str, Any]],
@@ -128,7 +128,7 @@ class AppContext:
             raise NotConnectedError("the ConnectWise private key is missing from the secret store",
                                     hint="run `cwqbo connect connectwise`")
         info = fetch_company_info_or_remote_error(fetch_company_info, settings)
-        return new_cw_client(settings, private_key, str(info["Codebase"]))
+        return new_cw_client(settings, private_key, str(info["Codebase"]), self.clock)
 
     def token_manager(self) -> "TokenManager":
         from cwqbo.quickbooks.oauth import TokenManager

@@ -51,7 +51,7 @@ class AuthError(CwqboError):
 
 
 class PermissionDenied(CwqboError):
-    """The ConnectWise API member's security role lacks a right (HTTP 403)."""
+    """A right is missing: the ConnectWise API member's security role, or QuickBooks refusing the app (HTTP 403)."""
 
     exit_code = EXIT_AUTH
 

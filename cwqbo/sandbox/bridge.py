@@ -27,6 +27,9 @@ def _make_request_handler(handle: Handler) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if len(body) < length:  # the client went away mid-request (killed): a server never handles half a body
+                self.close_connection = True
+                return
             address = self.server.server_address  # (host, port): the server binds an IPv4 address
             port = address[1] if isinstance(address, tuple) else ""
             host = self.headers.get("Host") or f"{LOOPBACK}:{port}"

@@ -18,7 +18,7 @@ from cwqbo.mapping import document, reconciliation
 from cwqbo.mapping.document import QBODocument
 from cwqbo.mapping.errors import MappingError
 from cwqbo.mapping.reconciliation import Reconciliation
-from cwqbo.errors import AuthError, ConfigError, CwqboError, kept_failing
+from cwqbo.errors import AuthError, ConfigError, CwqboError, PermissionDenied, kept_failing
 from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
 from cwqbo.quickbooks import query as qbo_query
@@ -262,7 +262,7 @@ class Sender:
     def _settle(self, chunk: list[Work], sent: Future[dict[str, BatchItemResult]]) -> None:
         try:
             results = sent.result()
-        except AuthError:
+        except (AuthError, PermissionDenied):
             raise  # nothing more can be done this run; the intents are settled by the next one
         except CwqboError as exc:
             # The outcome is unknown (or the batch was refused whole): find out what QBO has.

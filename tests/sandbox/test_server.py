@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from cwqbo import money
 from cwqbo.clock import ManualClock
+from cwqbo.sandbox.bridge import LoopbackServer
 from cwqbo.sandbox.server import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,3 +127,25 @@ def test_cli_rejects_a_bad_country(tmp_path: Path) -> None:
                                 env={"CWQBO_HOME": str(tmp_path)})
     assert result.exit_code == 2
     assert "US or CA" in (result.output + str(result.exception))
+
+
+def test_a_request_cut_off_mid_body_is_never_handled() -> None:
+    """A client killed while sending: the server must not answer (or remember, under its requestid) half a body."""
+    import socket
+
+    box = Sandbox(invoices=5)
+    seen: list[str] = []
+    real = box.handle
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return real(request)
+
+    with LoopbackServer(handle).start() as server:
+        host, port = server.url.split("://", 1)[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(b"POST /v3/company/9341453000000000/invoice?requestid=cut-1 HTTP/1.1\r\n"
+                         b"Host: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                         b'{"Line": [')
+        time.sleep(0.2)
+    assert seen == []
