@@ -93,3 +93,17 @@ def dumps(obj: Any) -> str:
     out: list[str] = []
     _encode(obj, out)
     return "".join(out)
+
+
+def number_literal(value: Any) -> str | None:
+    """An exact number as query text (both APIs' grammars agree): true/false, digits, a plain-digit Decimal.
+
+    None for anything else, a non-finite Decimal included: each query language refuses that in its own words.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")
+    return None

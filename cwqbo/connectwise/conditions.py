@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from cwqbo.money import number_literal
+
 FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_/]*$")
 OPERATORS = frozenset({"=", "!=", "<", "<=", ">", ">=", "contains", "like", "not like"})
 
@@ -21,14 +23,11 @@ def literal(value: Any) -> str:
     """One value as CW condition syntax; floats are refused because they cannot be exact."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    number = number_literal(value)
+    if number is not None:
+        return number
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TypeError(f"cannot use {value} in a ConnectWise condition")
-        return format(value, "f")
+        raise TypeError(f"cannot use {value} in a ConnectWise condition")
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, datetime):

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from cwqbo.money import number_literal
+
 MAX_RESULTS = 1000  # Intuit's ceiling for MAXRESULTS
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
@@ -24,14 +26,11 @@ def escape(value: str) -> str:
 
 def literal(value: Any) -> str:
     """A value as QBO query text: strings and dates quoted, numbers bare, booleans as true/false."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    number = number_literal(value)
+    if number is not None:
+        return number
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot use {value} in a query")
-        return format(value, "f")
+        raise ValueError(f"cannot use {value} in a query")
     if isinstance(value, float):
         raise TypeError(f"refusing float {value!r} in a query: use Decimal")
     if isinstance(value, dt.datetime):
