@@ -268,13 +268,8 @@ def _print_run(page: RunPage) -> None:
                      + (f"; batch {r.batch_identifier}" if r.batch_identifier else ""), markup=False)
     if r.message:
         render.out.print(f"  {r.message}", markup=False)
-    if not page.total:
-        render.out.print("  No invoice of this run failed." if page.failed_only
-                         else "  This run touched no invoices.", markup=False)
-        return
-    if not page.items:
-        render.out.print(f"  No invoices past #{page.offset} (the run has {page.total}"
-                         f"{' failed' if page.failed_only else ''}).", markup=False)
+    if _nothing_to_show(page, len(page.items), "invoices", "  No invoice of this run failed.",
+                        "  This run touched no invoices."):
         return
     rows = [(i.invoice_number or "", i.outcome or "", f"{i.entity or ''} {i.qbo_id or ''}".strip(), i.cw_total,
              i.qbo_total) for i in page.items]
@@ -293,6 +288,20 @@ def _print_run(page: RunPage) -> None:
         render.out.print(more + (", --limit 0 for all" if page.limit else ""), markup=False)
 
 
+def _nothing_to_show(page: RunPage, shown: int, noun: str, none_failed: str, none_at_all: str) -> bool:
+    """Say why a page of a run is empty (nothing in the run, or an offset past its end); True if it was."""
+    from cwqbo.cli import render
+
+    if not page.total:
+        render.out.print(none_failed if page.failed_only else none_at_all, markup=False)
+        return True
+    if not shown:
+        render.out.print(f"  No {noun} past #{page.offset} (the run has {page.total}"
+                         f"{' failed' if page.failed_only else ''}).", markup=False)
+        return True
+    return False
+
+
 def _print_payments_run(page: RunPage) -> None:
     """A payments run: each QuickBooks payment line it posted, adopted, reversed or failed, a page at a time."""
     from cwqbo.cli import render
@@ -306,13 +315,8 @@ def _print_payments_run(page: RunPage) -> None:
     if r.message:
         render.out.print(f"  {r.message}", markup=False)
     what = "failed payments" if page.failed_only else "payments"
-    if not page.total:
-        render.out.print("  No payment of this run failed." if page.failed_only
-                         else "  This run brought no payment back.", markup=False)
-        return
-    if not page.payments:
-        render.out.print(f"  No payments past #{page.offset} (the run has {page.total}"
-                         f"{' failed' if page.failed_only else ''}).", markup=False)
+    if _nothing_to_show(page, len(page.payments), "payments", "  No payment of this run failed.",
+                        "  This run brought no payment back."):
         return
     rows = [(e.invoice_number or e.cw_invoice_id, e.outcome, e.qbo_payment_id, e.cw_payment_id or "",
              e.payment_date or "", e.amount, _payment_type(e.type, e.credit_cw_id)) for e in page.payments]
