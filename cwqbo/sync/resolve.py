@@ -17,7 +17,7 @@ tied to another CW company, makes the company use `CustomerSpec.fallback_name`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from cwqbo.mapping.fields import custom_field_definitions
 from cwqbo.mapping.refs import CompanyFacts, ItemRef, Needs, Refs, company_facts
 from cwqbo.sync.lookup import Found, Lookup, fallback_name, fold, safe_display_name
 from cwqbo.sync.model import WouldCreate
+from cwqbo.state.store import Store
 from cwqbo.sync.ref_cache import RefCache
 from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp, QBOError, QBOResult
@@ -81,7 +82,7 @@ def company_key(spec: CustomerSpec) -> str:
     return str(spec.cw_company_id)
 
 
-def _company_order(specs: dict[str, CustomerSpec]) -> Any:
+def _company_order(specs: dict[str, CustomerSpec]) -> Callable[[str], tuple[int, str]]:
     """Lowest CW company id first: when two companies share a name, the older one keeps it, every run."""
     def order(key: str) -> tuple[int, str]:
         return specs[key].cw_company_id, key
@@ -91,7 +92,7 @@ def _company_order(specs: dict[str, CustomerSpec]) -> Any:
 class Resolver:
     """Resolves `mapping.Needs` for many invoices to `mapping.Refs` with a handful of QBO calls."""
 
-    def __init__(self, qbo: QBOLike, store: Any, realm: str, prefs: Prefs, *, country: str | None = None) -> None:
+    def __init__(self, qbo: QBOLike, store: Store, realm: str, prefs: Prefs, *, country: str | None = None) -> None:
         self.qbo = qbo
         self.store = store
         self.realm = realm
