@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python bench/x.py` from a checkout without installing
@@ -348,3 +349,23 @@ def print_table(title: str, rows: Sequence[tuple[str, str, str]], out: Callable[
 
 def fmt(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
+
+
+def baseline_main(argv: list[str] | None, description: str | None, run: Callable[..., Any],
+                  rows: Callable[[list[Any]], list[tuple[str, str, str]]], title: str) -> int:
+    """The command line both baseline loops share: size, repeats, scale, latency, seed; prints one table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invoices", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=40.0)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the store goes (default: a temp dir)")
+    args = parser.parse_args(argv)
+    with workdir(args.workdir) as tmp:
+        runs = [run(args.invoices, scale=args.scale, latency=args.latency, workdir=Path(tmp), seed=args.seed)
+                for _ in range(max(1, args.repeat))]
+    print_table(f"{title}, {args.invoices:,} generated invoices", rows(runs))
+    return 0

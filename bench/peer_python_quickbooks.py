@@ -13,7 +13,6 @@ would. Prints invoices/min, calls per invoice and failures.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -185,19 +184,7 @@ def peer_rows(runs: list[PeerFigures]) -> list[tuple[str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--invoices", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--scale", type=float, default=40.0)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workdir", type=Path, default=None, help="where the store goes (default: a temp dir)")
-    args = parser.parse_args(argv)
-    with common.workdir(args.workdir) as tmp:
-        runs = [run_peer_bench(args.invoices, scale=args.scale, latency=args.latency, workdir=Path(tmp),
-                               seed=args.seed) for _ in range(max(1, args.repeat))]
-    print_table(f"python-quickbooks loop, {args.invoices:,} generated invoices", peer_rows(runs))
-    return 0
+    return common.baseline_main(argv, __doc__, run_peer_bench, peer_rows, "python-quickbooks loop")
 
 
 if __name__ == "__main__":
