@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 
 from cwqbo import money
-from cwqbo.sandbox.connectwise import export as cw_export
 from cwqbo.sandbox.connectwise import schema as cw_schema
 from cwqbo.sandbox.connectwise.query import CWError, bad_request
+from cwqbo.sandbox.instants import instant
 
 EXPORT_FLAGS = ("exportInvoicesFlag", "exportExpensesFlag", "exportProductsFlag")
 
@@ -69,5 +69,5 @@ def check_export_selection(body: dict[str, Any], resource: str) -> None:
         value = body.get(key)
         if value is not None and (not isinstance(value, list) or any(not isinstance(v, str) for v in value)):
             raise bad_request(f"{key} must be a list of strings", key, resource)
-    if body.get("thruDate") is not None and cw_export._parse_day(body["thruDate"]) is None:
+    if body.get("thruDate") is not None and instant(body["thruDate"]) is None:
         raise bad_request("thruDate is not a valid date", "thruDate", resource)

@@ -12,12 +12,12 @@ Reading of the fields used:
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from cwqbo.sandbox.connectwise.gl import AR_ACCOUNT, TAX_ACCOUNT, GLLedger
+from cwqbo.sandbox.instants import instant
 
 ZERO = Decimal("0")
 
@@ -25,16 +25,6 @@ ZERO = Decimal("0")
 def empty_export() -> dict[str, Any]:
     return {"adjustmentTransactions": [], "customers": [], "expenseBills": [], "expenses": [], "exportSettings": {},
             "inventoryTransfers": [], "purchaseTransactions": [], "transactions": []}
-
-
-def _parse_day(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def transaction(ledger: GLLedger, inv: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,12 +103,12 @@ def select_export(ledger: GLLedger, invoices: dict[int, dict[str, Any]], body: d
             candidates = [invoices[i] for i in dict.fromkeys(i for i in ids if i is not None) if i in invoices]
         else:
             candidates = [invoices[i] for i in ledger.by_invoice if i in invoices]
-        thru = _parse_day(body.get("thruDate"))
+        thru = instant(body.get("thruDate"))
         location = body.get("locationId")
         for inv in candidates:
             if inv["id"] in excluded or (location is not None and inv.get("locationId") != location):
                 continue
-            day = _parse_day(inv.get("date"))
+            day = instant(inv.get("date"))
             if thru is not None and day is not None and day > thru:
                 continue
             chosen += ledger.exportable(inv)

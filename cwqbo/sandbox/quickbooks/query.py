@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cwqbo.sandbox.instants import instant
+
 DEFAULT_MAX_RESULTS = 100
 MAX_RESULTS_LIMIT = 1000
 
@@ -263,13 +265,7 @@ _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 def _instant(value: Any) -> dt.datetime | None:
     """A dateTime (MetaData.LastUpdatedTime) as an instant, so '…-08:00' and '…Z' compare as times, not text."""
-    if not isinstance(value, str) or not _DATETIME.match(value):
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return instant(value) if isinstance(value, str) and _DATETIME.match(value) else None
 
 
 def _coerce(stored: Any, literal: Any) -> tuple[Any, Any]:
