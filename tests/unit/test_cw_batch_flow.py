@@ -12,17 +12,13 @@ from typing import Any
 
 import pytest
 
-from cwqbo import http
 from cwqbo.sync import cw_batch
 from cwqbo.state import ledger
-from cwqbo.clock import ManualClock
-from cwqbo.sandbox import server as sv
-from cwqbo.state.store import Store
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import RemoteError
 from cwqbo.sync.model import run_status
 
-from .test_sync import World, _crash_at, _transport
+from .test_sync import World, _crash_at, make_world
 
 
 def _posts(world: World, monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
@@ -179,15 +175,7 @@ def test_free_identifier_skips_those_connectwise_already_has(world: World) -> No
 @pytest.fixture
 def stuck_world(tmp_path: Path) -> Iterator[World]:
     """The world of test_sync.py, with one Closed invoice ConnectWise holds no GL entries for."""
-    clock = ManualClock(start=1_795_500_000.0)
-    sandbox = sv.Sandbox(seed=1, invoices=24, clock=clock, no_gl_invoice=True)
-    http.set_transport_override(_transport(sandbox))
-    store = Store.open(tmp_path / "cwqbo.db")
-    try:
-        yield World(sandbox, store, clock, tmp_path / "cwqbo.db")
-    finally:
-        store.close()
-        http.set_transport_override(None)
+    yield from make_world(tmp_path, invoices=24, no_gl_invoice=True)
 
 
 def test_an_invoice_without_gl_entries_is_reported_once_then_waits_quietly(stuck_world: World) -> None:

@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from cwqbo.sandbox.quickbooks.simulator import DirectTokens
@@ -30,7 +29,6 @@ from cwqbo.errors import UsageError
 from cwqbo.settings.prefs import Filters, Prefs
 from cwqbo.quickbooks.client import QBOClient
 from cwqbo.sandbox import server as sv
-from cwqbo.sandbox.faults import DropConnection
 from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
 from cwqbo.state.store import Store
 
@@ -63,19 +61,19 @@ class World:
                 if b["batchIdentifier"].startswith("cwqbo-")]
 
 
-def _transport(sandbox: sv.Sandbox) -> httpx.MockTransport:
-    """The sandbox in-process (kept for modules that import it from here)."""
-    return sandbox.transport()
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = ManualClock(start=1_795_500_000.0)  # 2026-11-24: after the generated invoices, like real life
-    sandbox = sv.Sandbox(seed=1, invoices=N_INVOICES, clock=clock)
-    http.set_transport_override(sandbox.transport())
+    yield from make_world(tmp_path)
+
+
+def make_world(tmp_path: Path, invoices: int = N_INVOICES, **sandbox: Any) -> Iterator[World]:
+    """Both simulators in-process, a fresh store, and the app's clock at 2026-11-24 (after the invoices)."""
+    clock = ManualClock(start=1_795_500_000.0)
+    simulators = sv.Sandbox(seed=1, invoices=invoices, clock=clock, **sandbox)
+    http.set_transport_override(simulators.transport())
     store = Store.open(tmp_path / "cwqbo.db")
     try:
-        yield World(sandbox, store, clock, tmp_path / "cwqbo.db")
+        yield World(simulators, store, clock, tmp_path / "cwqbo.db")
     finally:
         store.close()
         http.set_transport_override(None)
