@@ -6,11 +6,13 @@ kill the `cwqbo` subprocess at any point and then look at exactly what QuickBook
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 
 from cwqbo import money
+from cwqbo.sandbox.faults import DropConnection
 from cwqbo.sandbox.generator import LONG_INVOICE_NUMBER
 from cwqbo.sandbox.server import QBO_CLIENT_ID, QBO_CLIENT_SECRET, Sandbox
 
@@ -126,6 +129,32 @@ class E2E:
     def clear_faults(self) -> None:
         self.faults(throttle_next=0, error_next=0, error_rate=0.0, timeout_next=0, timeout_seconds=0.0,
                     drop_after_commit_next=0, latency_seconds=0.0, paths=[])
+
+    @contextlib.contextmanager
+    def documents_held_after(self, answered: int) -> Iterator[None]:
+        """QBO answers the first `answered` document batch calls; later ones hang and create nothing until the block
+        ends, then drop. A kill in a run that sends ahead then leaves exactly those documents in QBO, whatever the
+        machine's speed (customer batches are not counted: they may or may not travel in batch calls)."""
+        qbo = self.sandbox.qbo
+        original = qbo._api
+        seen: list[int] = []
+        released = threading.Event()
+
+        def gated(request: httpx.Request, tid: str, in_flight: int) -> httpx.Response:
+            body = request.content
+            if request.url.path.endswith("/batch") and (b'"Invoice"' in body or b'"CreditMemo"' in body):
+                seen.append(1)  # list.append is atomic: the server's threads may count at once
+                if len(seen) > answered:
+                    released.wait(CLI_TIMEOUT)
+                    raise DropConnection("held by the test, never answered")
+            return original(request, tid, in_flight)
+
+        qbo._api = gated  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            qbo._api = original  # type: ignore[method-assign]
+            released.set()
 
     def expire_access_tokens(self) -> None:
         self.control("expire-access-tokens")

@@ -40,6 +40,9 @@ KILL_POINTS: dict[str, tuple[list[str], bool]] = {
     "oauth.after_refresh_response": (["oauth.after_refresh_response"], True),
     "oauth.after_refresh_saved": (["oauth.after_refresh_saved"], True),
 }
+# Each chain's first run answers only two document batches (`E2E.documents_held_after`): the sender runs ahead of
+# the settling, so without the hold a fast machine could create every document before the first kill, and the
+# later crash points would have nothing left to interrupt.
 CHAINS: dict[str, tuple[list[str], bool]] = {
     # a crash while recovering from an earlier crash, then one in the batch step
     "recover-crashes": (["sync.after_qbo_response:2", "sync.after_intent", "qbo.after_write_response:2",
@@ -61,12 +64,15 @@ class Outcome:
 def _play(e2e: E2E, chain: list[str], expire_first: bool) -> Outcome:
     """Crash once per spec in `chain`, then re-run `sync --all` until it finishes."""
     out = Outcome(e2e)
+    chained = len(chain) > 1
     try:
         if expire_first:
             e2e.expire_access_tokens()  # the first QBO call gets 401 → refresh → the oauth crash points
         before = e2e.tokens()["refresh_token"]
         for spec in chain:
-            out.crash_codes.append(e2e.run_cli("sync", "--all", env={"CWQBO_CRASH_AT": spec}).returncode)
+            held = e2e.documents_held_after(2) if chained and not out.crash_codes else contextlib.nullcontext()
+            with held:
+                out.crash_codes.append(e2e.run_cli("sync", "--all", env={"CWQBO_CRASH_AT": spec}).returncode)
             if len(out.crash_codes) == 1:
                 out.docs_after_first_crash = len(e2e.doc_counts())
                 out.rotated_before_crash = e2e.tokens()["refresh_token"] != before
@@ -126,6 +132,7 @@ def test_killed_sync_then_rerun_is_exactly_once(outcomes: dict[str, Outcome], cr
 def test_crash_after_crash_then_rerun_is_exactly_once(outcomes: dict[str, Outcome], chain: str) -> None:
     outcome = outcomes[chain]
     assert outcome.crash_codes == [KILLED] * len(CHAINS[chain][0]), outcome.crash_codes
+    assert outcome.docs_after_first_crash == 60, "the first run was killed after two document batches of 30"
     _audited(outcome)
 
 
