@@ -412,6 +412,17 @@ def test_throttle_keeps_a_burst_under_the_simulator_limit(sim: QBOSimulator, tok
     assert qbo.throttle.throttled == 0 and qbo.calls == 600
 
 
+def test_throttle_uses_the_whole_batch_budget_without_a_429(sim: QBOSimulator, tokens: SimTokens,
+                                                            clock: ManualClock) -> None:
+    qbo = QBOClient("http://sim.test", REALM, tokens, clock=clock, throttle=Throttle(clock),
+                    client=httpx.Client(transport=sim_transport(sim)))
+    start = clock.now()
+    for i in range(120):
+        qbo.batch([BatchOp.select("q", "select * from Customer")], request_id=f"burst-{i}")
+    assert qbo.throttle.throttled == 0 and qbo.calls == 120
+    assert clock.now() - start < 2 * 61 + 1, "40 batch calls a minute, not 38"
+
+
 def test_concurrent_writes_from_threads_are_all_created_once(qbo: QBOClient, sim: QBOSimulator,
                                                              faults: Faults) -> None:
     cust = customer(qbo)
