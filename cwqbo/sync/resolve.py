@@ -100,9 +100,10 @@ class Resolver:
         self.country = country.upper() if country else None
         self._own_calls = 0
         self.cache = RefCache(store, realm)
-        # Set by the sender when no document batch is waiting: many creates then go 30 to a batch call, which the
-        # idle batch budget absorbs (a first sync of 1,000 new customers would take two minutes of single requests).
-        self.batch_creates = False
+        # Set by the sender: this many creates or more go 30 to a batch call (None: never). It is low when few
+        # documents wait for the batch budget, which then absorbs them (a first sync of 1,000 new customers would
+        # take two minutes of single requests while the batch budget idles).
+        self.batch_creates_from: int | None = None
         self._currency_of: dict[str, str] = {}  # QBO customer id → its CurrencyRef.value
         self.facts = CompanyFacts(country=self.country)
         self._start_calls = self._client_calls()
@@ -139,7 +140,7 @@ class Resolver:
 
         The requestid is derived from what is created, so a retry or a crashed run's second try replays the first
         answer instead of making a second copy."""
-        if self.batch_creates and len(jobs) > LIMIT:
+        if self.batch_creates_from is not None and len(jobs) >= self.batch_creates_from:
             return self._create_in_batches(entity, jobs)
         self._own_calls += len(jobs)
 

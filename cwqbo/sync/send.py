@@ -23,12 +23,15 @@ from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
 from cwqbo.quickbooks import query as qbo_query
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp, QBOError, QBOFault
-from cwqbo.sync.in_flight import in_flight
+from cwqbo.sync.in_flight import LIMIT as IN_FLIGHT, in_flight
 from cwqbo.sync.run_state import RunState, Work
 from cwqbo.sync.model import PlanLine, PlannedDocument
 
 CHUNK = 30  # QBO batch limit
 BATCHES_AHEAD = 12  # QBO batch calls queued while the next slice is prepared: ~18 s of the batch budget, 360 documents
+# A batch call's share of the batch budget (60/40 s) holds as many single requests (~475 a minute): creates beyond
+# this many per queued document batch would keep this thread longer than the queue keeps the batch budget busy.
+SINGLES_PER_BATCH_SLOT = 12
 PROBE_CHUNK = 250  # DocNumbers per IN (...) probe (long statements go as a POST body)
 DOC_ENTITIES = ("Invoice", "CreditMemo")
 CUSTOM_TXN_MESSAGE = ("QuickBooks numbers documents itself (Custom transaction numbers is off), so cwqbo cannot "
@@ -115,6 +118,13 @@ class Sender:
             self._pool = None
         self._sending.clear()
 
+    def _batch_creates_from(self) -> int:
+        """How many customers or items to create before batch calls beat single requests: more than the single
+        budget can create while the documents already queued are sent (few queued: the first slices of a first
+        sync), and never fewer than a few in-flight singles take."""
+        queued = sum(1 for _, sent in self._sending if not sent.done())
+        return max(IN_FLIGHT + 1, SINGLES_PER_BATCH_SLOT * queued)
+
     def prepare(self, works: list[Work]) -> list[Work]:
         """needs → bulk resolve → documents; a mapping or resolve problem fails that invoice only."""
         deps = self.run.deps
@@ -130,7 +140,7 @@ class Sender:
         self.run.emit("resolve", f"matching customers and items for {len(needs)} invoice(s)")
         from cwqbo.sync.resolve import Resolver
         resolver = Resolver(deps.qbo, deps.store, deps.realm, deps.prefs)
-        resolver.batch_creates = not self._sending  # no document waits for the batch budget: use it
+        resolver.batch_creates_from = self._batch_creates_from()
         resolved = resolver.resolve(needs, create=not self.run.options.dry_run,
                                                                          dry_run=self.run.options.dry_run)
         sales = (getattr(resolved, "preferences", None) or {}).get("SalesFormsPrefs") or {}

@@ -238,16 +238,17 @@ def test_nothing_to_resolve_costs_no_call(sim, clock, store) -> None:
     assert res.refs == {} and qbo.calls == 0
 
 
-def test_many_creates_use_the_batch_budget_only_when_no_document_waits_for_it(sim, clock, monkeypatch) -> None:
+def test_many_creates_use_the_batch_budget_only_when_few_documents_wait_for_it(sim, clock, monkeypatch) -> None:
     needs = {i: need(300 + i, f"Batchable {i}") for i in range(35)}
     idle = resolver(sim, clock, Store.memory())
-    idle.batch_creates = True  # the sender has nothing queued: the batch budget would sit idle
+    idle.batch_creates_from = 35  # the sender has little queued: the batch budget would sit idle
     calls: list[int] = []
     real = type(idle.qbo).batch
     monkeypatch.setattr(type(idle.qbo), "batch", lambda self, items, request_id=None: calls.append(len(items))
                         or real(self, items, request_id))
     assert idle.resolve(needs).errors == {} and calls == [30, 5]
     busy = resolver(sim, clock, Store.memory())  # documents are queued: creates stay single requests
+    busy.batch_creates_from = 36
     more = {i: need(400 + i, f"Single {i}") for i in range(35)}
     calls.clear()
     assert busy.resolve(more).errors == {} and calls == []
