@@ -255,7 +255,8 @@ def _item_json(i: ItemResult) -> dict[str, Any]:
 def report_data(report: SyncReport) -> dict[str, Any]:
     return {"run_id": report.run_id, "dry_run": report.dry_run, "status": report.status,
             "created": report.created, "failed": report.failed, "skipped": report.skipped,
-            "batch_identifier": report.batch_identifier, "batch_error": report.batch_error,
+            "batch_identifier": report.batch_identifier, "batch_identifiers": report.batch_identifiers,
+            "batch_error": report.batch_error,
             "qbo_calls": report.qbo_calls, "cw_calls": report.cw_calls, "duration_seconds": round(report.duration, 3),
             "message": report.message, "items": [_item_json(i) for i in report.items],
             "waiting": report.waiting,

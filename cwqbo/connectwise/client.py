@@ -436,19 +436,19 @@ class CWClient:
             raise RemoteError("ConnectWise's GL export answer is not an object")
         return data
 
-    def create_batch(self, identifier: str, gl_entry_ids: Iterable[int]) -> dict[str, Any]:
+    def create_batch(self, identifier: str, gl_entry_ids: Iterable[int]) -> None:
         """POST one accounting batch of exactly these GL entries (`CreateAccountingBatchRequest`).
 
-        Sent once: never retried after it may have reached ConnectWise. The answer is a `GLExport` of what was
-        batched; the batch record itself is read back with `find_batch`.
+        Sent once: never retried after it may have reached ConnectWise. The answer (a `GLExport` of everything
+        batched, megabytes for a large batch) is not decoded: the batch is verified by what ConnectWise then holds
+        (`find_batch`, `batch_entry_ids`).
         """
         ids = sorted({int(i) for i in gl_entry_ids})
         if not ids:
             raise ValueError("create_batch needs at least one GL entry id")
         body = {"batchIdentifier": _identifier(identifier), "exportInvoicesFlag": True,
                 "exportExpensesFlag": False, "exportProductsFlag": False, "processedRecordIds": ids}
-        data = self.post_json("/finance/accounting/batches", body)
-        return data if isinstance(data, dict) else {}
+        self._request("POST", "/finance/accounting/batches", json_body=body, idempotent=False)
 
     def list_batches(self, conditions: str | None = None) -> list[dict[str, Any]]:
         return list(self.iter_pages("/finance/accounting/batches", conditions, order_by="id asc"))

@@ -214,6 +214,11 @@ def created_not_batched(store: Store) -> list[LedgerRow]:
     return [LedgerRow.from_row(r) for r in _rows(store, "select * from ledger where state = 'created' order by cw_id")]
 
 
+def created_not_batched_ids(store: Store) -> list[int]:
+    """The same invoices' ids only: what a large run can hold at once (the rows are read a part at a time)."""
+    return [int(r["cw_id"]) for r in _rows(store, "select cw_id from ledger where state = 'created' order by cw_id")]
+
+
 def mark_batched(store: Store, cw_ids: Iterable[int], identifier: str, *, now: str | None = None) -> None:
     at = now or iso()
     with _tx(store):

@@ -1,12 +1,16 @@
 """The ConnectWise accounting batch: exactly the invoices QBO confirmed, as ConnectWise's Accounting Interface does it.
 
 1. Read the confirmed invoices' unposted rows (linked by `billingLogId`, cross-checked by invoice number).
-2. Export them (`POST /finance/accounting/export`, a read) and check the export holds exactly them, with our totals
-   (`connectwise.accounting.check_export`); anything else batches nothing and says why.
+2. Export them (`POST /finance/accounting/export`, a read; 1,000 invoices a request) and check each export holds
+   exactly them, with our totals (`connectwise.accounting.check_export`), and that no GL entry appears twice;
+   anything else batches nothing and says why.
 3. Record the batch, with the export's GL entry ids, in the ledger *before* the POST.
 4. POST one batch whose `processedRecordIds` are exactly those GL entry ids; after a 2xx it is never posted again.
 5. Verify it by what ConnectWise holds: the batch's entries (`/batches/{id}/entries`) are exactly ours.
 A crash or a lost answer anywhere is settled by `settle` (next run, or at once), by looking, never by re-posting.
+
+A run batches at most BATCH_INVOICES invoices per ConnectWise batch, one batch after the other: a 100,000-invoice
+first sync makes a few batches of bounded size instead of one request (and one answer) of hundreds of megabytes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from cwqbo.sync.run_state import RunState
 from cwqbo.sync.selection import changed_invoices, still_closed
 
 EXTERNAL_BATCH = "(exported outside cwqbo)"
+BATCH_INVOICES = 5000  # invoices per ConnectWise batch: bounds request, answer and memory whatever the run's size
+EXPORT_CHUNK = 1000  # invoices per export request (ConnectWise's page size)
 IDENTIFIER_ATTEMPTS = 3  # identifiers tried when another profile takes ours between the look-up and the POST
 CHECK_BATCHES = "check Finance › Accounting Interface › Batches in ConnectWise"
 
@@ -59,8 +65,9 @@ def _unposted(run: RunState, rows: list[ledger.LedgerRow]) -> list[Pair]:
     gone = [r.cw_id for r in rows if r.cw_id not in unposted and still_closed(deps.store, r.cw_id)]
     if gone:
         ledger.mark_batched(deps.store, gone, EXTERNAL_BATCH, now=run.now())
-        run.report.message = (f"{len(gone)} invoice(s) were already exported in ConnectWise by someone else; "
-                              "they are in QuickBooks and were not batched again")
+        note = (f"{len(gone)} invoice(s) were already exported in ConnectWise by someone else; "
+                "they are in QuickBooks and were not batched again")
+        run.report.message = f"{run.report.message}; {note}" if run.report.message else note
     renumbered = [r for r in rows if r.cw_id in unposted and unposted[r.cw_id].number != r.invoice_number]
     if renumbered:
         run.report.batch_error = "; ".join(
@@ -70,41 +77,77 @@ def _unposted(run: RunState, rows: list[ledger.LedgerRow]) -> list[Pair]:
 
 
 def batch_confirmed(run: RunState) -> None:
-    """Export and batch exactly the invoices QBO confirmed and CW still lists as unposted."""
+    """Export and batch exactly the invoices QBO confirmed and CW still lists as unposted, BATCH_INVOICES at a time.
+
+    A part that can't be batched (a problem, a refusal, an answer that can't be verified) stops the run's batching:
+    the parts before it stay batched, the rest waits for the next run.
+    """
     deps = run.deps
     if ledger.pending_batches(deps.store):
         return  # an unsettled batch may already hold these invoices: it is settled first (a later run)
     stale = {inv.id for inv in changed_invoices(deps.store)}  # edited in CW since: QBO holds an older total
-    rows = [r for r in ledger.created_not_batched(deps.store) if r.cw_id not in stale]
-    if not rows:
+    ids = [i for i in ledger.created_not_batched_ids(deps.store) if i not in stale]
+    if not ids:
         return
-    run.emit("batch", f"exporting {len(rows)} invoice(s) from ConnectWise's accounting interface")
+    run.emit("batch", f"exporting {len(ids)} invoice(s) from ConnectWise's accounting interface")
+    for start in range(0, len(ids), BATCH_INVOICES):
+        part = ids[start:start + BATCH_INVOICES]
+        found = ledger.get_many(deps.store, part)
+        if not _batch_part(run, [found[i] for i in part if i in found]):
+            return
+
+
+def _batch_part(run: RunState, rows: list[ledger.LedgerRow]) -> bool:
+    """One ConnectWise batch of these confirmed invoices; False when batching must stop (the reason is reported)."""
+    deps = run.deps
     found = _unposted(run, rows)
     if not found:
-        return
+        return run.report.batch_error is None
     try:
         ident = _free_identifier(run)
-        export = deps.cw.export_invoices(ident, [accounting.export_invoice_id(u) for _, u in found])
+        check = _export(run, ident, found)
     except CwqboError as exc:
         run.report.batch_error = f"could not export the invoices from ConnectWise: {exc}"
-        return
+        return False
     crashpoints.crashpoint("sync.after_cw_export")
-    check = accounting.check_export(export, [accounting.Expected(r.cw_id, r.invoice_number, _total(run, r))
-                                             for r, _ in found])
     if check.problems:
-        run.report.batch_error = (f"nothing was batched in ConnectWise: {'; '.join(check.problems)}. The invoices "
-                                  "are in QuickBooks; check ConnectWise's accounting interface, then re-run")
-        return
+        before = (f" ({len(run.report.batched_ids)} invoice(s) before them were)" if run.report.batched_ids else "")
+        run.report.batch_error = (f"{len(found)} invoice(s) were not batched in ConnectWise{before}: "
+                                  f"{'; '.join(check.problems)}. " if run.report.batched_ids else
+                                  f"nothing was batched in ConnectWise: {'; '.join(check.problems)}. ") + \
+            "The invoices are in QuickBooks; check ConnectWise's accounting interface, then re-run"
+        return False
     if check.missing:
         _report_missing(run, check.missing)
     if not check.gl_ids:
-        return
-    _post(run, ident, sorted(check.gl_ids), check.all_gl_ids())
+        return True
+    return _post(run, ident, sorted(check.gl_ids), check.all_gl_ids())
 
 
-def _post(run: RunState, ident: str, invoice_ids: list[int], gl_ids: list[int]) -> None:
-    """Record, POST once, verify. A refusal (4xx) posted nothing: when only the identifier was taken meanwhile
-    (another profile on the same ConnectWise), the next identifier is tried; any other outcome is settled by looking."""
+def _export(run: RunState, ident: str, found: list[Pair]) -> accounting.ExportCheck:
+    """The GL exports of these invoices, EXPORT_CHUNK per request, checked one by one and merged into one check."""
+    merged = accounting.ExportCheck()
+    owner: dict[int, int] = {}
+    for start in range(0, len(found), EXPORT_CHUNK):
+        part = found[start:start + EXPORT_CHUNK]
+        export = run.deps.cw.export_invoices(ident, [accounting.export_invoice_id(u) for _, u in part])
+        check = accounting.check_export(export, [accounting.Expected(r.cw_id, r.invoice_number, _total(run, r))
+                                                 for r, _ in part])
+        del export
+        merged.problems.extend(check.problems)
+        merged.missing.extend(check.missing)
+        for cw_id, gl_ids in check.gl_ids.items():
+            for gl in gl_ids:
+                if owner.setdefault(gl, cw_id) != cw_id:
+                    merged.problems.append(f"GL entry {gl} is listed for both invoice ids {owner[gl]} and {cw_id}")
+            merged.gl_ids[cw_id] = gl_ids
+    return merged
+
+
+def _post(run: RunState, ident: str, invoice_ids: list[int], gl_ids: list[int]) -> bool:
+    """Record, POST once, verify; True when ConnectWise holds the batch. A refusal (4xx) posted nothing: when only
+    the identifier was taken meanwhile (another profile on the same ConnectWise), the next identifier is tried;
+    any other outcome is settled by looking."""
     deps = run.deps
     for _attempt in range(IDENTIFIER_ATTEMPTS):
         ledger.record_batch_pending(deps.store, ident, invoice_ids, run.run_id, gl_entry_ids=gl_ids, now=run.now())
@@ -114,25 +157,24 @@ def _post(run: RunState, ident: str, invoice_ids: list[int], gl_ids: list[int]) 
             deps.cw.create_batch(ident, gl_ids)
         except RemoteError as exc:
             if exc.status is None or not 400 <= exc.status < 500:
-                settle(run, ident)  # the answer was lost: look, never post again blind
-                return
+                return settle(run, ident)  # the answer was lost: look, never post again blind
             ledger.mark_batch_failed(deps.store, ident, str(exc))
             if _taken(run, ident):
                 ident = _free_identifier(run)
                 continue
             run.report.batch_error = (f"ConnectWise refused batch {ident} ({exc}); the invoices are in QuickBooks "
                                       "and the next run batches them")
-            return
+            return False
         except CwqboError as exc:  # auth or permission: ConnectWise did not take it
             ledger.mark_batch_failed(deps.store, ident, str(exc))
             run.report.batch_error = f"ConnectWise batch {ident} was not created: {exc}"
-            return
+            return False
         crashpoints.crashpoint("sync.after_cw_batch")
         ledger.mark_batch_posted(deps.store, ident)
-        settle(run, ident)
-        return
+        return settle(run, ident)
     run.report.batch_error = (f"no free ConnectWise batch identifier after {ident}; the invoices are in QuickBooks "
                               "and the next run batches them")
+    return False
 
 
 def _taken(run: RunState, ident: str) -> bool:
@@ -184,8 +226,9 @@ def _free_identifier(run: RunState) -> str:
     return ledger.next_batch_identifier(run.deps.store, day, seen)
 
 
-def settle(run: RunState, identifier: str) -> None:
+def settle(run: RunState, identifier: str) -> bool:
     """Decide an unsettled batch by what ConnectWise holds: created (exactly our GL entries), or not created.
+    True when it is created.
 
     A `pending` batch ConnectWise doesn't have was never created: failed, its invoices go into a later batch. A
     `posted` batch (ConnectWise said 2xx) is never failed: if it can't be verified it stays, loudly, for a person.
@@ -193,26 +236,26 @@ def settle(run: RunState, identifier: str) -> None:
     deps = run.deps
     batch = ledger.get_batch(deps.store, identifier)
     if batch is None or batch.state not in ("pending", "posted"):
-        return
+        return False
     try:
         found = deps.cw.find_batch(identifier)
         entries = deps.cw.batch_entry_ids(int(found["id"])) if found and found.get("id") is not None else set()
     except CwqboError as exc:
         run.report.batch_error = f"could not check ConnectWise batch {identifier}: {exc}"
         ledger.note_batch_error(deps.store, identifier, run.report.batch_error)
-        return
+        return False
     ours = set(batch.gl_entry_ids)
     if found is not None and ours and entries == ours:
         ledger.mark_batch_created(deps.store, identifier, as_int(found.get("id")), now=run.now())
-        run.report.batch_identifier = identifier
-        run.report.batched_ids = list(batch.invoice_ids)
-        return
+        run.report.add_batch(identifier, batch.invoice_ids)
+        return True
     if batch.state == "posted" or (found is not None and entries & ours):
         run.report.batch_error = (f"ConnectWise batch {identifier} does not hold exactly the GL entries cwqbo "
                                   f"exported ({len(entries & ours)} of {len(ours)}, {len(entries - ours)} others); "
                                   f"it is not posted again and its invoices wait: {CHECK_BATCHES}")
         ledger.note_batch_error(deps.store, identifier, run.report.batch_error)
-        return
+        return False
     why = ("the identifier is used in ConnectWise by a batch of other GL entries" if found is not None
            else "not found in ConnectWise")
     ledger.mark_batch_failed(deps.store, identifier, f"{why}; its invoices go into the next batch")
+    return False

@@ -137,6 +137,14 @@ class SyncReport:
     plan_updates: list[PlannedUpdate] = field(default_factory=list)
     plan_batch: list[str] = field(default_factory=list)  # invoice numbers a real run would batch in ConnectWise
     waiting: int = 0  # failures already reported, unchanged since: not a new alarm (see RunState.fail)
+    batch_identifiers: list[str] = field(default_factory=list)  # every ConnectWise batch the run created, in order
+
+    def add_batch(self, identifier: str, invoice_ids: list[int]) -> None:
+        """A ConnectWise batch created (and verified) by this run; `batch_identifier` names them all."""
+        self.batch_identifiers.append(identifier)
+        self.batched_ids.extend(invoice_ids)
+        first, last = self.batch_identifiers[0], self.batch_identifiers[-1]
+        self.batch_identifier = first if first == last else f"{first} to {last}"
 
     @property
     def ok(self) -> bool:

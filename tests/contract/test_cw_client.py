@@ -297,6 +297,18 @@ def test_503_and_timeouts_retry_then_give_up_as_remote_error() -> None:
     assert ei.value.status == 503
 
 
+def test_create_batch_sends_once_and_leaves_the_answer_undecoded() -> None:
+    """The answer is a GLExport of everything batched (megabytes): the batch is verified by looking instead."""
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return httpx.Response(201, content=b'{"transactions": [' + b'{"glEntryIds": "1"},' * 50_000 + b"")
+
+    assert make(handler).create_batch("cwqbo-1", [12, 11]) is None  # a truncated answer is not even parsed
+    assert len(bodies) == 1 and b'"processedRecordIds":[11,12]' in bodies[0]
+
+
 def test_post_is_not_retried_after_possible_commit_but_is_after_429() -> None:
     calls = {"n": 0}
 

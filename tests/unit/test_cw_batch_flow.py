@@ -190,3 +190,73 @@ def test_an_invoice_without_gl_entries_is_reported_once_then_waits_quietly(stuck
     named = world.sync(selection="invoices", invoice_numbers=(world.sandbox.cw.invoice(stuck)["invoiceNumber"],))
     assert named.batch_error and "no GL entries" in named.batch_error  # asked for by name: said again
     assert ledger.get(world.store, stuck).state == "created"
+
+
+def test_a_large_run_makes_several_batches_of_bounded_size_each_verified(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BATCH_INVOICES per batch, EXPORT_CHUNK per export request: 100,000 invoices never make one huge request."""
+    monkeypatch.setattr(cw_batch, "BATCH_INVOICES", 7)
+    monkeypatch.setattr(cw_batch, "EXPORT_CHUNK", 3)
+    exports: list[int] = []
+    original_export = CWClient.export_invoices
+
+    def counting_export(self: CWClient, identifier: str, ids: Any) -> dict[str, Any]:
+        exports.append(len(list(ids)))
+        return original_export(self, identifier, ids)
+
+    monkeypatch.setattr(CWClient, "export_invoices", counting_export)
+    sent = _posts(world, monkeypatch)
+    report = world.sync()
+    batchable = _synced(world) - set(world.sandbox.cw.no_gl_invoice_ids())
+    assert report.batch_error is None and set(report.batched_ids) == batchable
+    assert len(sent) == len(world.cw_batches()) == len(report.batch_identifiers) == -(-len(batchable) // 7)
+    assert max(exports) == 3 and sum(exports) == len(batchable)
+    assert all(ledger.get_batch(world.store, b).state == "created" for b in report.batch_identifiers)
+    assert report.batch_identifier == f"{report.batch_identifiers[0]} to {report.batch_identifiers[-1]}"
+    assert not batchable & set(world.sandbox.cw.unposted_ids())
+
+
+def test_a_gl_entry_in_two_export_requests_batches_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cw_batch, "EXPORT_CHUNK", 3)
+    original_export = CWClient.export_invoices
+    first: list[str] = []
+
+    def sharing(self: CWClient, identifier: str, ids: Any) -> dict[str, Any]:
+        export = original_export(self, identifier, ids)
+        tx = export["transactions"]
+        if not first:
+            first.append(tx[0]["glEntryIds"])
+        else:  # a later request lists the first request's GL entry under one of its own invoices
+            tx[0]["glEntryIds"] = f"{tx[0]['glEntryIds']},{first[0].split(',')[0]}"
+        return export
+
+    monkeypatch.setattr(CWClient, "export_invoices", sharing)
+    sent = _posts(world, monkeypatch)
+    report = world.sync()
+    assert sent == [] and world.cw_batches() == []
+    assert report.batch_error and "nothing was batched" in report.batch_error and "listed for both" in report.batch_error
+
+
+def test_a_part_that_cannot_be_batched_stops_batching_and_keeps_the_parts_before(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cw_batch, "BATCH_INVOICES", 7)
+    original_export = CWClient.export_invoices
+    calls: list[int] = []
+
+    def second_part_is_wrong(self: CWClient, identifier: str, ids: Any) -> dict[str, Any]:
+        export = original_export(self, identifier, ids)
+        calls.append(1)
+        if len(calls) == 2:
+            export["transactions"][0]["total"] = "1.00"
+        return export
+
+    monkeypatch.setattr(CWClient, "export_invoices", second_part_is_wrong)
+    report = world.sync()
+    assert len(world.cw_batches()) == 1 and len(report.batched_ids) == 7
+    assert report.batch_error and "were not batched in ConnectWise (7 invoice(s) before them were)" in \
+        report.batch_error
+    waiting = _synced(world) - set(report.batched_ids) - set(world.sandbox.cw.no_gl_invoice_ids())
+    assert waiting and waiting <= set(world.sandbox.cw.unposted_ids())
+    monkeypatch.setattr(CWClient, "export_invoices", original_export)
+    again = world.sync()
+    assert again.batch_error is None and set(again.batched_ids) == waiting
