@@ -179,19 +179,14 @@ def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
                        tax=expected - lines_total)
 
 
-def _canonical(obj: object) -> object:
-    if isinstance(obj, dict):
-        return {k: _canonical(obj[k]) for k in sorted(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_canonical(v) for v in obj]
-    if isinstance(obj, Decimal):
-        return obj.normalize()
-    return obj
+def payload_json(payload: dict[str, Any]) -> tuple[str, str]:
+    """The exact JSON text sent to QBO (keys in the order mapping builds them, numbers exact) and its sha256.
 
-
-def payload_hash(payload: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON (sorted keys, exact numbers); same document → same hash → same requestid."""
-    return hashlib.sha256(money.dumps(_canonical(payload)).encode()).hexdigest()
+    Serialised once: the batch call sends this very text, so the hash (and the requestid derived from it) is of
+    the bytes QuickBooks receives. Same invoice, same prefs, same references → same text → same requestid.
+    """
+    text = money.dumps(payload)
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _CHECK_ID = "(check)"  # the id readiness gives every reference it assumes the sync would resolve

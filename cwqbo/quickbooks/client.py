@@ -103,10 +103,16 @@ class BatchOp:
     payload: dict[str, Any] | None = None
     query: str | None = None
     options: str | None = None
+    text: str | None = None  # the payload already serialised (`create_text`): sent as is, never re-encoded
 
     @classmethod
     def create(cls, bid: str, entity: str, payload: dict[str, Any]) -> "BatchOp":
         return cls(bid, "create", entity, payload)
+
+    @classmethod
+    def create_text(cls, bid: str, entity: str, payload_text: str) -> "BatchOp":
+        """A create whose payload is exact JSON text (serialised once by the caller, who hashed those bytes)."""
+        return cls(bid, "create", entity, text=payload_text)
 
     @classmethod
     def update(cls, bid: str, entity: str, payload: dict[str, Any], *, sparse: bool = True) -> "BatchOp":
@@ -127,12 +133,23 @@ class BatchOp:
     def to_json(self) -> dict[str, Any]:
         if self.operation == "query":
             return {"bId": self.bid, "Query": self.query}
+        if self.text is not None:
+            item: dict[str, Any] = money.loads(self.to_text())
+            return item
         if not self.entity or self.payload is None:
             raise ValueError(f"batch item {self.bid!r}: {self.operation} needs an entity and a payload")
-        item: dict[str, Any] = {"bId": self.bid, "operation": self.operation, self.entity: self.payload}
+        item = {"bId": self.bid, "operation": self.operation, self.entity: self.payload}
         if self.options:
             item["optionsData"] = self.options
         return item
+
+    def to_text(self) -> str:
+        """The item as JSON text; a `create_text` payload goes in verbatim."""
+        if self.text is None:
+            return money.dumps(self.to_json())
+        if not self.entity:
+            raise ValueError(f"batch item {self.bid!r}: create needs an entity")
+        return (f'{{"bId":{money.dumps(self.bid)},"operation":"create",{money.dumps(self.entity)}:{self.text}}}')
 
 
 @dataclass(frozen=True)
@@ -476,8 +493,8 @@ class QBOClient:
         if len(set(bids)) != len(bids) or not all(bids):
             raise ValueError("batch bIds must be unique and non-empty")
         rid = _check_request_id(request_id or str(uuid.uuid4()), BATCH_REQUEST_ID_MAX)
-        body, tid = self._send("POST", "batch", body={"BatchItemRequest": [op.to_json() for op in items]},
-                               params={"requestid": rid}, write=True, batch=True)
+        content = '{"BatchItemRequest":[' + ",".join(op.to_text() for op in items) + "]}"
+        body, tid = self._send("POST", "batch", content=content, params={"requestid": rid}, write=True, batch=True)
         return parse_batch(body, tid)
 
     def close(self) -> None:

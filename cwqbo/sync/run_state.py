@@ -28,6 +28,7 @@ class Work:
     doc: QBODocument | None = None
     refs: Refs | None = None
     payload: dict[str, object] | None = None
+    payload_text: str = ""  # the payload as sent: serialised once, hashed, then sent verbatim
     payload_hash: str = ""
     request_id: str = ""
     result: ItemResult | None = None

@@ -51,6 +51,12 @@ def _doc(w: Work) -> QBODocument:
     return w.doc
 
 
+def _sent_text(w: Work) -> str:
+    """The payload text `prepare` serialised and hashed: what is sent, byte for byte."""
+    assert w.payload_text, f"invoice {w.inv.number} has no serialised payload yet"
+    return w.payload_text
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -166,7 +172,7 @@ class Sender:
                 self.run.fail(w, exc.explained())
                 continue
             w.payload = with_marker(_doc(w).payload, w.inv.id)
-            w.payload_hash = document.payload_hash(w.payload)
+            w.payload_text, w.payload_hash = document.payload_json(w.payload)
             ready.append(w)
         self.run.commit()  # the mapping failures, in one transaction
         return ready
@@ -260,7 +266,7 @@ class Sender:
         deps = self.run.deps
         ledger.record_intents(deps.store, [self._intent(w) for w in chunk], self.run.run_id, now=self.run.now())
         crashpoints.crashpoint("sync.after_intent")
-        ops = [BatchOp.create(str(i), _doc(w).entity, w.payload or {}) for i, w in enumerate(chunk)]
+        ops = [BatchOp.create_text(str(i), _doc(w).entity, _sent_text(w)) for i, w in enumerate(chunk)]
         self.run.emit("create", f"sending {len(chunk)} document(s) to QuickBooks")
         request_id = ledger.batch_request_id((w.request_id for w in chunk), salt=f"run-{self.run.run_id}")
         if self._pool is None:

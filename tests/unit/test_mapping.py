@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ from cwqbo import money
 from cwqbo.clock import ManualClock
 from cwqbo.errors import CwqboError
 from cwqbo.mapping.customers import customer_display_name, disambiguated_name
-from cwqbo.mapping.document import build_document, needs, payload_hash, readiness
+from cwqbo.mapping.document import build_document, needs, payload_json, readiness
 from cwqbo.mapping.errors import MappingError
 from cwqbo.mapping.reconciliation import adjustment_line, reconcile
 from cwqbo.mapping.refs import ItemRef, Needs, Refs
@@ -464,14 +465,16 @@ def test_non_us_default_code_and_missing_mapping() -> None:
 
 # --- hashing and reconciliation --------------------------------------------------------------------
 
-def test_payload_hash_is_stable_and_sensitive() -> None:
+def test_payload_hash_is_of_the_exact_text_sent_and_stable_and_sensitive() -> None:
     a, _ = build(BASIC)
     b, _ = build(BASIC)
-    assert payload_hash(a) == payload_hash(b) and len(payload_hash(a)) == 64
-    assert payload_hash(dict(reversed(list(a.items())))) == payload_hash(a)
+    text, digest = payload_json(a)
+    assert payload_json(b) == (text, digest) and len(digest) == 64
+    assert hashlib.sha256(text.encode()).hexdigest() == digest and money.loads(text) == a  # what QBO receives
+    assert "e+" not in text.lower() and '"Amount":' in text  # exact numbers, never float notation
     prefs = Prefs()
     prefs.fields.docnumber_prefix = "X"
-    assert payload_hash(build(BASIC, prefs)[0]) != payload_hash(a)
+    assert payload_json(build(BASIC, prefs)[0])[1] != digest
 
 
 def test_reconcile_exact_to_the_cent() -> None:

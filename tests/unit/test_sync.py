@@ -375,3 +375,32 @@ def test_cw_batch_response_lost_after_commit_is_not_batched_twice(world: World) 
     batches = world.cw_batches()
     assert len(batches) == 1 and sorted(batches[0]["invoices"]) == sorted(synced)
     assert report.batch_identifier == batches[0]["batchIdentifier"] and report.batch_error is None
+
+
+def test_each_document_is_serialised_once_and_its_hash_is_of_the_bytes_sent(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The requestid derives from the payload hash: it must be the hash of what QuickBooks received, byte for byte."""
+    import hashlib
+
+    from cwqbo import money
+
+    bodies: list[str] = []
+    original = world.sandbox.qbo.handle
+
+    def capture(request: Any) -> Any:
+        if request.url.path.endswith("/batch"):
+            bodies.append(request.content.decode())
+        return original(request)
+
+    monkeypatch.setattr(world.sandbox.qbo, "handle", capture)
+    world.sync()
+    hashes = {r.payload_hash for r in ledger.all_rows(world.store) if r.state in ("created", "batched")}
+    sent: set[str] = set()
+    for body in bodies:
+        for item in money.loads(body)["BatchItemRequest"]:
+            for entity in ("Invoice", "CreditMemo"):
+                if entity in item:
+                    text = money.dumps(item[entity])
+                    assert f'"{entity}":{text}}}' in body, "the payload travels verbatim"
+                    sent.add(hashlib.sha256(text.encode()).hexdigest())
+    assert hashes and hashes == sent
