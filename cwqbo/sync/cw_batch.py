@@ -111,11 +111,11 @@ def _batch_part(run: RunState, rows: list[ledger.LedgerRow]) -> bool:
         return False
     crashpoints.crashpoint("sync.after_cw_export")
     if check.problems:
-        before = (f" ({len(run.report.batched_ids)} invoice(s) before them were)" if run.report.batched_ids else "")
-        run.report.batch_error = (f"{len(found)} invoice(s) were not batched in ConnectWise{before}: "
-                                  f"{'; '.join(check.problems)}. " if run.report.batched_ids else
-                                  f"nothing was batched in ConnectWise: {'; '.join(check.problems)}. ") + \
-            "The invoices are in QuickBooks; check ConnectWise's accounting interface, then re-run"
+        done = len(run.report.batched_ids)
+        head = (f"{len(found)} invoice(s) were not batched in ConnectWise ({done} invoice(s) before them were)"
+                if done else "nothing was batched in ConnectWise")
+        run.report.batch_error = (f"{head}: {'; '.join(check.problems)}. The invoices are in QuickBooks; check "
+                                  "ConnectWise's accounting interface, then re-run")
         return False
     if check.missing:
         _report_missing(run, check.missing)
