@@ -82,22 +82,31 @@ def csv_text(items: Iterable[dict[str, Any]]) -> str:
     return "".join(csv_chunks(items))
 
 
-def _emit_json_listing(data: dict[str, Any], items: Iterable[dict[str, Any]]) -> None:
-    """`render.emit_json` for a listing, with `data.invoices` written as it is produced (same bytes when piped)."""
+def _listing_data(count: int, total: Any, result: DiscoverResult | None) -> dict[str, Any]:
+    return {"count": count, "total": str(total), "invoices": None, "refresh": None if result is None else {
+        "fetched": result.fetched, "in_scope": result.in_scope, "removed": result.removed,
+        "full": result.full, "cw_calls": result.cw_calls, "problems": list(result.problems)}}
+
+
+def _emit_json_listing(data: dict[str, Any], items: Iterable[dict[str, Any] | str]) -> None:
+    """`render.emit_json` for a listing, with `data.invoices` written as it is produced. An item is a dict, or its
+    JSON text already (`readiness.listing_json`, built by SQLite); the items are compact either way."""
     import json
 
     from cwqbo.cli import render
 
     stream = render.console("out").file
     if getattr(stream, "isatty", lambda: False)():  # indented for a person: not worth streaming
-        render.emit_json("list-unsynced", "ok", 0, {**data, "invoices": list(items)})
+        render.emit_json("list-unsynced", "ok", 0, {**data, "invoices": [
+            json.loads(it) if isinstance(it, str) else it for it in items]})
         return
     marker = "\x00invoices\x00"
     head, tail = json.dumps(render.envelope("list-unsynced", "ok", 0, {**data, "invoices": marker}),
                             ensure_ascii=False).split(json.dumps(marker), 1)
     stream.write(head + "[")
     for n, it in enumerate(items):
-        stream.write((", " if n else "") + json.dumps(it, ensure_ascii=False))
+        text = it if isinstance(it, str) else json.dumps(it, ensure_ascii=False, separators=(",", ":"))
+        stream.write(("," if n else "") + text)
     stream.write("]" + tail + "\n")
     stream.flush()
 
@@ -224,6 +233,13 @@ def list_unsynced(
         _warn_problems(result, as_json)
         # Count and total in SQL; rows without their record JSON (read only for a verdict not yet memoised).
         count, total = cache.unsynced_summary(store, since=since_date, company=company)
+        if as_json and not csv_out and output is None and sort != "total":
+            from cwqbo.sync.readiness import listing_json
+
+            _emit_json_listing(_listing_data(count, total, result), listing_json(
+                store, profile.prefs, str(profile.quickbooks.realm_id or "") or None, since=since_date,
+                company=company, sort=sort))
+            return
         documents = as_json or csv_out or output is not None  # every row; the table shows the first `limit`
         rows = cache.unsynced(store, since=since_date, company=company, sort=sort, light=True,
                               limit=None if documents or limit == 0 else limit)
@@ -235,10 +251,7 @@ def list_unsynced(
             if csv_out or output is not None:
                 _write_csv(csv_chunks(items), output, as_json, count)
             if as_json:
-                data = {"count": count, "total": str(total), "invoices": None, "refresh": None if result is None else {
-                    "fetched": result.fetched, "in_scope": result.in_scope, "removed": result.removed,
-                    "full": result.full, "cw_calls": result.cw_calls, "problems": list(result.problems)}}
-                _emit_json_listing(data, items)
+                _emit_json_listing(_listing_data(count, total, result), items)
             return
         shown = list(invoice_rows(store, rows, profile.prefs, realm))
     finally:

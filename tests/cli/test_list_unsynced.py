@@ -197,3 +197,36 @@ def test_streamed_json_and_csv_list_every_row_once(sandbox: Any, runner: CliRunn
     assert [int(r["cw_id"]) for r in rows] == [i["cw_id"] for i in doc["data"]["invoices"]]
     item = doc["data"]["invoices"][0]
     assert "".join(csv_chunks([item] * 5, every=2)).count("\n") == 6  # header + 5, across chunks
+
+
+def test_json_built_by_sqlite_says_exactly_what_the_item_by_item_listing_says(
+        sandbox: Any, runner: CliRunner, home: Path) -> None:
+    """`--json` (sorted by date, number or company) has SQLite build the items from the memoised verdicts; `--sort
+    total` goes item by item. First listing (nothing memoised), second (all memoised), a document kept for review
+    (never memoised): the same invoices, fields and verdicts, and the order of each sort."""
+    from cwqbo.state.store import Store
+
+    def listing(*args: str) -> list[dict[str, Any]]:
+        result = runner.invoke(app, ["list-unsynced", "--no-refresh", "--json", *args])
+        assert result.exit_code == 0, result.output
+        items: list[dict[str, Any]] = json.loads(result.stdout)["data"]["invoices"]
+        return items
+
+    assert runner.invoke(app, ["list-unsynced", "--json"]).exit_code == 0  # reads ConnectWise into the cache
+    store = Store.open(home / "cwqbo-default.db")
+    store.db.execute("DELETE FROM readiness")  # nothing memoised: every verdict judged item by item
+    store.db.conn.commit()
+    store.close()
+    first = listing()
+    memoised = listing()
+    reference = {i["cw_id"]: i for i in listing("--sort", "total")}
+    assert first == memoised and {i["cw_id"]: i for i in memoised} == reference and len(reference) > 5
+    assert [i["date"] for i in memoised] == sorted(i["date"] for i in memoised)
+    assert [i["number"] for i in listing("--sort", "number")] == sorted(i["number"] for i in memoised)
+    kept = memoised[0]["cw_id"]
+    store = Store.open(home / "cwqbo-default.db")
+    store.db["ledger"].insert({"cw_id": kept, "state": "failed", "qbo_id": "77", "error": "kept for review"})
+    store.close()
+    after = {i["cw_id"]: i for i in listing()}
+    assert after == {i["cw_id"]: i for i in listing("--sort", "total")}
+    assert after[kept]["mapping_status"] != "ready" and after[kept] != reference[kept]
