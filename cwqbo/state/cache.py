@@ -172,7 +172,8 @@ _ORDER = {
 }
 
 
-def _unsynced_where(since: date | None, company: str | None) -> tuple[str, list[Any]]:
+def _unsynced_where(since: date | None, company: str | None, join: str = "") -> tuple[str, list[Any]]:
+    """The FROM … WHERE of the unsynced listing; `join` adds a LEFT JOIN (its parameters come first)."""
     where = ["i.in_scope = 1", "i.closed = 1", "i.unposted = 1",
              f"(l.state IS NULL OR l.state NOT IN ({', '.join('?' for _ in DONE_STATES)}))"]
     params: list[Any] = list(DONE_STATES)
@@ -182,7 +183,7 @@ def _unsynced_where(since: date | None, company: str | None) -> tuple[str, list[
     if company:
         where.append("(i.company_identifier = ? COLLATE NOCASE OR instr(lower(i.company_name), lower(?)) > 0)")
         params += [company, company]
-    return f"FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id WHERE {' AND '.join(where)}", params
+    return f"FROM invoices i LEFT JOIN ledger l ON l.cw_id = i.cw_id {join} WHERE {' AND '.join(where)}", params
 
 
 def unsynced(store: Store, *, since: date | None = None, company: str | None = None,
@@ -230,6 +231,11 @@ _ITEM_JSON = (
 )
 
 
+# A verdict memoised for this content and these prefs; never for a document kept for review (it depends on the ledger).
+_MEMO_JOIN = ("LEFT JOIN readiness r ON r.cw_id = i.cw_id AND r.prefs_hash = ? AND r.content_hash = i.content_hash "
+              "AND NOT (l.state = 'failed' AND l.qbo_id IS NOT NULL)")
+
+
 def unsynced_json(store: Store, prefs_hash: str, *, since: date | None = None, company: str | None = None,
                   sort: str = "date") -> Iterator[tuple[int, str, bool]]:
     """(cw_id, item JSON, memo hit) for every invoice `unsynced` lists, in `sort` order ("total" is refused: SQL
@@ -237,10 +243,7 @@ def unsynced_json(store: Store, prefs_hash: str, *, since: date | None = None, c
     document kept for review, whose verdict depends on the ledger) the item's verdict fields are null."""
     if sort not in _ORDER or sort == "total":
         raise UsageError(f"unsynced_json orders by {', '.join(k for k in SORT_KEYS if k != 'total')}, not {sort!r}")
-    frm, params = _unsynced_where(since, company)
-    frm = frm.replace(" WHERE ", " LEFT JOIN readiness r ON r.cw_id = i.cw_id AND r.prefs_hash = ? "
-                      "AND r.content_hash = i.content_hash AND NOT (l.state = 'failed' AND l.qbo_id IS NOT NULL) "
-                      "WHERE ", 1)
+    frm, params = _unsynced_where(since, company, join=_MEMO_JOIN)
     cursor = store.db.execute(f"SELECT i.cw_id, {_ITEM_JSON}, r.status IS NOT NULL {frm} ORDER BY {_ORDER[sort]}",
                               [prefs_hash, *params])
     while batch := cursor.fetchmany(1000):
