@@ -16,6 +16,7 @@ from cwqbo.quickbooks import query as q
 from cwqbo.sync.ref_cache import RefCache
 
 CHUNK = 50  # names per IN (...) list; keeps each statement short
+ID_CHUNK = 300  # ids per IN (...) list: a whole slice of customers (numbers, shorter than the DocNumber probe)
 KIND_ENTITY = {"customer": "Customer", "item": "Item", "taxcode": "TaxCode", "term": "Term", "class": "Class",
                "department": "Department"}
 PEOPLE = ("Customer", "Vendor", "Employee")
@@ -66,35 +67,46 @@ class Lookup:
         self.preferences: dict[str, Any] = {}
         self.country: str | None = None
         self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._sent = 0  # statements already run
 
     def _add(self, purpose: str, entity: str, conditions: list[str]) -> None:
         self.statements.append((purpose, entity, q.select(entity, conditions)))
 
     def _by_id(self, kind: str, ids: list[str]) -> None:
         entity = KIND_ENTITY[kind]
-        for start in range(0, len(ids), CHUNK):
-            self._add(f"id:{kind}", entity, [q.in_("Id", ids[start:start + CHUNK]), "Active IN (true, false)"])
+        for start in range(0, len(ids), ID_CHUNK):
+            self._add(f"id:{kind}", entity, [q.in_("Id", ids[start:start + ID_CHUNK]), "Active IN (true, false)"])
 
     def add_customers(self, specs: dict[str, CustomerSpec]) -> None:
+        """Read back the customers cached for these companies by id (still there and active?)."""
         cached = self.cache.cached("customer", specs)
         self.cached["customer"] = cached
         if cached:
             self._by_id("customer", sorted({row["qbo_id"] for row in cached.values()}))
+
+    def add_customer_names(self, specs: dict[str, CustomerSpec]) -> None:
+        """Look up by DisplayName the companies whose cached customer was not verified (or who have none):
+        among customers only; a vendor or employee holding a name is learnt from QBO's 6240 when creating."""
         names: set[str] = set()
         for key, spec in specs.items():
+            if key in self.verified["customer"]:
+                continue
             name = safe_display_name(str(spec.display_name))
             names.update({name, fallback_name(spec)})
-            if key in cached and cached[key]["name"]:
-                names.add(cached[key]["name"])
-        self.add_people(sorted(names))
+            row = self.cached["customer"].get(key)
+            if row is not None and row["name"]:
+                names.add(row["name"])
+        self.add_people(sorted(names), entities=("Customer",))
 
-    def add_people(self, names: list[str]) -> None:
-        for entity in PEOPLE:
+    def add_people(self, names: list[str], entities: tuple[str, ...] = PEOPLE) -> None:
+        for entity in entities:
             for start in range(0, len(names), CHUNK):
                 self._add("people", entity, [q.in_("DisplayName", names[start:start + CHUNK]),
                                              "Active IN (true, false)"])
 
     def add_names(self, kind: str, names: list[str], *, use_cache: bool = True) -> None:
+        """Read back these names' cached ids; `add_unverified_names` then looks up by name what that did not verify
+        (all of them when nothing is cached)."""
         if not names:
             return
         self.names[kind] = list(names)
@@ -102,7 +114,13 @@ class Lookup:
         self.cached[kind] = cached
         if cached:
             self._by_id(kind, sorted({row["qbo_id"] for row in cached.values()}))
-        leaves = sorted({n.rsplit(":", 1)[-1].strip() for n in names})
+        else:
+            self.add_unverified_names(kind)
+
+    def add_unverified_names(self, kind: str) -> None:
+        """Look up by Name the wanted names of `kind` whose cached id was not verified."""
+        wanted = [n for n in self.names[kind] if n not in self.verified[kind]]
+        leaves = sorted({n.rsplit(":", 1)[-1].strip() for n in wanted})
         for start in range(0, len(leaves), CHUNK):
             self._add(f"name:{kind}", KIND_ENTITY[kind], [q.in_("Name", leaves[start:start + CHUNK])])
 
@@ -115,15 +133,18 @@ class Lookup:
             self._add("companyinfo", "CompanyInfo", [])
 
     def run(self) -> None:
-        if not self.statements:
+        """Send the statements added since the last run (a few at once) and take their rows."""
+        todo = self.statements[self._sent:]
+        self._sent = len(self.statements)
+        if not todo:
             return
-        rows = self._queries([(entity, text) for _, entity, text in self.statements])
-        for i, (purpose, entity, _) in enumerate(self.statements):
+        rows = self._queries([(entity, text) for _, entity, text in todo])
+        for i, (purpose, entity, _) in enumerate(todo):
             self._take(purpose, entity, rows.get(f"q{i}", []))
         stale: dict[str, list[str]] = {}
         for kind, cached in self.cached.items():
             gone = [key for key in cached if key not in self.verified[kind]]
-            if gone:
+            if gone and any(p == f"id:{kind}" for p, _, _ in todo):
                 stale[kind] = gone
         if stale:  # deleted or deactivated since we cached them: resolve those by name again
             for kind, keys in stale.items():

@@ -31,11 +31,12 @@ from cwqbo.state.store import Store
 from cwqbo.sync.ref_cache import RefCache
 from cwqbo.settings.prefs import Prefs
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp, QBOError, QBOResult
-from cwqbo.sync.in_flight import LIMIT, in_flight
+from cwqbo.in_flight import LIMIT, in_flight
 
 # Fixed forever: changing it would change the requestids of customer/item creates.
 NAMESPACE = uuid.UUID("0b9f6a52-7c1d-4e8a-a3f4-2d5e6c7b8a90")
 BATCH_LIMIT = 30  # Intuit's items per batch call
+MIN_BATCHED = 10  # fewer creates than this beyond the singles limit still go single
 NEW_ID = "(new)"  # the id a dry run gives a reference it would create
 
 
@@ -100,10 +101,12 @@ class Resolver:
         self.country = country.upper() if country else None
         self._own_calls = 0
         self.cache = RefCache(store, realm)
-        # Set by the sender: this many creates or more go 30 to a batch call (None: never). It is low when few
-        # documents wait for the batch budget, which then absorbs them (a first sync of 1,000 new customers would
-        # take two minutes of single requests while the batch budget idles).
-        self.batch_creates_from: int | None = None
+        # Set by the sender: at most this many creates go as single requests, the rest 30 to a batch call (None:
+        # all single). It is what the single budget can start while the documents already queued keep the batch
+        # budget busy: a first sync of 1,000 new customers would otherwise wait minutes on the request window.
+        self.singles_limit: int | None = None
+        # QBO's Preferences document, read once a run: the sender hands the first slice's to the next ones.
+        self.preferences: dict[str, Any] | None = None
         self._currency_of: dict[str, str] = {}  # QBO customer id → its CurrencyRef.value
         self.facts = CompanyFacts(country=self.country)
         self._start_calls = self._client_calls()
@@ -136,13 +139,16 @@ class Resolver:
         return {f"q{i}": list(found) for i, found in enumerate(rows)}
 
     def _create(self, entity: str, jobs: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str, QBOResult | QBOError]]:
-        """(key, payload, requestid) → (key, the created record or QBO's refusal); single requests, a few at once.
+        """(key, payload, requestid) → (key, the created record or QBO's refusal); single requests, a few at once,
+        and beyond `singles_limit` 30 to a batch call, both at the same time.
 
         The requestid is derived from what is created, so a retry or a crashed run's second try replays the first
         answer instead of making a second copy."""
-        if self.batch_creates_from is not None and len(jobs) >= self.batch_creates_from:
-            return self._create_in_batches(entity, jobs)
-        self._own_calls += len(jobs)
+        split = len(jobs) if self.singles_limit is None else max(0, self.singles_limit)
+        if len(jobs) - split < MIN_BATCHED:
+            split = len(jobs)  # a batch call for a handful would spend a document's slot on them
+        batched = [jobs[start:start + BATCH_LIMIT] for start in range(split, len(jobs), BATCH_LIMIT)]
+        self._own_calls += split + len(batched)
 
         def one(job: tuple[str, dict[str, Any], str]) -> tuple[str, QBOResult | QBOError]:
             key, payload, rid = job
@@ -152,26 +158,30 @@ class Resolver:
                 if kept_failing(exc):
                     raise  # QBO is down: the run stops (exit 4) instead of failing every invoice
                 return key, exc
-        return in_flight(one, jobs)
 
-    def _create_in_batches(self, entity: str, jobs: list[tuple[str, dict[str, Any], str]]
-                           ) -> list[tuple[str, QBOResult | QBOError]]:
-        """The same creates, 30 to a batch call; each call's requestid is derived from its items' requestids."""
+        def task(work: tuple[str, dict[str, Any], str] | list[tuple[str, dict[str, Any], str]]
+                 ) -> list[tuple[str, QBOResult | QBOError]]:
+            return self._create_batch(entity, work) if isinstance(work, list) else [one(work)]
+
+        tasks: list[tuple[str, dict[str, Any], str] | list[tuple[str, dict[str, Any], str]]] = [*batched, *jobs[:split]]
+        answers = {key: answer for done in in_flight(task, tasks) for key, answer in done}
+        return [(key, answers[key]) for key, _, _ in jobs]
+
+    def _create_batch(self, entity: str, part: list[tuple[str, dict[str, Any], str]]
+                      ) -> list[tuple[str, QBOResult | QBOError]]:
+        """Up to 30 creates in one batch call, whose requestid is derived from its items' requestids."""
+        rid = str(uuid.uuid5(NAMESPACE, "batch|" + "|".join(sorted(r for _, _, r in part))))
+        answers = self.qbo.batch([BatchOp.create(f"c{i}", entity, payload)
+                                  for i, (_, payload, _) in enumerate(part)], request_id=rid)
         out: list[tuple[str, QBOResult | QBOError]] = []
-        for start in range(0, len(jobs), BATCH_LIMIT):
-            part = jobs[start:start + BATCH_LIMIT]
-            self._own_calls += 1
-            rid = str(uuid.uuid5(NAMESPACE, "batch|" + "|".join(sorted(r for _, _, r in part))))
-            answers = self.qbo.batch([BatchOp.create(f"c{i}", entity, payload)
-                                      for i, (_, payload, _) in enumerate(part)], request_id=rid)
-            for i, (key, _, _) in enumerate(part):
-                res = answers.get(f"c{i}")
-                if res is not None and res.ok and res.obj:
-                    out.append((key, QBOResult(res.obj, res.tid)))
-                else:
-                    faults = list(res.faults) if res is not None else []
-                    why = str(faults[0]) if faults else "no answer for this item"
-                    out.append((key, QBOError(why, faults=faults, tid=res.tid if res is not None else None)))
+        for i, (key, _, _) in enumerate(part):
+            res = answers.get(f"c{i}")
+            if res is not None and res.ok and res.obj:
+                out.append((key, QBOResult(res.obj, res.tid)))
+            else:
+                faults = list(res.faults) if res is not None else []
+                why = str(faults[0]) if faults else "no answer for this item"
+                out.append((key, QBOError(why, faults=faults, tid=res.tid if res is not None else None)))
         return out
 
     # -- the public entry point --------------------------------------------------------------
@@ -206,11 +216,18 @@ class Resolver:
             plan.add_names(kind, sorted(names - us_fixed if kind == "taxcode" else names))
         if wanted["item"] and self.prefs.items.create_missing:
             plan.want_accounts()
-        plan.want_preferences(need_country=self.country is None)
+        if self.preferences is None:
+            plan.want_preferences(need_country=self.country is None)
+        plan.run()
+        # Second round: by name only what the first round's cached ids did not verify.
+        plan.add_customer_names(specs)
+        for kind, names in wanted.items():
+            if plan.cached[kind]:
+                plan.add_unverified_names(kind)
         plan.run()
 
-        country = self.country or plan.country
-        prefs_doc = plan.preferences
+        country = self.country = self.country or plan.country
+        prefs_doc = self.preferences = plan.preferences if self.preferences is None else self.preferences
         result.preferences = prefs_doc
         self.facts = company_facts(prefs_doc, country)
         self.cache.remember("company", [("facts", "", "", {"country": self.facts.country,
@@ -341,7 +358,7 @@ class Resolver:
             for key, name in to_create:
                 errors[key] = f"no QBO customer '{name}' (creating customers is turned off for this run)"
         elif to_create:
-            self._create_customers(specs, to_create, ids, errors, remember, claimed_ids, result)
+            self._create_customers(specs, to_create, ids, errors, remember, claimed_ids, claimed_names, result)
         self.cache.remember("customer", remember)
         return ids, errors
 
@@ -372,7 +389,40 @@ class Resolver:
 
     def _create_customers(self, specs: dict[str, Any], to_create: list[tuple[str, str]], ids: dict[str, str],
                           errors: dict[str, str], remember: list[tuple[str, str, str, dict[str, Any]]],
-                          claimed_ids: dict[str, str], result: ResolveResult) -> None:
+                          claimed_ids: dict[str, str], claimed_names: dict[str, str], result: ResolveResult) -> None:
+        """Create the customers; a name QBO says is taken (6240: a vendor or employee holds it, or a customer made
+        since the lookup) is looked up among all three and chosen again, as if the lookup had seen it."""
+        for last_round in (False, True):
+            duplicates = self._create_round(specs, to_create, ids, errors, remember, claimed_ids, result)
+            if not duplicates:
+                return
+            again = Lookup(self.cache, self._queries)
+            again.add_people(sorted({n for key, _ in duplicates
+                                     for n in (safe_display_name(str(specs[key].display_name)),
+                                               fallback_name(specs[key]))}))
+            again.run()
+            to_create = []
+            for key, name in duplicates:
+                choice = self._choose_name(key, specs[key], again, claimed_ids, claimed_names)
+                if isinstance(choice, Found):
+                    ids[key] = choice.id
+                    claimed_ids[choice.id] = key
+                    self._note_currency(choice.id, choice.data)
+                    remember.append((key, choice.id, choice.name, {"adopted": True}))
+                elif choice.startswith("!"):
+                    errors[key] = choice[1:]
+                elif fold(choice) == fold(name) or last_round:
+                    errors[key] = f"QBO name '{name}' is already taken — rename the company or the QBO record"
+                else:
+                    claimed_names[fold(choice)] = key
+                    to_create.append((key, choice))
+            if not to_create:
+                return
+
+    def _create_round(self, specs: dict[str, Any], to_create: list[tuple[str, str]], ids: dict[str, str],
+                      errors: dict[str, str], remember: list[tuple[str, str, str, dict[str, Any]]],
+                      claimed_ids: dict[str, str], result: ResolveResult) -> list[tuple[str, str]]:
+        """One round of creates; returns the (company key, name) pairs QBO refused as taken (6240)."""
         duplicates: list[tuple[str, str]] = []
         names = dict(to_create)
         jobs = [(key, customer_payload(specs[key], name, currency=self._new_customer_currency(specs[key])),
@@ -393,20 +443,7 @@ class Resolver:
                 duplicates.append((key, name))
             else:
                 errors[key] = f"QBO refused to create customer '{name}': {answer}"
-        if duplicates:  # someone (maybe an earlier run that never recorded it) holds the name: look again
-            again = Lookup(self.cache, self._queries)
-            again.add_people([name for _, name in duplicates])
-            again.run()
-            for key, name in duplicates:
-                person = again.person(name)
-                if person and person[0] == "Customer" and person[1].active and \
-                        claimed_ids.get(person[1].id, key) == key:
-                    ids[key] = person[1].id
-                    claimed_ids[person[1].id] = key
-                    self._note_currency(person[1].id, person[1].data)
-                    remember.append((key, person[1].id, person[1].name, {"adopted": True}))
-                else:
-                    errors[key] = f"QBO name '{name}' is already taken — rename the company or the QBO record"
+        return duplicates
 
     # -- items -------------------------------------------------------------------------------
 

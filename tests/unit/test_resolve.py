@@ -238,18 +238,36 @@ def test_nothing_to_resolve_costs_no_call(sim, clock, store) -> None:
     assert res.refs == {} and qbo.calls == 0
 
 
-def test_many_creates_use_the_batch_budget_only_when_few_documents_wait_for_it(sim, clock, monkeypatch) -> None:
-    needs = {i: need(300 + i, f"Batchable {i}") for i in range(35)}
-    idle = resolver(sim, clock, Store.memory())
-    idle.batch_creates_from = 35  # the sender has little queued: the batch budget would sit idle
+def test_creates_beyond_the_singles_limit_go_30_to_a_batch_call(sim, clock, monkeypatch) -> None:
     calls: list[int] = []
-    real = type(idle.qbo).batch
-    monkeypatch.setattr(type(idle.qbo), "batch", lambda self, items, request_id=None: calls.append(len(items))
+    needs = {i: need(300 + i, f"Batchable {i}") for i in range(35)}
+    tight = resolver(sim, clock, Store.memory())
+    tight.singles_limit = 5  # the single budget can start only 5 before the queued documents are sent
+    real = type(tight.qbo).batch
+    monkeypatch.setattr(type(tight.qbo), "batch", lambda self, items, request_id=None: calls.append(len(items))
                         or real(self, items, request_id))
-    assert idle.resolve(needs).errors == {} and calls == [30, 5]
-    busy = resolver(sim, clock, Store.memory())  # documents are queued: creates stay single requests
-    busy.batch_creates_from = 36
+    singles: list[str] = []
+    create = tight.qbo.create
+    tight.qbo.create = (  # type: ignore[method-assign]
+        lambda entity, payload, rid: singles.append(entity) or create(entity, payload, rid))
+    assert tight.resolve(needs).errors == {} and calls == [30] and singles == ["Customer"] * 5
+    roomy = resolver(sim, clock, Store.memory())  # a handful beyond the limit is not worth a document's slot
+    roomy.singles_limit = 30
     more = {i: need(400 + i, f"Single {i}") for i in range(35)}
     calls.clear()
-    assert busy.resolve(more).errors == {} and calls == []
+    assert roomy.resolve(more).errors == {} and calls == []
     assert len([c for c in customers(sim) if c.startswith(("Batchable", "Single"))]) == 70
+
+
+def test_a_second_run_verifies_cached_customers_by_id_without_looking_up_names(sim, clock, store) -> None:
+    needs = {i: need(1 + i, f"Company {i}") for i in range(60)}
+    first = resolver(sim, clock, store).resolve(needs)
+    assert first.errors == {} and len(first.created) == 60
+    statements: list[str] = []
+    again = resolver(sim, clock, store)
+    real = again.qbo.query
+    again.qbo.query = lambda text: statements.append(text) or real(text)  # type: ignore[method-assign]
+    second = again.resolve(needs)
+    assert second.created == [] and second.refs[5].customer_id == first.refs[5].customer_id
+    assert not any("DisplayName" in text or "Name IN" in text for text in statements)  # no name lookups
+    assert sum("FROM Customer" in text.replace("from", "FROM") for text in statements) == 1  # 60 cached ids
