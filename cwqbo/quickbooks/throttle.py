@@ -80,6 +80,21 @@ class Throttle:
             self.waited += wait
             self.clock.sleep(wait + 0.001)
 
+    def free_within(self, seconds: float) -> int:
+        """How many single requests could start within `seconds` from now without waiting for the request window
+        (requests already counted leave it as it slides); concurrency and a 429 hold are not counted."""
+        with self._cond:
+            horizon = self.clock.monotonic() + max(0.0, seconds) - WINDOW
+            still = sum(1 for stamp in self._requests if stamp > horizon)
+            return max(0, self.per_minute - still)
+
+    def batch_slots_free(self) -> int:
+        """How many batch calls could start now without waiting for the batch window."""
+        with self._cond:
+            now = self.clock.monotonic()
+            self._prune(now)
+            return max(0, self.batch_per_minute - len(self._batches))
+
     def release(self) -> None:
         with self._cond:
             self._in_flight = max(0, self._in_flight - 1)

@@ -51,6 +51,7 @@ NOOP_MESSAGE = ("sync mode is manual, so this scheduled run did nothing "
 
 
 SLICE = 300  # invoices mapped, resolved, probed and sent together: QBO batches start after the first slice
+FIRST_SLICE = 60  # a run's first slice: two batch calls' worth, so the batch budget starts while the rest resolve
 
 
 class _Engine:
@@ -62,6 +63,7 @@ class _Engine:
         self.run = RunState(deps, options, progress)
         self.sender = Sender(self.run)
         self._calls_before = (deps.qbo.calls, deps.cw.calls)
+        self._sliced = False  # the first slice has been sent
 
     def execute(self) -> SyncReport:
         started = time.monotonic()
@@ -134,9 +136,13 @@ class _Engine:
 
     def _send(self, ids: list[int]) -> None:
         """Map, resolve, probe and queue these invoices, decoded a slice at a time: memory stays flat."""
-        for start in range(0, len(ids), SLICE):
-            loaded = selection.load(self.deps.store, ids[start:start + SLICE])
+        start = 0
+        while start < len(ids):
+            size = SLICE if self._sliced else FIRST_SLICE
+            self._sliced = True
+            loaded = selection.load(self.deps.store, ids[start:start + size])
             self.sender.process([inv for inv, _ in loaded], hashes={inv.id: h for inv, h in loaded})
+            start += size
 
     def report_problems(self, problems: Iterable[str]) -> None:
         """Invoices CW sent that discover could not read: failed items, so they are never silently left out."""

@@ -22,17 +22,19 @@ from cwqbo.errors import AuthError, ConfigError, CwqboError, PermissionDenied, k
 from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
 from cwqbo.quickbooks import query as qbo_query
+from cwqbo.quickbooks.throttle import Throttle
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp, QBOError, QBOFault
-from cwqbo.sync.in_flight import LIMIT as IN_FLIGHT, in_flight
+from cwqbo.in_flight import LIMIT as IN_FLIGHT, in_flight
 from cwqbo.sync.run_state import RunState, Work
 from cwqbo.sync.model import PlanLine, PlannedDocument
 
 CHUNK = 30  # QBO batch limit
-BATCHES_AHEAD = 12  # QBO batch calls queued while the next slice is prepared: ~18 s of the batch budget, 360 documents
+BATCHES_AHEAD = 20  # QBO batch calls queued while the next slice is prepared: ~30 s of the batch budget, 600 documents
 # A batch call's share of the batch budget (60/40 s) holds as many single requests (~475 a minute): creates beyond
 # this many per queued document batch would keep this thread longer than the queue keeps the batch budget busy.
 SINGLES_PER_BATCH_SLOT = 12
-PROBE_CHUNK = 250  # DocNumbers per IN (...) probe (long statements go as a POST body)
+SINGLES_RESERVE = 60  # of the 475 single requests a minute: the next slices' lookups and DocNumber probes
+PROBE_CHUNK = 300  # DocNumbers per IN (...) probe: a whole slice (engine.SLICE); long statements go as a POST body
 DOC_ENTITIES = ("Invoice", "CreditMemo")
 CUSTOM_TXN_MESSAGE = ("QuickBooks numbers documents itself (Custom transaction numbers is off), so cwqbo cannot "
                       "find what it sent and could create duplicates; nothing was sent")
@@ -83,6 +85,8 @@ class Sender:
         self.run = run
         self._sending: deque[tuple[list[Work], Future[dict[str, BatchItemResult]]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
+        # QBO's country and Preferences, read by the run's first resolve and reused by the next slices'
+        self._company: tuple[str | None, dict[str, Any] | None] = (None, None)
 
     def process(self, invoices: Sequence[CWInvoice], forced_request_ids: dict[int, str] | None = None, *,
                 hashes: dict[int, str] | None = None) -> None:
@@ -124,12 +128,19 @@ class Sender:
             self._pool = None
         self._sending.clear()
 
-    def _batch_creates_from(self) -> int:
-        """How many customers or items to create before batch calls beat single requests: more than the single
-        budget can create while the documents already queued are sent (few queued: the first slices of a first
-        sync), and never fewer than a few in-flight singles take."""
+    def _singles_limit(self) -> int:
+        """How many customers or items to create as single requests before batch calls beat them: what the single
+        budget can start while the document batches already queued are sent (nothing queued: what it can start
+        now), less a reserve for the next slices' lookups and probes and for a minute of batch calls (they count
+        against the 500 a minute too). A client without a throttle (a test double) gets the queue's share."""
         queued = sum(1 for _, sent in self._sending if not sent.done())
-        return max(IN_FLIGHT + 1, SINGLES_PER_BATCH_SLOT * queued)
+        throttle = getattr(self.run.deps.qbo, "throttle", None)
+        if not isinstance(throttle, Throttle):
+            return max(IN_FLIGHT + 1, SINGLES_PER_BATCH_SLOT * queued)
+        if not throttle.batch_slots_free():
+            return throttle.per_minute  # a batch call would wait for the window as long, then take a document's slot
+        busy_for = queued * throttle.batch_window / throttle.batch_per_minute
+        return max(0, throttle.free_within(busy_for) - SINGLES_RESERVE - throttle.batch_per_minute)
 
     def prepare(self, works: list[Work]) -> list[Work]:
         """needs → bulk resolve → documents; a mapping or resolve problem fails that invoice only."""
@@ -145,10 +156,11 @@ class Sender:
             return []
         self.run.emit("resolve", f"matching customers and items for {len(needs)} invoice(s)")
         from cwqbo.sync.resolve import Resolver
-        resolver = Resolver(deps.qbo, deps.store, deps.realm, deps.prefs)
-        resolver.batch_creates_from = self._batch_creates_from()
-        resolved = resolver.resolve(needs, create=not self.run.options.dry_run,
-                                                                         dry_run=self.run.options.dry_run)
+        resolver = Resolver(deps.qbo, deps.store, deps.realm, deps.prefs, country=self._company[0])
+        resolver.preferences = self._company[1]
+        resolver.singles_limit = self._singles_limit()
+        resolved = resolver.resolve(needs, create=not self.run.options.dry_run, dry_run=self.run.options.dry_run)
+        self._company = (resolver.country, resolver.preferences)
         sales = (getattr(resolved, "preferences", None) or {}).get("SalesFormsPrefs") or {}
         if sales.get("CustomTxnNumbers") is False:
             raise ConfigError(CUSTOM_TXN_MESSAGE, hint=CUSTOM_TXN_HINT)

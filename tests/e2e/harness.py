@@ -42,6 +42,7 @@ class E2E:
     url: str
     expected: dict[int, dict[str, Any]] = field(default_factory=dict)  # cw_id → CW invoice that must end in QBO
     must_fail: set[str] = field(default_factory=set)  # invoice numbers that fail on purpose
+    documents_answered: list[int] = field(default_factory=list)  # documents_held_after: each answered call's items
 
     # -- running the CLI ------------------------------------------------------------------------------
 
@@ -139,6 +140,7 @@ class E2E:
         original = qbo._api
         seen: list[int] = []
         released = threading.Event()
+        self.documents_answered.clear()
 
         def gated(request: httpx.Request, tid: str, in_flight: int) -> httpx.Response:
             body = request.content
@@ -147,6 +149,7 @@ class E2E:
                 if len(seen) > answered:
                     released.wait(CLI_TIMEOUT)
                     raise DropConnection("held by the test, never answered")
+                self.documents_answered.append(len(json.loads(body)["BatchItemRequest"]))
             return original(request, tid, in_flight)
 
         qbo._api = gated  # type: ignore[method-assign]

@@ -117,3 +117,23 @@ def test_a_shorter_hold_never_shortens_a_running_one() -> None:
     assert [throttle.on_429(1) for _ in range(3)] == [7, 7, 7]  # in-flight requests' 429s: one hold
     assert throttle.on_429(10) == 10  # a longer wait extends it
     assert throttle.throttled == 5
+
+
+def test_what_the_single_budget_can_start_within_a_time_and_whether_a_batch_call_can_start_now() -> None:
+    # The sender sizes a slice's single-request creates by these: what can start while queued batches are sent.
+    clock = ManualClock(0.0)
+    throttle = Throttle(clock, per_minute=500, headroom=0.95)  # 475 a minute
+    starts(throttle, clock, 400)
+    clock.advance(30)
+    starts(throttle, clock, 50)
+    assert throttle.free_within(0) == 25 and throttle.free_within(29) == 25  # nothing leaves the window yet
+    assert throttle.free_within(31) == 425  # the first 400 have left it 60 s after they started
+    assert throttle.free_within(91) == 475
+    fresh = Throttle(clock, per_minute=500, headroom=0.95)
+    assert fresh.batch_slots_free() == 40
+    starts(fresh, clock, 40, batch=True)
+    assert fresh.batch_slots_free() == 0 and fresh.free_within(0) == 435  # batch calls count on both budgets
+    clock.advance(60.5)
+    assert fresh.batch_slots_free() == 0 and fresh.free_within(0) == 475  # the batch window is 61 s
+    clock.advance(0.51)
+    assert fresh.batch_slots_free() == 40
