@@ -1,5 +1,6 @@
 """A few independent requests at once: QBO allows 10 in flight on its 500-a-minute budget, and lookups, probes and
-customer creates are independent of each other. The client's throttle still counts every request."""
+customer creates are independent of each other (the client's throttle still counts every request); ConnectWise's
+chunked reads of one step are independent too."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ reached ConnectWise, or on 429. Waits go through the injected Clock, so tests (M
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -20,11 +21,16 @@ from cwqbo import http, money, pagination
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
 from cwqbo.connectwise.accounting import UnpostedRow, unposted_row
+from cwqbo.in_flight import in_flight
 from cwqbo.errors import AuthError, ConfigError, CwqboError, PermissionDenied, RemoteError
 
 DEFAULT_API_VERSION = "2025.1"
 ACCEPT = "application/vnd.connectwise.com+json; version={}"
 MAX_CONDITION_CHARS = 5000  # encoded `conditions` budget per request; keeps URLs < ~6 KB
+# Independent reads of one step sent at once. ConnectWise documents no fixed rate limit but throttles heavy use per
+# company (429s, which the shared retry policy waits out): a few at a time, as a person's browser tabs would be.
+IN_FLIGHT = 4
+PAGE_SIZE = 1000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 
@@ -190,6 +196,7 @@ class CWClient:
         self.policy = policy
         self.calls = 0
         self.retries = 0
+        self._counting = threading.Lock()  # reads of one step run a few at once
         auth = (f"{company_id}+{public_key}", str(private_key))
         # The Accept header pins the API version, so field shapes don't change when ConnectWise moves its default.
         headers = {"clientId": str(client_id), "Accept": ACCEPT.format(api_version or DEFAULT_API_VERSION)}
@@ -232,7 +239,8 @@ class CWClient:
                                 on_retry=self._on_retry)
 
     def _on_retry(self, failure: http.Retriable, wait: float) -> None:
-        self.retries += 1
+        with self._counting:
+            self.retries += 1
 
     def _path_of(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -243,7 +251,8 @@ class CWClient:
 
     def _send_once(self, method: str, path: str, params: dict[str, Any] | None, content: bytes | None,
                    headers: dict[str, str] | None, idempotent: bool) -> httpx.Response:
-        self.calls += 1
+        with self._counting:
+            self.calls += 1
         try:
             resp = self._http.request(method, self._url(path), params=params, content=content,
                                       headers=headers)
@@ -383,13 +392,20 @@ class CWClient:
                     fields: Iterable[str] | None = None) -> dict[int, list[dict[str, Any]]]:
         ids = sorted({int(i) for i in invoice_ids})
         out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-        for condition in cond.in_chunks("invoice/id", ids, max_chars=MAX_CONDITION_CHARS):
-            for rec in self.iter_pages(path, condition, fields, order_by="id asc"):
-                inv = rec.get("invoice") or {}
-                inv_id = inv.get("id") if isinstance(inv, dict) else None
-                if inv_id is not None and int(inv_id) in out:
-                    out[int(inv_id)].append(rec)
+        for rec in self._chunked(path, "invoice/id", ids, fields):
+            inv = rec.get("invoice") or {}
+            inv_id = inv.get("id") if isinstance(inv, dict) else None
+            if inv_id is not None and int(inv_id) in out:
+                out[int(inv_id)].append(rec)
         return out
+
+    def _chunked(self, path: str, field: str, ids: list[int],
+                 fields: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every record whose `field` is among `ids`: one `in (...)` condition per URL-sized chunk, a few chunks
+        at once, records in chunk order."""
+        chunks = list(cond.in_chunks(field, ids, max_chars=MAX_CONDITION_CHARS))
+        pages = in_flight(lambda c: list(self.iter_pages(path, c, fields, order_by="id asc")), chunks, IN_FLIGHT)
+        return [rec for page in pages for rec in page]
 
     def products_for(self, invoice_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
         """Product lines grouped by invoice id (every asked id present, possibly empty)."""
@@ -406,11 +422,7 @@ class CWClient:
         path = "/finance/accounting/unpostedinvoices"
         if invoice_ids is None:
             return list(self.iter_pages(path, order_by="id asc"))
-        out: list[dict[str, Any]] = []
-        for condition in cond.in_chunks("billingLogId", sorted({int(i) for i in invoice_ids}),
-                                        max_chars=MAX_CONDITION_CHARS):
-            out.extend(self.iter_pages(path, condition, order_by="id asc"))
-        return out
+        return self._chunked(path, "billingLogId", sorted({int(i) for i in invoice_ids}))
 
     def unposted_rows(self, invoice_ids: Iterable[int] | None = None) -> dict[int, UnpostedRow]:
         """Unposted rows by invoice id; a row that can't be linked to an invoice is left out."""
@@ -457,10 +469,34 @@ class CWClient:
         found = self.list_batches(cond.eq("batchIdentifier", identifier))
         return found[0] if found else None
 
+    def count(self, path: str, conditions: str | None = None) -> int:
+        """`GET {path}/count`: how many records a list endpoint holds (`{"count": N}`)."""
+        data = self.get_json(f"{path.rstrip('/')}/count", {"conditions": conditions} if conditions else None)
+        value = data.get("count") if isinstance(data, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise RemoteError(f"ConnectWise's count of {self._path_of(path)} is not a number")
+        return value
+
     def batch_entry_ids(self, batch_id: int) -> set[int]:
-        """The GL entry ids a batch holds (`/finance/accounting/batches/{id}/entries`, model `BatchEntry`)."""
-        rows = self.iter_pages(f"/finance/accounting/batches/{int(batch_id)}/entries", order_by="id asc")
-        return {int(r["id"]) for r in rows if isinstance(r, dict) and r.get("id") is not None}
+        """The GL entry ids a batch holds (`/finance/accounting/batches/{id}/entries`, model `BatchEntry`; its
+        `/count`): the pages a count calls for, a few at once, ids only. Pages that overlap or fall short of the
+        count (the batch changed while read) are refused, never guessed around."""
+        path = f"/finance/accounting/batches/{int(batch_id)}/entries"
+        total = self.count(path)
+        params = self._list_params(None, ["id"], "id asc", PAGE_SIZE)
+
+        def page(number: int) -> list[int]:
+            rows = self._parse(self._request("GET", path, params={**params, "page": number})) or []
+            if not isinstance(rows, list):
+                raise RemoteError(f"ConnectWise returned a non-list for {path}")
+            return [int(r["id"]) for r in rows if isinstance(r, dict) and r.get("id") is not None]
+
+        pages = in_flight(page, range(1, -(-total // PAGE_SIZE) + 1), IN_FLIGHT)
+        ids = {i for found in pages for i in found}
+        if len(ids) != total or sum(len(found) for found in pages) != total:
+            raise RemoteError(f"ConnectWise's entries of batch {batch_id} changed while they were read "
+                              f"({total} counted, {len(ids)} read)", hint="run the sync again to check the batch")
+        return ids
 
 
 def _record_id(record: dict[str, Any]) -> object:

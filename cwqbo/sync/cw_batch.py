@@ -25,7 +25,9 @@ from cwqbo.state import ledger
 from cwqbo.clock import Clock
 from cwqbo.connectwise import accounting
 from cwqbo.connectwise import conditions as cw_cond
+from cwqbo.connectwise.client import IN_FLIGHT
 from cwqbo.errors import CwqboError, RemoteError
+from cwqbo.in_flight import in_flight
 from cwqbo.sync.run_state import RunState
 from cwqbo.sync.selection import changed_invoices, still_closed
 
@@ -128,12 +130,17 @@ def _export(run: RunState, ident: str, found: list[Pair]) -> accounting.ExportCh
     """The GL exports of these invoices, EXPORT_CHUNK per request, checked one by one and merged into one check."""
     merged = accounting.ExportCheck()
     owner: dict[int, int] = {}
-    for start in range(0, len(found), EXPORT_CHUNK):
-        part = found[start:start + EXPORT_CHUNK]
-        export = run.deps.cw.export_invoices(ident, [accounting.export_invoice_id(u) for _, u in part])
-        check = accounting.check_export(export, [accounting.Expected(r.cw_id, r.invoice_number, _total(run, r))
-                                                 for r, _ in part])
-        del export
+
+    def checked(job: tuple[list[int], list[accounting.Expected]]) -> accounting.ExportCheck:
+        export_ids, expected = job  # the store is read beforehand, on this thread: requests alone go in parallel
+        return accounting.check_export(run.deps.cw.export_invoices(ident, export_ids), expected)
+
+    jobs = [([accounting.export_invoice_id(u) for _, u in part],
+             [accounting.Expected(r.cw_id, r.invoice_number, _total(run, r)) for r, _ in part])
+            for part in (found[start:start + EXPORT_CHUNK] for start in range(0, len(found), EXPORT_CHUNK))]
+    # A few export requests at once (reads); each GL export is checked as it arrives and only the check is kept.
+    for check in (c for group in range(0, len(jobs), IN_FLIGHT)
+                  for c in in_flight(checked, jobs[group:group + IN_FLIGHT], IN_FLIGHT)):
         merged.problems.extend(check.problems)
         merged.missing.extend(check.missing)
         for cw_id, gl_ids in check.gl_ids.items():

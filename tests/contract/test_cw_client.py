@@ -451,8 +451,11 @@ def test_unposted_rows_export_and_batch_send_what_the_schema_says() -> None:
         if request.method == "POST":
             posted.append((path, json.loads(request.content)))
             return jresp(200 if path.endswith("export") else 201, {"transactions": []})
+        if path == "/finance/accounting/batches/77/entries/count":  # pyconnectwise: model Count
+            return jresp(200, {"count": 2})
         if path == "/finance/accounting/batches/77/entries":
-            return jresp(200, [{"id": 880001, "invoice": {"id": 10}}, {"id": 880002, "invoice": {"id": 10}}])
+            assert q(request)["fields"] == "id" and q(request)["page"] == "1"
+            return jresp(200, [{"id": 880001}, {"id": 880002}])
         return jresp(404, {"message": "no route"})
 
     cl = make(handler)
@@ -470,6 +473,30 @@ def test_unposted_rows_export_and_batch_send_what_the_schema_says() -> None:
                                          "exportExpensesFlag": False, "exportProductsFlag": False,
                                          "processedRecordIds": [880001, 880002]})]
     assert cl.batch_entry_ids(77) == {880001, 880002}
+
+
+@pytest.mark.parametrize(("counted", "refusal"), [(2500, None), (2503, "2503 counted, 2500 read"),
+                                                  (2499, "2499 counted, 2500 read")])
+def test_batch_entries_are_read_a_few_pages_at_once_and_must_add_up_to_the_count(counted: int,
+                                                                                 refusal: str | None) -> None:
+    pages: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/v2026_1/apis/3.0")
+        if path == "/finance/accounting/batches/9/entries/count":
+            return jresp(200, {"count": counted})
+        page = int(q(request)["page"])
+        pages.append(page)
+        first = 1 + (page - 1) * 1000
+        return jresp(200, [{"id": i} for i in range(first, min(first + 1000, 2501))])
+
+    cl = make(handler)
+    if refusal is None:
+        assert cl.batch_entry_ids(9) == set(range(1, 2501))
+    else:  # the batch changed while it was read: refused, never guessed around
+        with pytest.raises(RemoteError, match=refusal):
+            cl.batch_entry_ids(9)
+    assert sorted(pages) == [1, 2, 3]  # the pages the count calls for, and no more
 
 
 def test_the_batch_post_is_sent_once_even_when_its_answer_is_lost() -> None:
