@@ -271,3 +271,15 @@ def test_a_second_run_verifies_cached_customers_by_id_without_looking_up_names(s
     assert second.created == [] and second.refs[5].customer_id == first.refs[5].customer_id
     assert not any("DisplayName" in text or "Name IN" in text for text in statements)  # no name lookups
     assert sum("FROM Customer" in text.replace("from", "FROM") for text in statements) == 1  # 60 cached ids
+
+
+def test_a_name_a_vendor_holds_gets_the_fallback_when_customers_go_in_batch_calls(sim, clock, store) -> None:
+    # No vendor is looked up beforehand: QBO's 6240 on the batch item tells, and the company is chosen again.
+    batched = resolver(sim, clock, store)
+    batched.singles_limit = 0
+    needs = {i: need(50 + i, f"Batch Co {i}") for i in range(12)} | {99: need(17, "Northwind Traders")}
+    res = batched.resolve(needs)
+    assert res.errors == {}
+    made = customers(sim)
+    assert res.refs[99].customer_id == made["Northwind Traders (CW 17)"] and "Northwind Traders" not in made
+    assert sim.get("Vendor", "1")["DisplayName"] == "Northwind Traders"
