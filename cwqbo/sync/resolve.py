@@ -38,6 +38,7 @@ NAMESPACE = uuid.UUID("0b9f6a52-7c1d-4e8a-a3f4-2d5e6c7b8a90")
 BATCH_LIMIT = 30  # Intuit's items per batch call
 MIN_BATCHED = 10  # fewer creates than this beyond the singles limit still go single
 NEW_ID = "(new)"  # the id a dry run gives a reference it would create
+Job = tuple[str, dict[str, Any], str]  # a create: (key, payload, requestid)
 
 
 
@@ -138,7 +139,7 @@ class Resolver:
             raise RemoteError(f"QuickBooks Online refused a lookup query: {exc}", code=exc.code, tid=exc.tid) from exc
         return {f"q{i}": list(found) for i, found in enumerate(rows)}
 
-    def _create(self, entity: str, jobs: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str, QBOResult | QBOError]]:
+    def _create(self, entity: str, jobs: list[Job]) -> list[tuple[str, QBOResult | QBOError]]:
         """(key, payload, requestid) → (key, the created record or QBO's refusal); single requests, a few at once,
         and beyond `singles_limit` 30 to a batch call, both at the same time.
 
@@ -150,7 +151,7 @@ class Resolver:
         batched = [jobs[start:start + BATCH_LIMIT] for start in range(split, len(jobs), BATCH_LIMIT)]
         self._own_calls += split + len(batched)
 
-        def one(job: tuple[str, dict[str, Any], str]) -> tuple[str, QBOResult | QBOError]:
+        def one(job: Job) -> tuple[str, QBOResult | QBOError]:
             key, payload, rid = job
             try:
                 return key, self.qbo.create(entity, payload, rid)
@@ -159,16 +160,14 @@ class Resolver:
                     raise  # QBO is down: the run stops (exit 4) instead of failing every invoice
                 return key, exc
 
-        def task(work: tuple[str, dict[str, Any], str] | list[tuple[str, dict[str, Any], str]]
-                 ) -> list[tuple[str, QBOResult | QBOError]]:
+        def task(work: Job | list[Job]) -> list[tuple[str, QBOResult | QBOError]]:
             return self._create_batch(entity, work) if isinstance(work, list) else [one(work)]
 
-        tasks: list[tuple[str, dict[str, Any], str] | list[tuple[str, dict[str, Any], str]]] = [*batched, *jobs[:split]]
+        tasks: list[Job | list[Job]] = [*batched, *jobs[:split]]
         answers = {key: answer for done in in_flight(task, tasks) for key, answer in done}
         return [(key, answers[key]) for key, _, _ in jobs]
 
-    def _create_batch(self, entity: str, part: list[tuple[str, dict[str, Any], str]]
-                      ) -> list[tuple[str, QBOResult | QBOError]]:
+    def _create_batch(self, entity: str, part: list[Job]) -> list[tuple[str, QBOResult | QBOError]]:
         """Up to 30 creates in one batch call, whose requestid is derived from its items' requestids."""
         rid = str(uuid.uuid5(NAMESPACE, "batch|" + "|".join(sorted(r for _, _, r in part))))
         answers = self.qbo.batch([BatchOp.create(f"c{i}", entity, payload)

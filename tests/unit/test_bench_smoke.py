@@ -94,8 +94,8 @@ def test_list_unsynced_bench_lists_the_cache(capsys: pytest.CaptureFixture[str],
     assert list_unsynced.main(["--invoices", "60", "--runs", "1", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "WARNING" not in out
-    for name in ("list-unsynced (table), wall", "list-unsynced --json, wall", "--json's first run after the cache was filled",
-                 "cache.unsynced() query alone"):
+    for name in ("list-unsynced (table), wall", "list-unsynced --json, wall",
+                 "--json's first run after the cache was filled", "cache.unsynced() query alone"):
         _figure(out, name)
 
 
