@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import PHYSICAL_PER_MIN, Sample, fmt, measure, pct_spread, print_table, rate_bound, spread, verdict  # noqa: E402,E501
 
-from cwqbo.sandbox.generator import CLOSED_STATUS_IDS  # noqa: E402
 from cwqbo.sync.engine import SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync  # noqa: E402
 
 BATCH_LIMIT = 40
@@ -108,9 +107,9 @@ def run_steady_bench(n: int, *, scale: float, latency: float, workdir: Path, see
     try:
         prefs, filters = common.default_prefs()
         deps = SyncDeps(world.store, world.cw, world.qbo, prefs, filters, common.sv.QBO_REALM_ID, world.clock)
-        invoices = sorted(world.sandbox.cw._state["invoices"], key=lambda inv: int(inv["id"]))
-        first = tuple(str(inv["invoiceNumber"]) for inv in invoices[:n]
-                      if int(inv["status"]["id"]) in CLOSED_STATUS_IDS)
+        cw = world.sandbox.cw  # its public API (a copy of the data), outside the measured run
+        ids = sorted(int(inv["id"]) for inv in cw.invoices())[:n]
+        first = tuple(str(cw.invoice(i)["invoiceNumber"]) for i in ids if cw.is_closed(i))
         run_sync(deps, SyncOptions(selection="invoices", invoice_numbers=first, trigger="manual"))
         world.clock.sleep(QBO_WINDOW)  # a month later: QBO's rate-limit windows have long emptied
         phases: dict[str, float] = {}

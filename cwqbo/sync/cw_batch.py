@@ -139,8 +139,7 @@ def _export(run: RunState, ident: str, found: list[Pair]) -> accounting.ExportCh
              [accounting.Expected(r.cw_id, r.invoice_number, _total(run, r)) for r, _ in part])
             for part in (found[start:start + EXPORT_CHUNK] for start in range(0, len(found), EXPORT_CHUNK))]
     # A few export requests at once (reads); each GL export is checked as it arrives and only the check is kept.
-    for check in (c for group in range(0, len(jobs), IN_FLIGHT)
-                  for c in in_flight(checked, jobs[group:group + IN_FLIGHT], IN_FLIGHT)):
+    for check in in_flight(checked, jobs, IN_FLIGHT):
         merged.problems.extend(check.problems)
         merged.missing.extend(check.missing)
         for cw_id, gl_ids in check.gl_ids.items():

@@ -404,3 +404,23 @@ def test_each_document_is_serialised_once_and_its_hash_is_of_the_bytes_sent(
                     assert f'"{entity}":{text}}}' in body, "the payload travels verbatim"
                     sent.add(hashlib.sha256(text.encode()).hexdigest())
     assert hashes and hashes == sent
+
+
+def test_new_customers_go_single_while_the_request_budget_has_room(world: World) -> None:
+    # The batch budget is for documents: customers take a batch call only for what single requests can't start.
+    from cwqbo.sync.run_state import RunState
+    from cwqbo.sync.send import SINGLES_RESERVE, Sender
+
+    deps = world.deps()
+    sender = Sender(RunState(deps, sync.SyncOptions(), None))
+    throttle = deps.qbo.throttle
+    assert sender._singles_limit() == throttle.per_minute - SINGLES_RESERVE - throttle.batch_per_minute
+    for _ in range(throttle.per_minute - 60):  # lookups and creates have spent most of this minute
+        with throttle.slot():
+            pass
+    assert sender._singles_limit() == 0  # the rest of a slice's customers go 30 to a batch call
+    for _ in range(throttle.batch_per_minute):
+        with throttle.slot(batch=True):
+            pass
+    # the batch window is full too: a batch call would wait as long as a single request, then take a document's slot
+    assert sender._singles_limit() == throttle.per_minute
