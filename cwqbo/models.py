@@ -147,22 +147,31 @@ def invoice_to_json(inv: CWInvoice) -> dict[str, Any]:
 
 
 def invoice_json_text(inv: CWInvoice) -> str:
-    """Compact JSON text of `invoice_to_json(inv)`: what the cache stores and `content_hash` hashes.
+    """Compact JSON text of `invoice_to_json(inv)`: what the cache stores.
 
     Money is already text here, so the stdlib encoder is exact; a float anywhere is refused.
     """
-    return _dumps(_plain(inv))
+    return invoice_json_text_and_hash(inv)[0]
 
 
 def invoice_json_text_and_hash(inv: CWInvoice) -> tuple[str, str]:
-    """`invoice_json_text(inv)` and `inv.content_hash()` from one walk of the record (the cache stores both)."""
+    """The cache's JSON text of `inv` and `inv.content_hash()`, from one walk and one encoding of the record.
+
+    The hash covers the record without its bookkeeping fields; the stored text is those very bytes with the
+    bookkeeping fields appended, so the record is encoded once, not once for the cache and again for the hash.
+    """
     record = _plain(inv)
-    return _dumps(record), _content_hash(record)
+    kept_text = _dumps({k: v for k, v in record.items() if k not in VOLATILE_FIELDS})
+    volatile_text = _dumps({k: record[k] for k in VOLATILE_FIELDS})
+    return f"{kept_text[:-1]},{volatile_text[1:]}", _hash_text(kept_text)
 
 
 def _content_hash(record: dict[str, Any]) -> str:
-    kept = {k: v for k, v in record.items() if k not in VOLATILE_FIELDS}
-    return hashlib.sha256(_dumps(kept).encode()).hexdigest()[:32]
+    return _hash_text(_dumps({k: v for k, v in record.items() if k not in VOLATILE_FIELDS}))
+
+
+def _hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _dumps(record: Any) -> str:

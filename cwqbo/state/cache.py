@@ -95,15 +95,18 @@ _UPSERT = (
 
 
 def upsert_invoices(store: Store, invoices: Iterable[CWInvoice], *, in_scope: bool = True,
-                    unposted_ids: set[int] | frozenset[int], fetched_at: str, closed: bool = True) -> int:
-    """Insert or refresh a page of invoices in one transaction; returns how many rows were written."""
+                    unposted_ids: set[int] | frozenset[int], fetched_at: str,
+                    closed: bool = True) -> list[tuple[CWInvoice, str]]:
+    """Insert or refresh a page of invoices in one transaction; returns them with the content hashes stored, so a
+    sync can send a page it has just read without decoding it back from the cache."""
+    stored = list(invoices)
     rows = [invoice_row(inv, in_scope=in_scope, unposted=inv.id in unposted_ids, fetched_at=fetched_at,
-                        closed=closed) for inv in invoices]
+                        closed=closed) for inv in stored]
     if not rows:
-        return 0
+        return []
     with store.transaction() as db:
         db.conn.executemany(_UPSERT, [tuple(r[c] for c in _COLUMNS) for r in rows])
-    return len(rows)
+    return [(inv, str(r["content_hash"])) for inv, r in zip(stored, rows, strict=True)]
 
 
 def update_flags(store: Store, ids: Iterable[int], *, in_scope: bool | None = None,

@@ -27,6 +27,7 @@ from cwqbo.state import cache
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
 from cwqbo.errors import ConfigError, CwqboError
+from cwqbo.models import CWInvoice
 from cwqbo.settings.prefs import Filters
 from cwqbo.state.store import Store, utc_iso
 
@@ -40,7 +41,7 @@ FULL_STARTED = "discover.full.started_at"
 NO_WATERMARK_MARGIN_S = 86_400  # when a full refresh saw nothing, look back a day from our own clock
 
 Progress = Callable[[int, "int | None"], None]
-PageHook = Callable[[list[int]], None]  # called with a page's invoice ids once they are in the cache
+PageHook = Callable[[list[tuple[CWInvoice, str]]], None]  # a page's invoices and content hashes, once cached
 
 
 class CWLike(Protocol):
@@ -192,8 +193,8 @@ def refresh(cw: CWLike, store: Store, filters: Filters, *, full: bool = False, c
             progress: Progress | None = None, on_page: PageHook | None = None) -> DiscoverResult:
     """Refresh the cache from ConnectWise; full when asked, on first use, or when the filters changed.
 
-    `on_page` is called with each page's invoice ids once the page is stored, so a sync can start sending while
-    the rest is still being read."""
+    `on_page` is called with each page's invoices (and their content hashes) once the page is stored, so a sync can
+    start sending while the rest is still being read."""
     from cwqbo.connectwise.records import build_invoice
 
     clock = clock or Clock()
@@ -208,8 +209,10 @@ def refresh(cw: CWLike, store: Store, filters: Filters, *, full: bool = False, c
 
 
 def _store_page(cw: CWLike, store: Store, raws: list[dict[str, Any]], scope: Scope, fetched_at: str,
-                build: Callable[..., Any], *, seen: bool, problems: list[str]) -> int:
-    """Fetch one page's lines and unposted flags in bulk, then write it in one transaction.
+                build: Callable[..., Any], *, seen: bool, problems: list[str],
+                on_page: PageHook | None) -> int:
+    """Fetch one page's lines and unposted flags in bulk, write it in one transaction, then hand it to `on_page`;
+    returns how many of the page are unposted.
 
     An invoice that cannot be read (no company, a non-numeric amount) is skipped and reported in
     `problems`; it never stops the other 999 of its page.
@@ -227,10 +230,12 @@ def _store_page(cw: CWLike, store: Store, raws: list[dict[str, Any]], scope: Sco
         except (CwqboError, ValueError, TypeError, KeyError) as exc:
             problems.append(f"invoice {r.get('invoiceNumber') or i} (id {i}) skipped: {exc}")
     with store.transaction() as db:
-        cache.upsert_invoices(store, invoices, in_scope=True, unposted_ids=unposted, fetched_at=fetched_at)
+        stored = cache.upsert_invoices(store, invoices, in_scope=True, unposted_ids=unposted, fetched_at=fetched_at)
         if seen:
             db.conn.executemany("INSERT OR REPLACE INTO discover_seen (cw_id, last_updated) VALUES (?, ?)",
                                 [(inv.id, inv.last_updated) for inv in invoices])
+    if on_page is not None:
+        on_page(stored)
     return sum(1 for inv in invoices if inv.id in unposted)
 
 
@@ -262,9 +267,8 @@ def _full(cw: CWLike, store: Store, scope: Scope, fhash: str, clock: Clock, prog
     fetched_at = utc_iso(clock.now())
     for raws in _pages(cw.iter_invoices(query)):
         before = len(problems)
-        unposted += _store_page(cw, store, raws, scope, fetched_at, build, seen=True, problems=problems)
-        if on_page is not None:
-            on_page([int(r["id"]) for r in raws])
+        unposted += _store_page(cw, store, raws, scope, fetched_at, build, seen=True, problems=problems,
+                                on_page=on_page)
         fetched += len(raws)
         in_scope += len(raws) - (len(problems) - before)
         max_updated = max([max_updated, *(_updated(r) for r in raws)])
@@ -306,10 +310,9 @@ def _incremental(cw: CWLike, store: Store, scope: Scope, watermark: str, clock: 
         outside = [r for r in raws if not raw_in_scope(r, scope)]
         if inside:
             before = len(problems)
-            unposted += _store_page(cw, store, inside, scope, fetched_at, build, seen=False, problems=problems)
+            unposted += _store_page(cw, store, inside, scope, fetched_at, build, seen=False, problems=problems,
+                                    on_page=on_page)
             in_scope += len(inside) - (len(problems) - before)
-            if on_page is not None:
-                on_page([int(r["id"]) for r in inside])
             touched.update(int(r["id"]) for r in inside)
         if outside:
             removed += _leave_scope(store, outside, scope)

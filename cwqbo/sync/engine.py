@@ -32,6 +32,7 @@ from cwqbo.sync import selection
 from cwqbo.sync.changed import handle_changed
 from cwqbo.errors import UsageError
 from cwqbo.sync.markers import owner_of, with_marker
+from cwqbo.models import CWInvoice
 from cwqbo.settings.prefs import Prefs
 from cwqbo.sync.send import Sender
 from cwqbo.sync.run_state import RunState
@@ -109,11 +110,12 @@ class _Engine:
             run.emit("discover", "reading Closed invoices from ConnectWise")
             from cwqbo.sync import discover  # imported late: discover pulls in the CW client
 
-            def send_page(ids: list[int]) -> None:
+            def send_page(stored: list[tuple[CWInvoice, str]]) -> None:
                 """Send what a page just read makes unsynced, while ConnectWise is still being read."""
-                todo = [i for i in cache.unsynced_among(deps.store, ids) if i not in handled]
+                page = {inv.id: (inv, content_hash) for inv, content_hash in stored}
+                todo = [i for i in cache.unsynced_among(deps.store, list(page)) if i not in handled]
                 handled.update(todo)
-                self._send(todo)
+                self._send(todo, page)
 
             streaming = options.selection == "all" and not options.dry_run
             found = discover.refresh(deps.cw, deps.store, deps.filters, full=options.full_refresh, clock=deps.clock,
@@ -134,13 +136,15 @@ class _Engine:
             cw_batch.batch_confirmed(run)
         run.commit()
 
-    def _send(self, ids: list[int]) -> None:
-        """Map, resolve, probe and queue these invoices, decoded a slice at a time: memory stays flat."""
+    def _send(self, ids: list[int], page: dict[int, tuple[CWInvoice, str]] | None = None) -> None:
+        """Map, resolve, probe and queue these invoices, decoded a slice at a time: memory stays flat. A page just
+        read from ConnectWise (and stored) is sent as it was built, not decoded back from the cache."""
         start = 0
         while start < len(ids):
             size = SLICE if self._sliced else FIRST_SLICE
             self._sliced = True
-            loaded = selection.load(self.deps.store, ids[start:start + size])
+            part = ids[start:start + size]
+            loaded = [page[i] for i in part] if page is not None else selection.load(self.deps.store, part)
             self.sender.process([inv for inv, _ in loaded], hashes={inv.id: h for inv, h in loaded})
             start += size
 
