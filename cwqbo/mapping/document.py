@@ -23,7 +23,7 @@ from cwqbo.mapping.errors import MappingError, Readiness
 from cwqbo.mapping.fields import (
     class_name, custom_fields, custom_values, customer_memo, department_name, private_note, terms_name,
 )
-from cwqbo.mapping.lines import ZERO, plan_lines, sales_line
+from cwqbo.mapping.lines import ZERO, PlannedLine, plan_lines, sales_line
 from cwqbo.mapping.refs import CompanyFacts, ItemRef, Needs, Refs, ref_id
 from cwqbo.mapping.tax import document_sales_tax, document_tax, expected_total, line_tax_code, tax_code_names, tax_line
 from cwqbo.models import PROBLEMS, CWInvoice
@@ -93,6 +93,12 @@ def needs(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None) -> Needs:
     """Every QBO object (by name) that building this invoice will reference. Pass `us=True` to skip tax codes.
 
     A DocNumber QBO would refuse fails here, before any QBO lookup is spent on the invoice."""
+    return needs_and_plan(inv, prefs, us=us)[0]
+
+
+def needs_and_plan(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None) -> tuple[Needs, list[PlannedLine]]:
+    """`needs`, with the line plan it was computed from: `build_document(..., plan=)` takes it, so a sync plans each
+    invoice's lines once."""
     check_source(inv)
     doc_number(inv, prefs)
     plan = plan_lines(inv, prefs)
@@ -109,18 +115,19 @@ def needs(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None) -> Needs:
         tax_codes=set() if us else tax_code_names(inv, prefs, plan),
         terms={terms} if terms is not None else set(), classes={cls} if cls else set(),
         departments={dep} if dep else set(),
-        custom_fields={name for name, _ in custom_values(inv, prefs)})
+        custom_fields={name for name, _ in custom_values(inv, prefs)}), plan
 
 
-def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs) -> QBODocument:
-    """The QBO payload for `inv`. Raises MappingError (reason + fix) for anything QBO would refuse or misbook."""
+def build_document(inv: CWInvoice, prefs: Prefs, refs: Refs, *, plan: list[PlannedLine] | None = None) -> QBODocument:
+    """The QBO payload for `inv`. Raises MappingError (reason + fix) for anything QBO would refuse or misbook.
+    `plan`: the line plan `needs_and_plan` made for this invoice and these prefs (else it is made here)."""
     number = doc_number(inv, prefs)
     if _is_empty(inv):
         raise MappingError(f"invoice {inv.number} has no lines and a zero total", "nothing to sync; exclude it")
     entity = entity_for(inv)
     line_item_tax = prefs.tax.mode == "line_item"
     lines: list[dict[str, Any]] = []
-    for p in plan_lines(inv, prefs):
+    for p in plan if plan is not None else plan_lines(inv, prefs):
         if p.item is None:
             raise MappingError(f"no QuickBooks item for ConnectWise {p.kind} '{p.cw_key}'",
                                f"cwqbo prefs map item '{p.cw_key}' <QBO item>, or set items.fallback",

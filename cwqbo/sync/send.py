@@ -16,6 +16,7 @@ from cwqbo import crashpoints, money
 from cwqbo.state import ledger
 from cwqbo.mapping import document, reconciliation
 from cwqbo.mapping.document import QBODocument
+from cwqbo.mapping.lines import PlannedLine
 from cwqbo.mapping.errors import MappingError
 from cwqbo.mapping.reconciliation import Reconciliation
 from cwqbo.errors import AuthError, ConfigError, CwqboError, PermissionDenied, kept_failing
@@ -146,9 +147,10 @@ class Sender:
         """needs → bulk resolve → documents; a mapping or resolve problem fails that invoice only."""
         deps = self.run.deps
         needs: dict[int, Any] = {}
+        plans: dict[int, list[PlannedLine]] = {}
         for w in works:
             try:
-                needs[w.inv.id] = document.needs(w.inv, deps.prefs)
+                needs[w.inv.id], plans[w.inv.id] = document.needs_and_plan(w.inv, deps.prefs)
             except MappingError as exc:
                 self.run.fail(w, exc.explained())
         if not needs:
@@ -179,7 +181,7 @@ class Sender:
                 continue
             w.refs = refs
             try:
-                w.doc = document.build_document(w.inv, deps.prefs, refs)
+                w.doc = document.build_document(w.inv, deps.prefs, refs, plan=plans[w.inv.id])
             except MappingError as exc:
                 self.run.fail(w, exc.explained())
                 continue

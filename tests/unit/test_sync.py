@@ -275,8 +275,8 @@ def _drift_one_total(monkeypatch: pytest.MonkeyPatch, world: World) -> int:
     target = next(r for r in world.deps().cw.iter_invoices() if r["invoiceNumber"] == "20002")["id"]
     real = mapping.build_document
 
-    def build(inv: Any, prefs: Prefs, refs: Any) -> Any:
-        doc = real(inv, prefs, refs)
+    def build(inv: Any, prefs: Prefs, refs: Any, **kw: Any) -> Any:
+        doc = real(inv, prefs, refs, **kw)
         if inv.id == target:
             doc = dataclasses.replace(doc, expected_total=doc.expected_total + Decimal("0.01"))
         return doc
