@@ -66,6 +66,9 @@ def _int(value: Any) -> int | None:
         return None
 
 
+UNPOSTED_ROW_FIELDS = ("id", "billingLogId", "invoiceNumber")  # all `unposted_row` reads (asked for with `fields=`)
+
+
 def unposted_row(raw: Mapping[str, Any]) -> UnpostedRow | None:
     """An unposted row, or None when it lacks its own id or its billingLogId (then it can't be linked)."""
     row_id, invoice_id = _int(raw.get("id")), _int(raw.get("billingLogId"))

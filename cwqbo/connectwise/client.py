@@ -20,7 +20,7 @@ import httpx
 from cwqbo import http, money, pagination
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
-from cwqbo.connectwise.accounting import UnpostedRow, unposted_row
+from cwqbo.connectwise.accounting import UNPOSTED_ROW_FIELDS, UnpostedRow, unposted_row
 from cwqbo.in_flight import in_flight
 from cwqbo.errors import AuthError, ConfigError, CwqboError, PermissionDenied, RemoteError
 
@@ -222,9 +222,10 @@ class CWClient:
         return path if path.startswith(("http://", "https://")) else self.base_url + "/" + path.lstrip("/")
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                 json_body: Any = None, idempotent: bool = True) -> httpx.Response:
+                 json_body: Any = None, idempotent: bool = True, discard_body: bool = False) -> httpx.Response:
         """Send with the shared retry policy; a non-idempotent request is retried only when it cannot have
-        committed (it never reached ConnectWise, or ConnectWise refused it with 429)."""
+        committed (it never reached ConnectWise, or ConnectWise refused it with 429). `discard_body`: a successful
+        answer is read and dropped as it arrives (its status is all the caller uses)."""
         content = money.dumps(json_body).encode() if json_body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         where = self._path_of(path).split("?")[0]
@@ -234,7 +235,8 @@ class CWClient:
                                f"{last.reason}", status=last.status,
                                hint="ConnectWise may be throttling or down; try again later")
 
-        return self.policy.call(lambda: self._send_once(method, path, params, content, headers, idempotent),
+        return self.policy.call(lambda: self._send_once(method, path, params, content, headers, idempotent,
+                                                        discard_body),
                                 clock=self.clock, label=f"ConnectWise {method} {where}", give_up=give_up,
                                 on_retry=self._on_retry)
 
@@ -250,12 +252,21 @@ class CWClient:
         return "/" + path.lstrip("/")
 
     def _send_once(self, method: str, path: str, params: dict[str, Any] | None, content: bytes | None,
-                   headers: dict[str, str] | None, idempotent: bool) -> httpx.Response:
+                   headers: dict[str, str] | None, idempotent: bool, discard_body: bool = False) -> httpx.Response:
         with self._counting:
             self.calls += 1
         try:
-            resp = self._http.request(method, self._url(path), params=params, content=content,
-                                      headers=headers)
+            if discard_body:
+                with self._http.stream(method, self._url(path), params=params, content=content,
+                                       headers=headers) as resp:
+                    if resp.status_code < 300:
+                        for _ in resp.iter_bytes():  # drained a chunk at a time, never held whole
+                            pass
+                    else:
+                        resp.read()  # an error's text is short and is reported
+            else:
+                resp = self._http.request(method, self._url(path), params=params, content=content,
+                                          headers=headers)
         except httpx.TransportError as exc:
             reason = (f"cannot connect to {self.site}: {type(exc).__name__}" if http.never_sent(exc)
                       else f"{type(exc).__name__} talking to {self.site}")
@@ -417,16 +428,19 @@ class CWClient:
     def expenses_for(self, invoice_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
         return self._by_invoice("/expense/entries", invoice_ids)
 
-    def unposted_invoices(self, invoice_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    def unposted_invoices(self, invoice_ids: Iterable[int] | None = None,
+                          fields: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Unposted rows, optionally only those of these invoices (matched on `billingLogId`, the invoice id)."""
         path = "/finance/accounting/unpostedinvoices"
         if invoice_ids is None:
-            return list(self.iter_pages(path, order_by="id asc"))
-        return self._chunked(path, "billingLogId", sorted({int(i) for i in invoice_ids}))
+            return list(self.iter_pages(path, fields=fields, order_by="id asc"))
+        return self._chunked(path, "billingLogId", sorted({int(i) for i in invoice_ids}), fields)
 
     def unposted_rows(self, invoice_ids: Iterable[int] | None = None) -> dict[int, UnpostedRow]:
-        """Unposted rows by invoice id; a row that can't be linked to an invoice is left out."""
-        rows = (unposted_row(r) for r in self.unposted_invoices(invoice_ids) if isinstance(r, dict))
+        """Unposted rows by invoice id; a row that can't be linked to an invoice is left out. Only the fields a row
+        is linked by are read (`fields=`): discovery and every batch read these rows for thousands of invoices."""
+        rows = (unposted_row(r) for r in self.unposted_invoices(invoice_ids, UNPOSTED_ROW_FIELDS)
+                if isinstance(r, dict))
         return {r.invoice_id: r for r in rows if r is not None}
 
     def unposted_invoice_ids(self, invoice_ids: Iterable[int] | None = None) -> set[int]:
@@ -452,15 +466,15 @@ class CWClient:
         """POST one accounting batch of exactly these GL entries (`CreateAccountingBatchRequest`).
 
         Sent once: never retried after it may have reached ConnectWise. The answer (a `GLExport` of everything
-        batched, megabytes for a large batch) is not decoded: the batch is verified by what ConnectWise then holds
-        (`find_batch`, `batch_entry_ids`).
+        batched, megabytes for a large batch) is neither decoded nor kept: the batch is verified by what ConnectWise
+        then holds (`find_batch`, `batch_entry_ids`).
         """
         ids = sorted({int(i) for i in gl_entry_ids})
         if not ids:
             raise ValueError("create_batch needs at least one GL entry id")
         body = {"batchIdentifier": _identifier(identifier), "exportInvoicesFlag": True,
                 "exportExpensesFlag": False, "exportProductsFlag": False, "processedRecordIds": ids}
-        self._request("POST", "/finance/accounting/batches", json_body=body, idempotent=False)
+        self._request("POST", "/finance/accounting/batches", json_body=body, idempotent=False, discard_body=True)
 
     def list_batches(self, conditions: str | None = None) -> list[dict[str, Any]]:
         return list(self.iter_pages("/finance/accounting/batches", conditions, order_by="id asc"))

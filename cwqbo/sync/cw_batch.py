@@ -135,8 +135,9 @@ def _export(run: RunState, ident: str, found: list[Pair]) -> accounting.ExportCh
         export_ids, expected = job  # the store is read beforehand, on this thread: requests alone go in parallel
         return accounting.check_export(run.deps.cw.export_invoices(ident, export_ids), expected)
 
+    cached = cache.light_rows(run.deps.store, [r.cw_id for r, _ in found])  # totals only, one query per 500
     jobs = [([accounting.export_invoice_id(u) for _, u in part],
-             [accounting.Expected(r.cw_id, r.invoice_number, _total(run, r)) for r, _ in part])
+             [accounting.Expected(r.cw_id, r.invoice_number, _total(r, cached.get(r.cw_id))) for r, _ in part])
             for part in (found[start:start + EXPORT_CHUNK] for start in range(0, len(found), EXPORT_CHUNK))]
     # A few export requests at once (reads); each GL export is checked as it arrives and only the check is kept.
     for check in in_flight(checked, jobs, IN_FLIGHT):
@@ -201,9 +202,8 @@ def preview(run: RunState) -> None:
     run.report.plan_batch = sorted({*numbers, *(p.number for p in run.report.plan)})
 
 
-def _total(run: RunState, row: ledger.LedgerRow) -> Decimal:
+def _total(row: ledger.LedgerRow, cached: cache.CachedInvoice | None) -> Decimal:
     """The CW total the invoice was synced with: the cached invoice's (unchanged since: edited ones are left out)."""
-    cached = cache.find(run.deps.store, row.cw_id)
     if cached is not None:
         return cached.total
     total = row.cw_total if row.cw_total is not None else row.qbo_total

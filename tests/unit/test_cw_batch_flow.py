@@ -124,8 +124,8 @@ def test_an_unposted_row_renumbered_in_connectwise_is_not_batched(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     original = CWClient.unposted_invoices
 
-    def renumbered(self: CWClient, invoice_ids: Any = None) -> list[dict[str, Any]]:
-        rows = original(self, invoice_ids)
+    def renumbered(self: CWClient, invoice_ids: Any = None, fields: Any = None) -> list[dict[str, Any]]:
+        rows = original(self, invoice_ids, fields)
         return [{**r, "invoiceNumber": "X-" + str(r["invoiceNumber"])} if i == 0 else r for i, r in enumerate(rows)]
 
     world.sync(dry_run=True)
