@@ -134,20 +134,16 @@ class World:
 def metered_handler(sandbox: sv.Sandbox, meter: SimMeter, latency: float,
                     clock: BenchClock) -> Callable[[httpx.Request], httpx.Response]:
     """The sandbox's request handler as the benches call it: the simulators run with the clock paused and their
-    CPU metered (and, under `--memory`, their retained allocations set aside), then each API request costs
+    CPU metered, then each API request costs
     `latency` simulated seconds of server + network time (slept, not CPU)."""
     real_latency = latency / clock.scale
 
     def handle(request: httpx.Request) -> httpx.Response:
         t0 = time.thread_time()
-        MEMORY.enter()
-        response: httpx.Response | None = None
         try:
             with clock.paused():
-                response = sandbox.handle(request)
-                return response
+                return sandbox.handle(request)
         finally:
-            MEMORY.leave(len(response.content) if response is not None else 0)
             meter.add(request.url.path, time.thread_time() - t0)
             if real_latency > 0 and not request.url.path.startswith("/_sandbox/"):
                 time.sleep(real_latency)
@@ -158,71 +154,6 @@ def metered_handler(sandbox: sv.Sandbox, meter: SimMeter, latency: float,
 def metered_transport(sandbox: sv.Sandbox, meter: SimMeter, latency: float, clock: BenchClock) -> httpx.MockTransport:
     """In-process transport over `metered_handler` (what our clients use)."""
     return in_process_transport(metered_handler(sandbox, meter, latency, clock))
-
-
-class OwnMemory:
-    """Peak memory allocated by our code, the simulators' allocations excluded (`--memory`; tracemalloc).
-
-    tracemalloc traces only what is allocated after `start()`, so the generated sandbox data made before is not
-    counted. Around every simulator request the traced total is read: the growth while the simulator ran (less
-    the response body, which our code then owns) is the simulators' retained memory, set aside; tracemalloc's
-    peak is read just before and reset just after the simulator runs, so the simulators' transient peaks are not
-    counted either. Our peak = max over those points of (traced peak - simulators' retained memory). Tracing
-    makes Python about 2-3x slower: figures from a `--memory` run other than memory are not comparable.
-    """
-
-    def __init__(self) -> None:
-        self.active = False
-        self.sim_retained = 0
-        self.own_peak = 0
-        self._before = 0
-        self._depth = 0
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        import tracemalloc
-
-        tracemalloc.start()
-        self.active, self.sim_retained, self.own_peak, self._depth = True, 0, 0, 0
-
-    def enter(self) -> None:
-        if not self.active:
-            return
-        import tracemalloc
-
-        with self._lock:
-            self._depth += 1
-            if self._depth > 1:
-                return
-            current, peak = tracemalloc.get_traced_memory()
-            self.own_peak = max(self.own_peak, peak - self.sim_retained)
-            self._before = current
-
-    def leave(self, handed_over: int) -> None:
-        if not self.active:
-            return
-        import tracemalloc
-
-        with self._lock:
-            self._depth -= 1
-            if self._depth > 0:
-                return
-            current, _ = tracemalloc.get_traced_memory()
-            self.sim_retained += current - self._before - handed_over
-            tracemalloc.reset_peak()
-
-    def stop(self) -> float:
-        """Stop tracing; our peak in MB."""
-        import tracemalloc
-
-        _, peak = tracemalloc.get_traced_memory()
-        self.own_peak = max(self.own_peak, peak - self.sim_retained)
-        tracemalloc.stop()
-        self.active = False
-        return self.own_peak / (1024 * 1024)
-
-
-MEMORY = OwnMemory()
 
 
 def make_world(n: int, db_path: Path, *, scale: float, latency: float, seed: int = 1) -> World:

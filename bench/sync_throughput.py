@@ -2,12 +2,14 @@
 
 Run:  .venv/bin/python bench/sync_throughput.py                  # 1,000 and 10,000 invoices, 3 runs, + baselines
       .venv/bin/python bench/sync_throughput.py --sizes 1000 --scale 10 --latency 0.25
-      .venv/bin/python bench/sync_throughput.py --sizes 100000 --scale 30 --repeat 1 --no-naive --no-peer --memory
+      .venv/bin/python bench/sync_throughput.py --sizes 10000 100000 --scale 30 --repeat 1 --memory
 
 For each size: one `cwqbo sync --all` (discover from ConnectWise, resolve, probe, batch-create, CW batch)
 into a fresh store, then an idle re-run. Prints simulated invoices/min, the rate-limit bound for this
 run's request mix and their ratio, QBO and CW calls per invoice, our CPU per invoice (simulator CPU
-subtracted), peak memory, and — with the naive loop — how many times faster the real sync is.
+subtracted), the whole process's peak memory, and — with the naive loop — how many times faster the real sync is.
+`--memory` instead runs each sync in a process of its own (bench/sync_process.py), the simulators served from
+this one, and prints that process's peak resident memory.
 Not a test: figures vary by machine; the scale and latency used are printed with the results.
 """
 
@@ -40,6 +42,7 @@ TARGET_CW_PER_INVOICE = 0.05
 TARGET_CPU_MS = 0.5
 TARGET_NAIVE_SPEEDUP = 10.0
 TARGET_PEER_SPEEDUP = 8.0
+TARGET_MEMORY_RATIO = 1.5  # the cwqbo process's peak memory at 100,000 invoices over its peak at 10,000
 
 
 @dataclass
@@ -53,7 +56,6 @@ class SyncFigures:
     scale: float
     latency: float
     phases: dict[str, float] = field(default_factory=dict)  # phase -> simulated seconds from the run's start
-    own_peak_mb: float | None = None  # --memory: cwqbo's own peak allocations (common.OwnMemory)
 
     @property
     def per_min(self) -> float:
@@ -64,8 +66,7 @@ class SyncFigures:
         return rate_bound(self.invoices, self.sample.qbo_requests, self.sample.batch_requests)
 
 
-def run_sync_bench(n: int, *, scale: float, latency: float, workdir: Path, seed: int = 1,
-                   memory: bool = False) -> SyncFigures:
+def run_sync_bench(n: int, *, scale: float, latency: float, workdir: Path, seed: int = 1) -> SyncFigures:
     """One full sync of `n` generated invoices, measured; then an idle re-run (nothing new) for steady state."""
     db = workdir / f"sync-{n}.db"
     for stale in workdir.glob(f"sync-{n}.db*"):  # --repeat: every run starts from a fresh store
@@ -81,19 +82,84 @@ def run_sync_bench(n: int, *, scale: float, latency: float, workdir: Path, seed:
             if event.phase != "item":
                 phases.setdefault(event.phase, world.clock.now() - t0)
 
-        if memory:
-            common.MEMORY.start()
         with measure(world) as sample:
             report = run_sync(deps, SyncOptions(selection="all", trigger="all"), progress)
-        own_peak = common.MEMORY.stop() if memory else None
         with measure(world) as idle:
             run_sync(deps, SyncOptions(selection="all", trigger="all"))
         # The run's invoices are what it selected (created + adopted + failed): generated problem invoices fail
         # on purpose, but they still cost their share of reads.
         return SyncFigures(len(report.items), report.created, report.failed, sample, idle, report, scale, latency,
-                           phases, own_peak)
+                           phases)
     finally:
         world.close()
+
+
+@dataclass
+class MemoryFigures:
+    """`--memory`: the cwqbo process's own memory, its simulators in another process."""
+
+    invoices: int
+    created: int
+    peak_mb: float  # peak resident memory of the cwqbo process (VmHWM)
+    before_mb: float  # its resident memory just before the run (interpreter, imports, clients, open store)
+    sim_seconds: float
+
+
+def run_memory_bench(n: int, *, scale: float, latency: float, workdir: Path, seed: int = 1) -> MemoryFigures:
+    """`sync --all` of `n` generated invoices in a child process (bench/sync_process.py) against the sandbox served
+    on loopback from this one; both read one simulated clock from CLOCK_MONOTONIC. The child's peak resident
+    memory is cwqbo's own: the simulators and their data live here, never in it."""
+    import json
+    import subprocess
+    import time
+
+    from cwqbo.sandbox.bridge import LoopbackServer
+    from sync_process import SharedClock
+
+    db = workdir / f"memory-{n}.db"
+    for stale in workdir.glob(f"memory-{n}.db*"):
+        stale.unlink()
+    clock = SharedClock(scale, common.START, time.monotonic())
+    sandbox = common.sv.Sandbox(seed=seed, invoices=n, clock=clock)
+    pause = latency / scale
+
+    def handle(request: common.httpx.Request) -> common.httpx.Response:
+        response = sandbox.handle(request)
+        if pause > 0:
+            time.sleep(pause)  # server and network time, as in the in-process benches
+        return response
+
+    server = LoopbackServer(handle).start()
+    try:
+        setup = {**sandbox.credentials(server.url), "token_response": sandbox.qbo.issue_tokens(), "scale": scale,
+                 "start": clock.start, "real0": clock.real0, "db": str(db)}
+        child = subprocess.run([sys.executable, str(Path(__file__).with_name("sync_process.py")), "--setup",
+                                json.dumps(setup)], capture_output=True, text=True, check=False)
+    finally:
+        server.stop()
+    if child.returncode != 0:
+        raise RuntimeError(f"the cwqbo process failed ({child.returncode}): {child.stderr.strip()[-2000:]}")
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+    return MemoryFigures(out["invoices"], out["created"], out["peak_mb"], out["before_mb"], out["sim_seconds"])
+
+
+def memory_rows(by_size: dict[int, list[MemoryFigures]]) -> list[tuple[str, str, str]]:
+    """Peak resident memory of the cwqbo process per size, and the largest size's ratio to the smallest's."""
+    rows: list[tuple[str, str, str]] = []
+    for n, runs in by_size.items():
+        f = runs[0]
+        rows.append((f"{n:,} invoices: peak resident memory", spread([r.peak_mb for r in runs], unit=" MB"),
+                     f"{spread([r.before_mb for r in runs], unit=' MB')} just before the run; {f.invoices:,} selected, "
+                     f"{f.created:,} created, {spread([r.sim_seconds for r in runs])} simulated s"))
+    sizes = sorted(by_size)
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        ratio = statistics.median(r.peak_mb for r in by_size[large]) / statistics.median(
+            r.peak_mb for r in by_size[small])
+        target = f"{verdict(ratio <= TARGET_MEMORY_RATIO)} (<= {TARGET_MEMORY_RATIO:g}x)" if (
+            small == LARGE and large >= 10 * LARGE) else "(the target compares 100,000 with 10,000)"
+        rows.append((f"peak at {large:,} / peak at {small:,}", f"{ratio:.2f}x", target))
+    return rows
 
 
 def run_steady_bench(n: int, *, scale: float, latency: float, workdir: Path, seed: int = 1) -> SyncFigures:
@@ -178,11 +244,6 @@ def sync_rows(runs: list[SyncFigures], naive: list[float] | None,
         ("peak RSS (whole process)", f"{fmt(max(r.sample.rss_peak_mb for r in runs))} MB",
          f"{fmt(s.rss_before_mb)} MB before the run (simulators + generated data included)"),
     ]
-    own = [r.own_peak_mb for r in runs if r.own_peak_mb is not None]
-    if own:
-        rows.append(("cwqbo's own peak memory", spread(own, unit=" MB"),
-                     "tracemalloc, simulators' allocations excluded (--memory: other figures of this run are "
-                     "slowed by tracing)"))
     if f.phases:
         order = sorted(f.phases.items(), key=lambda kv: kv[1])
         rows.append(("phases start at (simulated s)", "", ", ".join(f"{k} {v:,.0f}" for k, v in order)))
@@ -220,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="clock scale for the naive and python-quickbooks loops (latency-bound, so a high scale "
                              "does not flatter them)")
     parser.add_argument("--memory", action="store_true",
-                        help="also trace cwqbo's own peak memory (tracemalloc, simulators excluded; slows the run)")
+                        help="instead of the throughput runs: the cwqbo process's peak memory per size, the sync run in "
+                             "a process of its own and the simulators in this one (e.g. --sizes 10000 100000 --scale 30)")
     parser.add_argument("--steady", action=argparse.BooleanOptionalAction, default=False,
                         help="also measure a later month: 2x the invoices generated, the first half synced before "
                              "(not measured), the second half measured with its customers already known")
@@ -229,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeat = max(1, args.repeat)
 
+    if args.memory:
+        with common.workdir(args.workdir) as tmp:
+            by_size = {n: [run_memory_bench(n, scale=args.scale, latency=args.latency, workdir=Path(tmp),
+                                            seed=args.seed) for _ in range(repeat)] for n in args.sizes}
+        print_table("cwqbo sync --all in its own process, simulators in another: peak resident memory (VmHWM)",
+                    memory_rows(by_size))
+        return 0
     with common.workdir(args.workdir) as tmp:
         for n in args.sizes:
             naive_rates = peer_rates = None
@@ -246,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                                            seed=args.seed) for _ in range(repeat)]
                 print_table(f"python-quickbooks loop, {n:,} generated invoices", peer.peer_rows(pfs))
                 peer_rates = [x.per_min for x in pfs]
-            runs = [run_sync_bench(n, scale=args.scale, latency=args.latency, workdir=Path(tmp), seed=args.seed,
-                                   memory=args.memory) for _ in range(repeat)]
+            runs = [run_sync_bench(n, scale=args.scale, latency=args.latency, workdir=Path(tmp), seed=args.seed)
+                    for _ in range(repeat)]
             print_table(f"cwqbo sync --all, {n:,} generated invoices", sync_rows(runs, naive_rates, peer_rates))
             if args.steady:
                 later = [run_steady_bench(n, scale=args.scale, latency=args.latency, workdir=Path(tmp),
