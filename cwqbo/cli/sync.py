@@ -68,13 +68,20 @@ def sync_command(
         else:
             render.info(NOOP_MESSAGE)
         raise typer.Exit(EXIT_OK)
-    try:
-        report = _run_locked(app_ctx, select=select, all_=all_, invoice=invoice, dry_run=dry_run, update=update,
-                             no_refresh=no_refresh, as_json=as_json, trigger=trigger)
-    except CwqboError as exc:
-        if not dry_run and not isinstance(exc, UsageError | LockedError):  # a run that could not complete
-            _notify(app_ctx, None, exc.exit_code, error=str(exc))
-        raise
+    with ExitStack() as keep:  # the store stays open until the report is shown: it reads its items from there
+        try:
+            report = _run_locked(app_ctx, keep, select=select, all_=all_, invoice=invoice, dry_run=dry_run,
+                                 update=update, no_refresh=no_refresh, as_json=as_json, trigger=trigger)
+        except CwqboError as exc:
+            if not dry_run and not isinstance(exc, UsageError | LockedError):  # a run that could not complete
+                _notify(app_ctx, None, exc.exit_code, error=str(exc))
+            raise
+        _finish_command(app_ctx, report, all_=all_, payments=payments, dry_run=dry_run, as_json=as_json)
+
+
+def _finish_command(app_ctx: AppContext, report: SyncReport, *, all_: bool, payments: bool, dry_run: bool,
+                    as_json: bool) -> None:
+    """Notify, bring payments back when asked, show the report; exits with the run's code."""
     code = EXIT_OK if report.ok else EXIT_SOME_FAILED
     warning = None if report.dry_run else _notify(app_ctx, report, code)
     pay = None
@@ -136,8 +143,9 @@ def _notify(app_ctx: AppContext, report: SyncReport | None, code: int, *, error:
     return warning
 
 
-def _run_locked(app_ctx: AppContext, *, select: bool, all_: bool, invoice: list[str], dry_run: bool, update: bool,
-                no_refresh: bool, as_json: bool, trigger: Trigger) -> SyncReport:
+def _run_locked(app_ctx: AppContext, keep: ExitStack, *, select: bool, all_: bool, invoice: list[str],
+                dry_run: bool, update: bool, no_refresh: bool, as_json: bool, trigger: Trigger) -> SyncReport:
+    """The run, under the sync lock; the store is left open on `keep` (the report reads its items from it)."""
     from cwqbo.sync.engine import SyncDeps, SyncOptions, run_sync
 
     with app_ctx.sync_lock(), ExitStack() as opened:
@@ -145,7 +153,7 @@ def _run_locked(app_ctx: AppContext, *, select: bool, all_: bool, invoice: list[
         # Credentials first: a refused secrets file or an unreachable service must not create a database.
         cw = opened.enter_context(closing(app_ctx.cw_client()))
         qbo = opened.enter_context(closing(app_ctx.qbo_client()))
-        store = opened.enter_context(closing(app_ctx.open_store()))
+        store = keep.enter_context(closing(app_ctx.open_store()))
         deps = SyncDeps(store=store, cw=cw, qbo=qbo, prefs=profile.prefs,
                         filters=profile.filters, realm=str(profile.quickbooks.realm_id), clock=app_ctx.clock)
         refresh = not no_refresh
@@ -271,7 +279,7 @@ def report_data(report: SyncReport) -> dict[str, Any]:
             "would_create": [{"kind": w.kind, "name": w.name} for w in report.would_create]}
 
 
-def items_table(items: list[ItemResult], title: str | None = None) -> Any:
+def items_table(items: Sequence[ItemResult], title: str | None = None) -> Any:
     """Invoices and outcomes; reasons go below the table, one per invoice, so they stay readable at 80 columns."""
     from rich.console import Group
     from rich.text import Text

@@ -102,3 +102,25 @@ def record_items(store: Store, run_id: int, items: Iterable[Item], *, now: str |
 
 def run_items(store: Store, run_id: int) -> list[dict[str, Any]]:
     return _rows(store, "select * from run_items where run_id = ? order by cw_id", [run_id])
+
+
+ITEM_COLUMNS = ("cw_id", "invoice_number", "company_name", "cw_total", "outcome", "qbo_id", "entity", "intuit_tid",
+                "error", "qbo_total")
+
+
+def item_page(store: Store, run_id: int, *, after: int, limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` of a run's items written after row `after`, in the order they were written: (rowid, then
+    ITEM_COLUMNS), the company's name from the invoice cache ("" when the invoice is not cached)."""
+    return store.db.execute(
+        "select r.rowid, r.cw_id, r.invoice_number, coalesce(i.company_name, ''), r.cw_total, r.outcome, r.qbo_id, "
+        "r.entity, r.intuit_tid, r.error, r.qbo_total from run_items r left join invoices i on i.cw_id = r.cw_id "
+        "where r.run_id = ? and r.rowid > ? order by r.rowid limit ?", [run_id, after, limit]).fetchall()
+
+
+def item_count(store: Store, run_id: int) -> int:
+    return int(store.db.execute("select count(*) from run_items where run_id = ?", [run_id]).fetchone()[0])
+
+
+def outcome_counts(store: Store, run_id: int) -> dict[str, int]:
+    return {str(outcome): int(n) for outcome, n in store.db.execute(
+        "select outcome, count(*) from run_items where run_id = ? group by outcome", [run_id])}

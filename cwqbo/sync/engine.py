@@ -35,6 +35,7 @@ from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
 from cwqbo.settings.prefs import Prefs
 from cwqbo.sync.send import Sender
+from cwqbo.sync.run_items import outcome_counts
 from cwqbo.sync.run_state import RunState
 from cwqbo.state.runs import RunStatus
 from cwqbo.sync.model import (ItemResult, PlanLine, PlannedDocument, Progress, SyncDeps, SyncEvent, SyncOptions,
@@ -71,18 +72,17 @@ class _Engine:
         deps, options, run = self.deps, self.options, self.run
         if not options.dry_run:
             runs.mark_interrupted_runs(deps.store)
-            run.run_id = runs.start_run(deps.store, trigger=options.trigger, dry_run=False, user=_user(),
-                                          host=socket.gethostname(), pid=os.getpid(), now=run.now())
-            run.report.run_id = run.run_id
+            run.begin(runs.start_run(deps.store, trigger=options.trigger, dry_run=False, user=_user(),
+                                     host=socket.gethostname(), pid=os.getpid(), now=run.now()))
         try:
             try:
                 self._stages()
             finally:
                 self.sender.close()  # never leave a batch call running behind an error
         except UsageError:
-            if run.run_id is not None and not (run.report.items or run.report.recovered or run.report.batched_ids):
+            if run.run_id is not None and not (run.done or run.report.recovered or run.report.batched_ids):
                 runs.discard_run(deps.store, run.run_id)  # refused before doing anything: not a failed run
-                run.run_id = run.report.run_id = None
+                run.begin(None)
             elif run.run_id is not None:
                 self._finish(started, status="failed", message="stopped by a usage error")
             raise
@@ -166,11 +166,13 @@ class _Engine:
     def _finish(self, started: float, status: RunStatus | None = None, message: str | None = None, *,
                 commit: bool = True) -> None:
         report = self.run.report
-        outcomes = [i.outcome for i in report.items]
-        report.created = sum(1 for o in outcomes if o in ("created", "adopted", "updated"))
-        report.failed = outcomes.count("failed")
-        report.skipped = outcomes.count("skipped")
-        report.waiting = outcomes.count("waiting")
+        if commit and self.run.run_id is not None:
+            self.run.commit()  # the counts below are read from what is committed
+        outcomes = outcome_counts(report.items)
+        report.created = outcomes["created"] + outcomes["adopted"] + outcomes["updated"]
+        report.failed = outcomes["failed"]
+        report.skipped = outcomes["skipped"]
+        report.waiting = outcomes["waiting"]
         report.qbo_calls = self.deps.qbo.calls - self._calls_before[0]
         report.cw_calls = self.deps.cw.calls - self._calls_before[1]
         report.duration = time.monotonic() - started
@@ -183,9 +185,7 @@ class _Engine:
         report.message = message or report.message
         if self.run.run_id is None:
             return
-        if commit:
-            self.run.commit()
-        runs.finish_run(self.deps.store, self.run.run_id, status=final, selected=len(report.items),
+        runs.finish_run(self.deps.store, self.run.run_id, status=final, selected=sum(outcomes.values()),
                           created=report.created, failed=report.failed, skipped=report.skipped,
                           batch_identifier=report.batch_identifier, qbo_calls=report.qbo_calls,
                           cw_calls=report.cw_calls, duration_ms=int(report.duration * 1000),

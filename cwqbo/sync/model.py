@@ -5,7 +5,7 @@ Kept apart from the engine so every stage module can build results without impor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -118,7 +118,8 @@ class SyncEvent:
 @dataclass
 class SyncReport:
     run_id: int | None
-    items: list[ItemResult] = field(default_factory=list)
+    # every selected invoice's result: in memory for a dry run, read from the store for a recorded run (RunItems)
+    items: Sequence[ItemResult] = field(default_factory=list)
     batch_identifier: str | None = None
     created: int = 0
     failed: int = 0

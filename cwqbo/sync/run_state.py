@@ -2,7 +2,8 @@
 
 The stages (recovery, selection, sending, updating, batching) all settle an invoice through `settle`: it is
 counted and reported at once, and its ledger write (if any) and run item wait in `pending` until the stage calls
-`commit`, which hands them to `ledger.apply` in one transaction. Nothing else in a run writes invoice rows.
+`commit`, which hands them to `ledger.apply` in one transaction. Nothing else in a run writes invoice rows. A
+recorded run's report reads its items back from the store (`RunItems`); only a dry run holds them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cwqbo.state import runs
 from cwqbo.state.sql import iso
 from cwqbo.state.runs import Outcome
 from cwqbo.sync.model import ItemResult, Progress, SyncDeps, SyncEvent, SyncOptions, SyncReport
+from cwqbo.sync.run_items import RunItems
 
 
 @dataclass
@@ -66,6 +68,16 @@ class RunState:
         self.total = 0
         self.pending = Pending()
 
+    def begin(self, run_id: int | None) -> None:
+        """The run is recorded as `run_id` (None: it was discarded): its items are read from the store from now on,
+        never held here (they would grow with the selection)."""
+        self.run_id = self.report.run_id = run_id
+        self.report.items = RunItems(self.deps.store, run_id) if run_id is not None else []
+
+    @property
+    def recording(self) -> bool:
+        return not self.options.dry_run and self.run_id is not None
+
     def emit(self, phase: str, message: str = "", item: ItemResult | None = None) -> None:
         if self._progress is not None:
             self._progress(SyncEvent(phase, message, self.done, self.total, item))
@@ -84,13 +96,15 @@ class RunState:
         """Report one invoice's outcome now; its ledger write and run item go with the next `commit`."""
         if work is not None:
             work.result = result
-        self.report.items.append(result)
         self.done += 1
         self.emit("item", f"{result.number}: {result.outcome}", result)
-        if not self.options.dry_run and self.run_id is not None:
+        if self.recording:  # committed with its ledger write, then read back from the store by the report
             if write is not None:
                 self.pending.writes.append(write)
             self.pending.items.append(result)
+        else:
+            assert isinstance(self.report.items, list), "an unrecorded run keeps its items in memory"
+            self.report.items.append(result)
         return result
 
     def commit(self) -> None:

@@ -23,6 +23,7 @@ from cwqbo.state import ledger
 from cwqbo.state import runs
 from cwqbo.mapping import document as mapping
 from cwqbo.sync import engine as sync
+from cwqbo.sync.run_items import RunItems
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise.client import CWClient
 from cwqbo.errors import UsageError
@@ -125,6 +126,22 @@ def test_full_sync_creates_every_invoice_once_with_exact_totals_and_one_batch(wo
     assert report.status == "partial"
     run = runs.run(world.store, report.run_id)
     assert run["status"] == "partial" and run["created"] == len(synced) and run["failed"] == 1
+
+
+def test_the_report_reads_a_recorded_runs_items_from_the_store_as_they_were_settled(world: World) -> None:
+    settled: list[sync.ItemResult] = []
+
+    def progress(event: sync.SyncEvent) -> None:
+        if event.item is not None:
+            settled.append(event.item)
+
+    report = sync.run_sync(world.deps(), sync.SyncOptions(), progress)
+    assert isinstance(report.items, RunItems), "a recorded run holds no copy of its items"
+    assert len(settled) >= 40 and list(report.items) == settled  # same results, same order, exact money
+    assert len(report.items) == len(settled) == runs.run(world.store, report.run_id)["selected"]
+    assert report.items[-1] == settled[-1] and report.items[:2] == settled[:2]
+    dry = world.sync(dry_run=True)
+    assert isinstance(dry.items, list)  # a dry run records nothing: its items stay in the report
 
 
 def test_name_collision_with_a_vendor_gets_a_distinct_customer(world: World) -> None:
