@@ -35,7 +35,8 @@ def _mark_worker() -> None:
 
 
 def in_flight(fn: Callable[[T], R], items: Sequence[T], limit: int = LIMIT) -> list[R]:
-    """`fn` over `items`, at most `limit` at once, results in order; an exception is raised after all finished.
+    """`fn` over `items`, at most `limit` (and LIMIT) at once, results in order; an exception is raised after all
+    finished.
 
     A call from inside another's `fn` runs its items one after the other: it never waits for the shared threads
     it may itself be holding."""
