@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cwqbo.clock import Clock  # noqa: E402
+from cwqbo.clock import Clock, ScaledClock  # noqa: E402
 from cwqbo.connectwise.client import CWClient  # noqa: E402
 from cwqbo.quickbooks.client import QBOClient  # noqa: E402
 from cwqbo.quickbooks.oauth import Endpoints, TokenManager  # noqa: E402
@@ -28,24 +28,6 @@ from cwqbo.settings.secrets import QBO_CLIENT_SECRET, FileStore, save_tokens, se
 from cwqbo.settings.tokens import TokenSet  # noqa: E402
 from cwqbo.state.store import Store  # noqa: E402
 from cwqbo.sync.engine import SyncDeps, SyncOptions, run_sync  # noqa: E402
-
-
-class SharedClock(Clock):
-    """The bench's simulated clock, read from CLOCK_MONOTONIC (system-wide on Linux) with the same origin and scale
-    in both processes: the simulators' rate-limit windows and our throttle agree without sharing memory."""
-
-    def __init__(self, scale: float, start: float, real0: float) -> None:
-        self.scale, self.start, self.real0 = scale, start, real0
-
-    def now(self) -> float:
-        return self.start + (time.monotonic() - self.real0) * self.scale
-
-    def monotonic(self) -> float:
-        return self.now()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds / self.scale)
 
 
 def token_manager(setup: dict[str, Any], clock: Clock) -> TokenManager:
@@ -80,7 +62,7 @@ def main() -> int:
     parser.add_argument("--setup", required=True, help="JSON: url, credentials, token, clock, store path")
     args = parser.parse_args()
     setup = json.loads(args.setup)
-    clock = SharedClock(setup["scale"], setup["start"], setup["real0"])
+    clock = ScaledClock(setup["scale"], setup["start"], setup["real0"])  # the bench's clock, read from CLOCK_MONOTONIC
     cw_creds, qbo_creds = setup["connectwise"], setup["quickbooks"]
     tokens = token_manager(setup, clock)
     qbo = QBOClient(Endpoints.for_settings(tokens.settings).api_base, qbo_creds["realm_id"], tokens, clock=clock)

@@ -114,12 +114,12 @@ def run_memory_bench(n: int, *, scale: float, latency: float, workdir: Path, see
     import time
 
     from cwqbo.sandbox.bridge import LoopbackServer
-    from sync_process import SharedClock
+    from cwqbo.clock import ScaledClock
 
     db = workdir / f"memory-{n}.db"
     for stale in workdir.glob(f"memory-{n}.db*"):
         stale.unlink()
-    clock = SharedClock(scale, common.START, time.monotonic())
+    clock = ScaledClock(scale, common.START)  # the child reads the same clock: same scale, start and real0
     sandbox = common.sv.Sandbox(seed=seed, invoices=n, clock=clock)
     pause = latency / scale
 

@@ -48,17 +48,21 @@ class ManualClock(Clock):
 
 
 class ScaledClock(Clock):
-    """Simulated time running `scale` times faster than real time (sleep shortens to match)."""
+    """Simulated time running `scale` times faster than real time (sleep shortens to match).
 
-    def __init__(self, scale: float, start: float | None = None) -> None:
+    Time is counted from `real0`, a `time.monotonic()` reading (default: now). On Linux that is CLOCK_MONOTONIC,
+    the same in every process, so two processes given the same scale, start and real0 share one simulated clock.
+    """
+
+    def __init__(self, scale: float, start: float | None = None, real0: float | None = None) -> None:
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.scale = scale
-        self._real0 = time.monotonic()
-        self._sim0 = time.time() if start is None else start
+        self.real0 = time.monotonic() if real0 is None else real0
+        self.start = time.time() if start is None else start
 
     def now(self) -> float:
-        return self._sim0 + (time.monotonic() - self._real0) * self.scale
+        return self.start + (time.monotonic() - self.real0) * self.scale
 
     def monotonic(self) -> float:
         return self.now()
