@@ -16,6 +16,7 @@ from cwqbo.state import ledger
 from cwqbo.state import payments as pledger
 from cwqbo.state.ledger import BatchRow, LedgerRow
 from cwqbo.errors import UsageError
+from cwqbo.state.sql import dec as _dec
 
 if TYPE_CHECKING:  # pragma: no cover
     from cwqbo.state.store import Store
@@ -193,10 +194,6 @@ class Attention:
     detail: str
     since: str | None
     run_id: int | None
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None or value == "" else Decimal(str(value))
 
 
 def _rows(store: Store, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -13,21 +13,18 @@ from decimal import Decimal
 from typing import Any, cast, overload
 
 from cwqbo.state import runs
+from cwqbo.state.sql import dec
 from cwqbo.state.store import Store
 from cwqbo.sync.model import ItemResult
 
 PAGE = 1000
 
 
-def _money(text: Any) -> Decimal | None:
-    return None if text is None or text == "" else Decimal(str(text))
-
-
 def _item(row: tuple[Any, ...]) -> ItemResult:
     cw_id, number, company, total, outcome, qbo_id, entity, tid, error, qbo_total = row[1:]
-    return ItemResult(cw_id=int(cw_id), number=number or "", company=company or "", total=_money(total) or Decimal(0),
+    return ItemResult(cw_id=int(cw_id), number=number or "", company=company or "", total=dec(total) or Decimal(0),
                       outcome=cast(runs.Outcome, outcome), qbo_id=qbo_id, entity=entity, tid=tid, error=error,
-                      qbo_total=_money(qbo_total))
+                      qbo_total=dec(qbo_total))
 
 
 class RunItems(Sequence[ItemResult]):
