@@ -309,6 +309,26 @@ def test_create_batch_sends_once_and_leaves_the_answer_undecoded() -> None:
     assert len(bodies) == 1 and b'"processedRecordIds":[11,12]' in bodies[0]
 
 
+def test_create_batch_refused_reports_connectwise_s_message_though_a_success_is_drained() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return jresp(400, {"code": "InvalidObject", "message": "batchIdentifier already in use"})
+
+    with pytest.raises(RemoteError, match="batchIdentifier already in use") as err:
+        make(handler).create_batch("cwqbo-1", [12])
+    assert err.value.status == 400
+
+
+def test_unposted_rows_ask_only_for_the_fields_that_link_them() -> None:
+    asked: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(q(request))
+        return jresp(200, [{"id": 7010, "billingLogId": 10, "invoiceNumber": "A"}])
+
+    assert make(handler).unposted_rows([10])[10].number == "A"
+    assert asked and all(a.get("fields") == "id,billingLogId,invoiceNumber" for a in asked)
+
+
 def test_post_is_not_retried_after_possible_commit_but_is_after_429() -> None:
     calls = {"n": 0}
 
