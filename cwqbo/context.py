@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cwqbo.clock import Clock
-from cwqbo.settings.config import Config, Paths, Profile, load_config, save_config
+from cwqbo.settings.config import Config, Profile, load_config, save_config
+from cwqbo.settings.paths import Paths
 from cwqbo.errors import LockedError, NotConnectedError
 
 if TYPE_CHECKING:

@@ -67,7 +67,8 @@ def _journey(home: Path, sandbox: Any, url: str, keep: bool) -> int:
     from cwqbo.state import ledger
     from cwqbo.state import runs
     from cwqbo.cli.sync import items_table
-    from cwqbo.settings.config import Config, Paths
+    from cwqbo.settings.config import Config
+    from cwqbo.settings.paths import Paths
     from cwqbo.context import AppContext
     from cwqbo.sync.engine import SyncDeps, SyncOptions, run_sync
     from cwqbo.sync.payments_model import ClientRemote

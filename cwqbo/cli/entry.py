@@ -2,33 +2,41 @@
 
 Importing Typer alone takes about twice a bare interpreter's start-up, so help (what people run most to
 discover the tool) is rendered once by the real app, stored under the user cache dir keyed by the command, the
-code it came from and the terminal width, and printed directly after that. Anything else goes straight to
-`cwqbo.cli.main.run`.
+code it came from and the terminal width, and printed directly after that. `history` is served by
+`cli/fast_path.py` when it can be; anything else goes straight to `cwqbo.cli.main.run`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-import re
-import shutil
 import sys
-from contextlib import redirect_stdout
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-_WORD = re.compile(r"[a-z][a-z0-9-]*")
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+# Everything else is imported where it is used: start-up time is what this module is for.
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_WORD_CHARS = _LOWER | frozenset("0123456789-")
 
 
 def _help_request(argv: list[str]) -> bool:
     """`--help` after nothing but command words (`cwqbo history show --help`): same answer every time."""
-    return bool(argv) and argv[-1] == "--help" and all(_WORD.fullmatch(a) for a in argv[:-1])
+    return bool(argv) and argv[-1] == "--help" and all(_is_word(a) for a in argv[:-1])
+
+
+def _is_word(arg: str) -> bool:
+    return bool(arg) and arg[0] in _LOWER and all(ch in _WORD_CHARS for ch in arg)
 
 
 def _cache_file(argv: list[str]) -> Path | None:
     """Where this exact build's help text for this terminal width lives (None: caching disabled)."""
     if os.environ.get("CWQBO_NO_HELP_CACHE"):
         return None
+    import hashlib
+    import shutil
+    from pathlib import Path
+
     package = Path(__file__).resolve().parent.parent
     stamp = hashlib.sha256()
     for source in sorted(package.rglob("*.py")):
@@ -41,6 +49,9 @@ def _cache_file(argv: list[str]) -> Path | None:
 
 
 def _render_help(argv: list[str]) -> str:
+    import io
+    from contextlib import redirect_stdout
+
     from cwqbo.cli.main import app
 
     buffer = io.StringIO()
@@ -73,6 +84,12 @@ def run() -> None:
             except OSError:
                 pass  # a read-only home must not break --help
         return
+    if "history" in argv:
+        from cwqbo.cli.fast_path import serve
+
+        code = serve(argv)
+        if code is not None:
+            sys.exit(code)
     from cwqbo.cli.main import run as main_run
 
     main_run()

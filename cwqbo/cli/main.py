@@ -24,7 +24,7 @@ import typer  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
 from cwqbo import __version__  # noqa: E402
-from cwqbo.settings.config import Paths  # noqa: E402
+from cwqbo.settings.paths import Paths  # noqa: E402
 from cwqbo.errors import CwqboError  # noqa: E402
 
 if TYPE_CHECKING:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
@@ -49,11 +50,9 @@ def money(value: Decimal | None, currency: str = "") -> str:
     return f"{text} {currency}".strip()
 
 
-# Columns whose text may wrap onto several lines; every other column (numbers, dates, amounts, types, ids) is
-# sized to its widest cell and never cut. Long free text (reasons, errors) goes below a table, not into it.
-WRAPPING_COLUMNS = frozenset({"company", "detail", "details", "description", "reason", "error", "what to change",
-                              "value", "problem", "by", "name", "message", "title", "service"})
-RIGHT_ALIGNED = frozenset({"amount", "total", "qbo total", "cw total", "lines", "cw id"})
+def cell_text(v: Any) -> str:
+    """A table cell's text: money with two places and separators, nothing for None."""
+    return "" if v is None else money(v) if isinstance(v, Decimal) else str(v)
 
 
 def _cell(v: Any) -> Any:
@@ -61,61 +60,32 @@ def _cell(v: Any) -> Any:
 
     if isinstance(v, Text):
         return v
-    return Text("" if v is None else money(v) if isinstance(v, Decimal) else str(v))
+    return Text(cell_text(v))
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
     """A table that stays readable at 80 columns: fixed columns keep their full width (never `2026-09-…`), only
-    the free-text columns in WRAPPING_COLUMNS wrap (folding long words instead of cutting them)."""
+    the free-text columns wrap (`text_table.column_widths`, which `history`'s plain tables share)."""
     from rich import box
-    from rich.cells import cell_len
     from rich.table import Table
     from rich.text import Text
+
+    from cwqbo.cli.text_table import GAP, column_widths, right_aligned
 
     # Cells and title are plain Text: ConnectWise data like a company named "Acme [/] Corp" must print as
     # written, not be parsed as rich markup (which raised MarkupError and crashed the command).
     cells = [[_cell(v) for v in row] for row in rows]
     t = Table(title=Text(title) if isinstance(title, str) else title, show_lines=False, header_style="bold",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    def widest(i: int, column: str) -> int:
-        return max([cell_len(column)] + [cell_len(line) for row in cells if i < len(row)
-                                          for line in (row[i].plain.splitlines() or [""])])
-
-    natural = [widest(i, c) for i, c in enumerate(columns)]
-    flex = [i for i, c in enumerate(columns) if c.lower() in WRAPPING_COLUMNS]
-    # Share what the fixed columns leave among the wrapping ones ourselves: rich would otherwise stop shrinking a
-    # column at its longest word and then cut *every* column, dates and amounts included, to fit.
-    avail = console("out").width - 2 * (len(columns) - 1)
-    width = list(natural)
-    for i in flex:
-        width[i] = min(natural[i], 16)
-    # An outsized fixed value (a 30-character invoice number) wraps onto a second line, whole, before dates and
-    # amounts would have to: shrink the widest fixed column while the table does not fit, never below 13.
-    while sum(width) > avail:
-        fixed = [i for i in range(len(columns)) if i not in flex and width[i] > 13]
-        if not fixed:
-            break
-        widest_fixed = max(fixed, key=lambda i: width[i])
-        width[widest_fixed] -= 1
-    while sum(width) > avail:  # then the wrapping columns, down to 8
-        squeezable = [i for i in flex if width[i] > 8]
-        if not squeezable:
-            break
-        width[max(squeezable, key=lambda i: width[i])] -= 1
-    # Share what is left among the wrapping columns, up to what each needs.
-    spare = avail - sum(width)
-    while spare > 0:
-        hungry = [i for i in flex if width[i] < natural[i]]
-        if not hungry:
-            break
-        width[min(hungry, key=lambda i: width[i])] += 1
-        spare -= 1
-    share = {i: width[i] for i in range(len(columns))}
-    for i, column in enumerate(columns):
-        justify: Literal["right", "left"] = "right" if column.lower() in RIGHT_ALIGNED else "left"
+    # Sharing the width ourselves: rich would otherwise stop shrinking a column at its longest word and then cut
+    # *every* column, dates and amounts included, to fit.
+    widths = column_widths(columns, [[c.plain for c in row] for row in cells],
+                           console("out").width - len(GAP) * (len(columns) - 1))
+    for column, width in zip(columns, widths):
+        justify: Literal["right", "left"] = "right" if right_aligned(column) else "left"
         # A fixed width keeps rich from shrinking it; if the terminal is narrower than all fixed columns together,
         # "fold" puts the rest on the next line rather than cutting it.
-        t.add_column(column, justify=justify, width=share.get(i, natural[i]), overflow="fold")
+        t.add_column(column, justify=justify, width=width, overflow="fold")
     for row in cells:
         t.add_row(*row)
     return t
@@ -123,23 +93,13 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
 
 def notes_below(title: str, notes: Sequence[tuple[str, str]]) -> None:
     """Long per-row text (failure reasons) as `key  text` lines under a table, wrapped with a hanging indent."""
-    if not notes:
-        return
-    from rich.cells import cell_len
     from rich.text import Text
 
-    import textwrap
+    from cwqbo.cli.text_table import note_lines
 
     out = console("out")
-    out.print(title, markup=False, highlight=False)
-    key_width = min(max(cell_len(k) for k, _ in notes), 24)
-    for key, text in notes:
-        head = f"  {key}{' ' * max(0, key_width - cell_len(key))}  "
-        width = max(40, out.width)
-        lines = textwrap.wrap(text, width=width, initial_indent=head, subsequent_indent=" " * (key_width + 4),
-                              break_long_words=True, break_on_hyphens=False) or [head.rstrip()]
-        for line in lines:
-            out.print(Text(line), highlight=False, soft_wrap=True)
+    for line in note_lines(title, notes, out.width):
+        out.print(Text(line), highlight=False, soft_wrap=True)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -191,7 +151,8 @@ def envelope(command: str, status: str, exit_code: int, data: Any = None,
 def emit_json(command: str, status: str, exit_code: int, data: Any = None,
               errors: list[dict[str, Any]] | None = None) -> None:
     """Exactly one JSON document on stdout; money as strings."""
-    stream = console("out").file
+    made: Console | None = globals().get("out")  # a console a caller set up; else stdout, without importing rich
+    stream = made.file if made is not None else sys.stdout
     # Indented for a person at a terminal; compact (and several times faster to encode) for a program.
     indent = 2 if getattr(stream, "isatty", lambda: False)() else None
     stream.write(json.dumps(envelope(command, status, exit_code, data, errors), indent=indent,

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from cwqbo.errors import ConfigError
+from cwqbo.settings.paths import APP as APP, DEFAULT_PROFILE as DEFAULT_PROFILE, Paths as Paths  # their home is paths.py
 from cwqbo.settings.prefs import Filters, Prefs
 
-APP = "cwqbo"
-DEFAULT_PROFILE = "default"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8725/callback"
 Environment = Literal["production", "sandbox", "simulator"]
 SecretStoreKind = Literal["keyring", "file"]
@@ -27,53 +26,6 @@ SECRET_STORES: tuple[str, ...] = get_args(SecretStoreKind)
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEFAULT_CW_API_VERSION = "2025.1"
 _CW_API_VERSION = re.compile(r"^[0-9]{4}\.[0-9]{1,2}$")
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Every file cwqbo touches; `CWQBO_HOME` puts them all in one directory (tests, cron)."""
-
-    config_dir: Path
-    data_dir: Path
-    config_override: Path | None = None
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, config_file: Path | None = None) -> "Paths":
-        env = dict(os.environ) if env is None else env
-        home = env.get("CWQBO_HOME")
-        if home:
-            root = Path(home)
-            return cls(root, root, config_file)
-        import platformdirs  # only when no override: keeps tests independent of the real home
-
-        return cls(platformdirs.user_config_path(APP), platformdirs.user_data_path(APP), config_file)
-
-    @property
-    def config_file(self) -> Path:
-        return self.config_override or self.config_dir / "config.toml"
-
-    def db_file(self, profile: str) -> Path:
-        return self.data_dir / f"cwqbo-{profile}.db"
-
-    @property
-    def secrets_file(self) -> Path:
-        return self.data_dir / "secrets.json"
-
-    @property
-    def lock_dir(self) -> Path:
-        return self.data_dir / "locks"
-
-    def sync_lock_file(self, profile: str) -> Path:
-        """Held by a sync (and by anything that rewrites the invoice cache): one at a time per profile."""
-        return self.lock_dir / f"{profile}.sync.lock"
-
-    def oauth_lock_file(self, profile: str) -> Path:
-        """Held while a QuickBooks refresh token is rotated, so two processes never spend the same one."""
-        return self.lock_dir / f"{profile}.oauth.lock"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.data_dir / "logs"
 
 
 @dataclass(frozen=True)

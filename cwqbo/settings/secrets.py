@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cwqbo.files import atomic_write
-from cwqbo.settings.config import Paths
+from cwqbo.settings.paths import Paths
 from cwqbo.errors import NotConnectedError, SecretStoreError
 from cwqbo.settings.tokens import TokenSet
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from cwqbo.state import ledger
-from cwqbo.state import payments as pledger
-from cwqbo.state.ledger import BatchRow, LedgerRow
 from cwqbo.errors import UsageError
 from cwqbo.state.sql import dec as _dec
+from cwqbo.state.sql import rows
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.state.store import Store
+    from cwqbo.state import payments as pledger
+    from cwqbo.state.ledger import BatchRow, LedgerRow
+    from cwqbo.state.store import Readable
 
 FAILED_STATUSES = ("failed", "partial", "interrupted")
 
@@ -196,11 +196,11 @@ class Attention:
     run_id: int | None
 
 
-def _rows(store: Store, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    return [dict(r) for r in store.db.query(sql, params or [])]
+def _rows(store: Readable, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    return rows(store, sql, params or [])
 
 
-def runs(store: Store, limit: int = 20, failed_only: bool = False) -> list[RunSummary]:
+def runs(store: Readable, limit: int = 20, failed_only: bool = False) -> list[RunSummary]:
     """Most recent runs first; `failed_only` keeps runs that failed, were partial or were interrupted."""
     if limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
@@ -213,7 +213,7 @@ def runs(store: Store, limit: int = 20, failed_only: bool = False) -> list[RunSu
     return [RunSummary.from_row(r) for r in rows]
 
 
-def run_detail(store: Store, run_id: int) -> RunDetail:
+def run_detail(store: Readable, run_id: int) -> RunDetail:
     rows = _rows(store, "select * from runs where id = ?", [run_id])
     if not rows:
         raise UsageError(f"no run {run_id} in the local history", hint="list runs with `cwqbo history`")
@@ -221,14 +221,14 @@ def run_detail(store: Store, run_id: int) -> RunDetail:
     return RunDetail(RunSummary.from_row(rows[0]), [RunItem.from_row(r) for r in items])
 
 
-def _run_summary(store: Store, run_id: int) -> RunSummary:
+def _run_summary(store: Readable, run_id: int) -> RunSummary:
     rows = _rows(store, "select * from runs where id = ?", [run_id])
     if not rows:
         raise UsageError(f"no run {run_id} in the local history", hint="list runs with `cwqbo history`")
     return RunSummary.from_row(rows[0])
 
 
-def run_page(store: Store, run_id: int, *, limit: int | None = 50, offset: int = 0,
+def run_page(store: Readable, run_id: int, *, limit: int | None = 50, offset: int = 0,
              failed_only: bool = False) -> RunPage:
     """A page of one run's invoices, counted and paged in SQL (a run of 10,000 invoices reads one page)."""
     if limit is not None and limit < 1:
@@ -250,7 +250,7 @@ EVENT_SQL = ("select e.*, p.payment_date, p.type, p.credit_cw_id from payment_ev
              "left join payments p on p.id = e.payment_row")
 
 
-def _is_payments_run(store: Store, run: RunSummary) -> bool:
+def _is_payments_run(store: Readable, run: RunSummary) -> bool:
     """A payments run (trigger `payments`), or any run that recorded payment events and no invoices."""
     if run.trigger == PAYMENTS_TRIGGER:
         return True
@@ -259,7 +259,7 @@ def _is_payments_run(store: Store, run: RunSummary) -> bool:
             and not store.db.execute(has.format("run_items"), [run.id]).fetchone()[0])
 
 
-def _payments_page(store: Store, run: RunSummary, *, limit: int | None, offset: int,
+def _payments_page(store: Readable, run: RunSummary, *, limit: int | None, offset: int,
                    failed_only: bool) -> RunPage:
     """A page of a payments run's events, in the order they happened, counted and paged in SQL."""
     where = "e.run_id = ?" + (" and e.outcome = 'failed'" if failed_only else "")
@@ -270,7 +270,7 @@ def _payments_page(store: Store, run: RunSummary, *, limit: int | None, offset: 
                    payments=[PaymentEvent.from_row(r) for r in rows])
 
 
-def _find_cw_id(store: Store, number_or_id: str | int) -> tuple[int, str | None]:
+def _find_cw_id(store: Readable, number_or_id: str | int) -> tuple[int, str | None]:
     """An invoice number (as CW shows it) or a CW invoice id → (cw id, number)."""
     text = str(number_or_id).strip()
     if not text:
@@ -293,8 +293,11 @@ def _find_cw_id(store: Store, number_or_id: str | int) -> tuple[int, str | None]
                      hint="use the number ConnectWise shows, or its invoice id; `cwqbo history` lists runs")
 
 
-def invoice_story(store: Store, number_or_id: str | int) -> InvoiceStory:
+def invoice_story(store: Readable, number_or_id: str | int) -> InvoiceStory:
     """Everything cwqbo recorded about one invoice: its ledger row, every run that touched it, its batch."""
+    from cwqbo.state import ledger
+    from cwqbo.state import payments as pledger
+
     cw_id, number = _find_cw_id(store, number_or_id)
     led = ledger.get(store, cw_id)
     items = [RunItem.from_row(r) for r in
@@ -325,8 +328,10 @@ def _ids(text: Any) -> list[int]:
     return [int(v) for v in value] if isinstance(value, list) else []
 
 
-def needs_attention(store: Store) -> list[Attention]:
+def needs_attention(store: Readable) -> list[Attention]:
     """Failed invoices, invoices in QBO but not yet in a CW batch, and intents a dead run left behind."""
+    from cwqbo.state import payments as pledger
+
     out: list[Attention] = []
     for r in _rows(store, "select * from ledger where state = 'failed' order by updated_at, cw_id"):
         out.append(Attention("failed", int(r["cw_id"]), r.get("invoice_number"), r.get("error") or "failed",

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from cwqbo.state import runs
 from cwqbo.state.sql import dec as _dec
@@ -23,7 +22,7 @@ from cwqbo.state.sql import iso
 from cwqbo.state.sql import money_text as _money
 from cwqbo.state.sql import rows as _rows
 from cwqbo.state.sql import transaction as _tx
-from cwqbo.state.store import Store
+from cwqbo.state.store import Readable, Store
 
 # Fixed forever: changing it would change every requestid and defeat replay protection after an upgrade.
 NAMESPACE = uuid.UUID("5d3c8f1e-2b7a-4c61-9e0f-6a1b2c3d4e5f")
@@ -99,7 +98,7 @@ class BatchRow:
 
 # -- ledger rows ---------------------------------------------------------------------------------------
 
-def get(store: Store, cw_id: int) -> LedgerRow | None:
+def get(store: Readable, cw_id: int) -> LedgerRow | None:
     rows = _rows(store, "select * from ledger where cw_id = ?", [cw_id])
     return LedgerRow.from_row(rows[0]) if rows else None
 
@@ -304,7 +303,7 @@ def note_batch_error(store: Store, identifier: str, error: str) -> None:
         store.db.execute("update batches set error = ? where identifier = ?", [error, identifier])
 
 
-def get_batch(store: Store, identifier: str) -> BatchRow | None:
+def get_batch(store: Readable, identifier: str) -> BatchRow | None:
     rows = _rows(store, "select * from batches where identifier = ?", [identifier])
     return _batch(rows[0]) if rows else None
 

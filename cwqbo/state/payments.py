@@ -10,30 +10,21 @@ Amounts are TEXT holding exact Decimal strings. These functions only read and wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
+from cwqbo.state.sql import rows as _rows
+from cwqbo.state.sql import transaction as _tx
+
 if TYPE_CHECKING:  # pragma: no cover
-    from cwqbo.state.store import Store
+    from cwqbo.state.store import Readable, Store
 
 PaymentState = Literal["intent", "posted", "reversing", "reversed", "failed", "cancelled"]
 LIVE_STATES = ("intent", "posted", "reversing")  # rows that stand (or may stand) for a payment in ConnectWise
 WATERMARK_KEY = "payments.watermark"
 
-
-@contextmanager
-def _tx(store: Store) -> Iterator[None]:
-    with store.transaction():
-        yield
-
-
-def _rows(store: Store, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    cursor = store.db.execute(sql, list(params))
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +120,7 @@ def all_rows(store: Store) -> list[PaymentRow]:
     return [PaymentRow.from_row(r) for r in _rows(store, "select * from payments order by id")]
 
 
-def in_states(store: Store, *states: PaymentState) -> list[PaymentRow]:
+def in_states(store: Readable, *states: PaymentState) -> list[PaymentRow]:
     marks = ", ".join("?" for _ in states)
     return [PaymentRow.from_row(r) for r in _rows(store, f"select * from payments where state in ({marks}) "
                                                          "order by id", states)]
@@ -156,7 +147,7 @@ def claimed(store: Store, cw_invoice_id: int, *, except_row: int | None = None) 
     return {int(pid) for rid, pid in rows if rid != except_row}
 
 
-def for_invoice(store: Store, cw_invoice_id: int) -> list[PaymentRow]:
+def for_invoice(store: Readable, cw_invoice_id: int) -> list[PaymentRow]:
     return [PaymentRow.from_row(r) for r in _rows(store, "select * from payments where cw_invoice_id = ? "
                                                          "order by id", [cw_invoice_id])]
 

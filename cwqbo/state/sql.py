@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from cwqbo.state.store import Store
+from cwqbo.state.store import Readable, Store
 
 
 def iso(ts: float | None = None) -> str:
@@ -27,7 +27,7 @@ def money_text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def rows(store: Store, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+def rows(store: Readable, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
     cursor = store.db.execute(sql, list(params))
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, r)) for r in cursor.fetchall()]

@@ -15,18 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from sqlite_utils import Database, Migrations
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cwqbo.errors import StoreError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlite_utils import Database, Migrations
+
 BUSY_TIMEOUT_MS = 30_000
+MIGRATION_SET = "cwqbo"
+MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite_utils.Migrations.migrations_table (a test holds them equal)
 
-MIGRATIONS = Migrations("cwqbo")
 
-
-@MIGRATIONS()
 def m001_initial(db: Database) -> None:
     """The schema agreed for 0.1: every table the cache, the sync engine and history use."""
     db.execute("""
@@ -81,7 +81,6 @@ def m001_initial(db: Database) -> None:
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
 
 
-@MIGRATIONS()
 def m002_lookup_indexes(db: Database) -> None:
     """History by invoice and the cache by company are looked up often; index them.
 
@@ -93,7 +92,6 @@ def m002_lookup_indexes(db: Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS discover_seen (cw_id INTEGER PRIMARY KEY, last_updated TEXT)")
 
 
-@MIGRATIONS()
 def m003_readiness_memo(db: Database) -> None:
     """`list-unsynced` shows whether each invoice is ready to map; remember the verdict per (invoice content,
     prefs) so listing thousands of cached invoices doesn't decode and map every one of them each time."""
@@ -101,7 +99,6 @@ def m003_readiness_memo(db: Database) -> None:
                "prefs_hash TEXT, status TEXT, reason TEXT)")
 
 
-@MIGRATIONS()
 def m004_ledger_doc_number(db: Database) -> None:
     """The DocNumber each intent was sent under: recovery probes that number, not today's, so a prefix
     change or a renumbered invoice between a crash and the next run can't create a second document."""
@@ -109,7 +106,6 @@ def m004_ledger_doc_number(db: Database) -> None:
         db.execute("ALTER TABLE ledger ADD COLUMN doc_number TEXT")
 
 
-@MIGRATIONS()
 def m005_batch_gl_entries(db: Database) -> None:
     """A ConnectWise batch holds GL entries, not invoices: remember the GL entry ids the export gave for the
     batch's invoices *before* the batch POST, so a crash or a lost answer is settled by comparing them with what
@@ -118,7 +114,6 @@ def m005_batch_gl_entries(db: Database) -> None:
         db.execute("ALTER TABLE batches ADD COLUMN gl_entry_ids TEXT")
 
 
-@MIGRATIONS()
 def m006_payments(db: Database) -> None:
     """Payments brought back from QuickBooks to ConnectWise (`state/payments.py`): one row per QBO payment line →
     CW invoice (and credit memo applied), recorded *before* the CW POST, since CW payments carry no idempotency key
@@ -142,6 +137,38 @@ def m006_payments(db: Database) -> None:
         )""")
     db.execute("CREATE INDEX IF NOT EXISTS idx_payment_events_run ON payment_events (run_id)")
     db.execute("CREATE INDEX IF NOT EXISTS idx_payment_events_invoice ON payment_events (cw_invoice_id)")
+
+
+STEPS = (m001_initial, m002_lookup_indexes, m003_readiness_memo, m004_ledger_doc_number, m005_batch_gl_entries,
+         m006_payments)
+SCHEMA = tuple(step.__name__ for step in STEPS)  # what a current database has applied, in order
+_migrations: list[Migrations] = []
+
+
+def migrations() -> Migrations:
+    """The schema as a `sqlite_utils.Migrations` set, built on first use: importing sqlite_utils costs a
+    read-only command more start-up time than the rest of its work (`cli/fast_path.py` reads without it)."""
+    if not _migrations:
+        from sqlite_utils import Migrations
+
+        made = Migrations(MIGRATION_SET)
+        for step in STEPS:
+            made()(step)
+        _migrations.append(made)
+    return _migrations[0]
+
+
+class Queries(Protocol):
+    """What reading needs of a database: `sqlite_utils.Database` has it, and so does `reader.Rows`."""
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor: ...
+
+
+class Readable(Protocol):
+    """A store that can be read: `Store`, or `reader.ReadStore` (the read-only commands' fast start)."""
+
+    @property
+    def db(self) -> Queries: ...
 
 
 def utc_iso(ts: float | None = None) -> str:
@@ -186,6 +213,8 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {p}: {exc}",
                              hint="check the directory's permissions or set CWQBO_HOME") from exc
+        from sqlite_utils import Database
+
         store = cls(Database(conn, execute_plugins=False), p)
         try:
             store._setup(busy_timeout_ms)
@@ -201,9 +230,11 @@ class Store:
     @classmethod
     def memory(cls) -> Store:
         """An in-memory store with the full schema (tests, dry runs)."""
+        from sqlite_utils import Database
+
         store = cls(Database(memory=True, execute_plugins=False), None)
         store.db.execute("PRAGMA foreign_keys = ON")
-        MIGRATIONS.apply(store.db)
+        migrations().apply(store.db)
         return store
 
     def _setup(self, busy_timeout_ms: int) -> None:
@@ -212,9 +243,9 @@ class Store:
         # Reading the schema is the first thing that touches the file's content: a corrupt file
         # or a non-SQLite file fails here, before anything is written.
         tables = set(db.table_names())
-        applied = {m.name for m in MIGRATIONS.applied(db)}
-        known = {m.name for m in MIGRATIONS._migrations}
-        foreign = tables - {Migrations.migrations_table, "sqlite_sequence"}
+        applied = {m.name for m in migrations().applied(db)}
+        known = set(SCHEMA)
+        foreign = tables - {MIGRATIONS_TABLE, "sqlite_sequence"}
         if foreign and not applied:
             raise StoreError(
                 f"{p} is not a cwqbo database (it holds other tables: {', '.join(sorted(foreign)[:3])})"
@@ -227,7 +258,7 @@ class Store:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = NORMAL")
-        MIGRATIONS.apply(db)
+        migrations().apply(db)
 
     # -- use -----------------------------------------------------------------------------------
     @contextmanager
@@ -255,7 +286,7 @@ class Store:
 
     def schema_version(self) -> list[str]:
         """Names of the applied migrations, oldest first (shown by `doctor`-style commands)."""
-        return [m.name for m in MIGRATIONS.applied(self.db)]
+        return [m.name for m in migrations().applied(self.db)]
 
     def close(self) -> None:
         self.db.close()

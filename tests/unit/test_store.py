@@ -12,7 +12,7 @@ import pytest
 from sqlite_utils import Database
 
 from cwqbo.errors import StoreError
-from cwqbo.state.store import MIGRATIONS, Store, utc_iso
+from cwqbo.state.store import SCHEMA, Store, migrations, utc_iso
 
 TABLES = {"invoices", "ledger", "runs", "run_items", "batches", "qbo_refs", "meta"}
 
@@ -69,13 +69,29 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
 def test_reopen_is_idempotent(tmp_path: Path) -> None:
     Store.open(tmp_path / "s.db").close()
     store = Store.open(tmp_path / "s.db")
-    assert store.schema_version() == [m.name for m in MIGRATIONS._migrations]
+    assert store.schema_version() == [m.name for m in migrations()._migrations] == list(SCHEMA)
+
+
+def test_the_read_only_opener_reads_what_sqlite_utils_records(tmp_path: Path) -> None:
+    """`reader.open_read` checks the schema without sqlite_utils: the table and set names it reads are the ones
+    sqlite_utils writes, so a current database is read and nothing else is."""
+    from sqlite_utils import Migrations
+
+    from cwqbo.state.reader import open_read
+    from cwqbo.state.store import MIGRATION_SET, MIGRATIONS_TABLE
+
+    assert (MIGRATIONS_TABLE, MIGRATION_SET) == (Migrations.migrations_table, migrations().name)
+    Store.open(tmp_path / "s.db").close()
+    reader = open_read(tmp_path / "s.db")
+    assert reader is not None
+    assert reader.db.execute("select count(*) from runs").fetchone() == (0,)
+    reader.close()
 
 
 def test_v1_file_is_upgraded_in_place_keeping_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = Database(path)
-    MIGRATIONS.apply(db, stop_before="m002_lookup_indexes")
+    migrations().apply(db, stop_before="m002_lookup_indexes")
     db["ledger"].insert({"cw_id": 7, "state": "created", "qbo_id": "145", "cw_total": "12.34"})
     db.close()
 
