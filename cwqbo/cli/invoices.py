@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from cwqbo.context import AppContext
     from cwqbo.state.cache import CachedInvoice
     from cwqbo.sync.discover import DiscoverResult
+    from cwqbo.sync.readiness import PageHook
     from cwqbo.settings.prefs import Filters, Prefs
     from cwqbo.state.store import Store
 
@@ -132,15 +133,27 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int | None],
         yield update
 
 
-def _refresh(app_ctx: AppContext, store: Store, filters: Filters, *, full: bool, show_progress: bool) -> DiscoverResult:
+def _refresh(app_ctx: AppContext, store: Store, filters: Filters, *, full: bool, show_progress: bool,
+             judge_all: bool) -> DiscoverResult:
+    """`discover.refresh`; with `judge_all` (a listing that will judge every unsynced invoice), each page read is
+    judged as it is stored, while decoded anyway, and the verdicts memoised for the listing."""
     from cwqbo.sync import discover
 
     cw = app_ctx.cw_client()
     try:
         with _progress("Reading ConnectWise invoices", show_progress) as progress:
-            return discover.refresh(cw, store, filters, full=full, clock=app_ctx.clock, progress=progress)
+            return discover.refresh(cw, store, filters, full=full, clock=app_ctx.clock, progress=progress,
+                                    on_page=_memoise_pages(app_ctx, store) if judge_all else None)
     finally:
         cw.close()
+
+
+def _memoise_pages(app_ctx: AppContext, store: Store) -> PageHook:
+    """`readiness.memoise_pages` for the profile's prefs and QBO company."""
+    from cwqbo.sync.readiness import memoise_pages
+
+    profile = app_ctx.profile
+    return memoise_pages(store, profile.prefs, str(profile.quickbooks.realm_id or "") or None)
 
 
 def _warn_problems(result: DiscoverResult | None, as_json: bool) -> None:
@@ -221,7 +234,9 @@ def list_unsynced(
             try:
                 # Discovery writes the cache a running sync reads: never both at once.
                 with app_ctx.sync_lock():
-                    result = _refresh(app_ctx, store, profile.filters, full=False, show_progress=not quiet)
+                    # --json/--csv/--output judge every unsynced invoice: judge the refreshed ones as they are read.
+                    result = _refresh(app_ctx, store, profile.filters, full=False, show_progress=not quiet,
+                                      judge_all=(quiet or output is not None) and since_date is None and not company)
             except LockedError:
                 if refresh:  # asked for explicitly: say why it can't be done
                     raise
@@ -374,7 +389,9 @@ def _save_and_refresh(app_ctx: AppContext, cw: CWClient, new: Filters, *,
         app_ctx.profile.filters = new
         app_ctx.save_config()
         with _progress("Re-reading ConnectWise invoices", show_progress) as progress:
-            result = discover.refresh(cw, store, new, full=True, clock=app_ctx.clock, progress=progress)
+            # A full listing after it (--json, --csv) judges every unsynced invoice: judged here as each page is read.
+            result = discover.refresh(cw, store, new, full=True, clock=app_ctx.clock, progress=progress,
+                                      on_page=_memoise_pages(app_ctx, store))
         return result, cache.counts(store)
     finally:
         store.close()

@@ -199,6 +199,12 @@ def payload_json(payload: dict[str, Any]) -> tuple[str, str]:
 _CHECK_ID = "(check)"  # the id readiness gives every reference it assumes the sync would resolve
 
 
+def _unmapped(plan: list[PlannedLine]) -> str:
+    """Readiness's reason for lines without a QBO item ('' when every line has one)."""
+    names = sorted({f"{p.kind} '{p.cw_key}'" for p in plan if p.item is None})
+    return "no item mapped for " + ", ".join(names) if names else ""
+
+
 def readiness(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None,
               known_customers: Collection[str] | None = None, company: CompanyFacts | None = None,
               kept_for_review: str | None = None) -> tuple[Readiness, str]:
@@ -228,11 +234,20 @@ def readiness(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None,
         name = customer_display_name(inv.company, prefs)
         if name not in known_customers:
             return "needs a customer", f"no QuickBooks customer named '{name}' (creating customers is off)"
-    unmapped = sorted({f"{p.kind} '{p.cw_key}'" for p in plan_lines(inv, prefs) if p.item is None})
-    if unmapped:
-        return "needs an item", "no item mapped for " + ", ".join(unmapped)
     try:
-        n = needs(inv, prefs, us=us)
+        n, plan = needs_and_plan(inv, prefs, us=us)  # the lines planned once, and that plan built below
+    except Exception as exc:
+        # An unmapped item is still the reason given first, as though it had been checked before `needs`.
+        unmapped = _unmapped(plan_lines(inv, prefs))
+        if unmapped:
+            return "needs an item", unmapped
+        if isinstance(exc, MappingError):
+            return exc.status, exc.reason
+        raise
+    unmapped = _unmapped(plan)
+    if unmapped:
+        return "needs an item", unmapped
+    try:
         refs = Refs(customer_id=_CHECK_ID, items={name: ItemRef(_CHECK_ID, name) for name in n.items},
                     tax_codes={name: _CHECK_ID for name in n.tax_codes}, terms={t: _CHECK_ID for t in n.terms},
                     classes={c: _CHECK_ID for c in n.classes}, departments={d: _CHECK_ID for d in n.departments},
@@ -240,7 +255,7 @@ def readiness(inv: CWInvoice, prefs: Prefs, *, us: bool | None = None,
                     home_currency=company.home_currency if company else None,
                     multicurrency=company.multicurrency if company else False,
                     customer_currency=(inv.currency or None) if company and company.multicurrency else None)
-        build_document(inv, prefs, refs)
+        build_document(inv, prefs, refs, plan=plan)
     except MappingError as exc:
         return exc.status, exc.reason
     return "ready", ""

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 from cwqbo import money
@@ -56,7 +57,12 @@ class CachedInvoice:
     data: str = field(default="", repr=False, compare=False)
 
     def invoice(self) -> CWInvoice:
-        return invoice_from_json(money.loads(self.data))
+        return decode(self.data)
+
+
+def decode(data: str) -> CWInvoice:
+    """A cached record (the `data` column) as the CWInvoice it was stored from."""
+    return invoice_from_json(money.loads(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +152,7 @@ class _LazyCachedInvoice(CachedInvoice):
         if not data and self.store is not None:
             found = self.store.db.execute("SELECT data FROM invoices WHERE cw_id = ?", [self.cw_id]).fetchone()
             data = found[0] if found else ""
-        return invoice_from_json(money.loads(data))
+        return decode(data)
 
 
 def _from_row(row: Sequence[Any], store: Store | None = None) -> CachedInvoice:
@@ -234,24 +240,42 @@ _ITEM_JSON = (
 )
 
 
+_NO_VERDICT = '"mapping_status":null,"reason":null}'  # how an `_ITEM_JSON` item without a memo ends
+
 # A verdict memoised for this content and these prefs; never for a document kept for review (it depends on the ledger).
 _MEMO_JOIN = ("LEFT JOIN readiness r ON r.cw_id = i.cw_id AND r.prefs_hash = ? AND r.content_hash = i.content_hash "
               "AND NOT (l.state = 'failed' AND l.qbo_id IS NOT NULL)")
 
 
+# One `unsynced_json` item: (cw_id, item JSON, record). The record is (content hash, record JSON) when no verdict is
+# memoised for the invoice (it must be judged, and `with_verdict` completes the item), None when the item is complete.
+# A plain tuple: one is made per row of a 100,000-row listing.
+ListedItem = tuple[int, str, tuple[str, str] | None]
+
+
 def unsynced_json(store: Store, prefs_hash: str, *, since: date | None = None, company: str | None = None,
-                  sort: str = "date") -> Iterator[tuple[int, str, bool]]:
-    """(cw_id, item JSON, memo hit) for every invoice `unsynced` lists, in `sort` order ("total" is refused: SQL
-    can't order money exactly). Without a hit (no verdict memoised for this content and these prefs, or a
-    document kept for review, whose verdict depends on the ledger) the item's verdict fields are null."""
+                  sort: str = "date") -> Iterator[ListedItem]:
+    """Every invoice `unsynced` lists as its item JSON, in `sort` order ("total" is refused: SQL can't order money
+    exactly). Without a hit (no verdict memoised for this content and these prefs, or a document kept for review,
+    whose verdict depends on the ledger) the item's verdict fields are null and its record comes with it, read
+    in the same query: judging it needs no second look-up."""
     if sort not in _ORDER or sort == "total":
         raise UsageError(f"unsynced_json orders by {', '.join(k for k in SORT_KEYS if k != 'total')}, not {sort!r}")
     frm, params = _unsynced_where(since, company, join=_MEMO_JOIN)
-    cursor = store.db.execute(f"SELECT i.cw_id, {_ITEM_JSON}, r.status IS NOT NULL {frm} ORDER BY {_ORDER[sort]}",
+    cursor = store.db.execute(f"SELECT i.cw_id, {_ITEM_JSON}, CASE WHEN r.status IS NULL THEN coalesce(i.content_hash, "
+                              f"'') END, CASE WHEN r.status IS NULL THEN i.data END {frm} ORDER BY {_ORDER[sort]}",
                               [prefs_hash, *params])
     while batch := cursor.fetchmany(1000):
-        for cw_id, text, hit in batch:
-            yield int(cw_id), str(text), bool(hit)
+        for cw_id, text, content_hash, data in batch:
+            yield cw_id, text, None if content_hash is None else (content_hash, data or "")
+
+
+def with_verdict(text: str, status: str, reason: str) -> str:
+    """An `unsynced_json` item judged here: its null verdict fields (the last two) replaced, without re-parsing it."""
+    if not text.endswith(_NO_VERDICT):
+        raise ValueError(f"not an item without a verdict: {text[-60:]!r}")
+    verdict = f'"mapping_status":{encode_basestring(status)},"reason":{encode_basestring(reason)}}}'
+    return text[:-len(_NO_VERDICT)] + verdict
 
 
 def light_rows(store: Store, cw_ids: Sequence[int]) -> dict[int, CachedInvoice]:

@@ -230,3 +230,67 @@ def test_json_built_by_sqlite_says_exactly_what_the_item_by_item_listing_says(
     after = {i["cw_id"]: i for i in listing()}
     assert after == {i["cw_id"]: i for i in listing("--sort", "total")}
     assert after[kept]["mapping_status"] != "ready" and after[kept] != reference[kept]
+
+
+def _count_judging(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids `mapping.readiness` judges from now on (list-unsynced, refilter and their refreshes)."""
+    from cwqbo.mapping.document import readiness as real
+
+    judged: list[int] = []
+
+    def counting(inv: Any, prefs: Any, **kw: Any) -> Any:
+        judged.append(inv.id)
+        return real(inv, prefs, **kw)
+
+    monkeypatch.setattr("cwqbo.sync.readiness.judge", counting)
+    return judged
+
+
+def test_refilter_judges_as_it_reads_so_the_first_json_listing_judges_nothing(
+        sandbox: Any, runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a refilter, the first `--json` listing answers every verdict from the memo (no wait at 100,000
+    invoices), with the verdicts a listing that judges everything gives; a prefs change judges them all again."""
+    from cwqbo.state.store import Store
+
+    judged = _count_judging(monkeypatch)
+    assert runner.invoke(app, ["refilter", "--clear", "--json"]).exit_code == 0
+    unsynced = set(expected_unsynced(sandbox))
+    assert set(judged) == unsynced and len(judged) == len(unsynced)  # each unsynced invoice once, as it was read
+
+    judged.clear()
+    listed = json.loads(runner.invoke(app, ["list-unsynced", "--no-refresh", "--json"]).stdout)["data"]["invoices"]
+    assert judged == [] and {i["cw_id"] for i in listed} == unsynced
+    store = Store.open(home / "cwqbo-default.db")
+    store.db.execute("DELETE FROM readiness")
+    store.db.conn.commit()
+    store.close()
+    rejudged = json.loads(runner.invoke(app, ["list-unsynced", "--no-refresh", "--json"]).stdout)["data"]["invoices"]
+    assert rejudged == listed and sorted(judged) == sorted(unsynced)
+
+    judged.clear()
+    assert runner.invoke(app, ["prefs", "set", "fields.docnumber_prefix", "P" * 20]).exit_code == 0  # no room left
+    after = json.loads(runner.invoke(app, ["list-unsynced", "--no-refresh", "--json"]).stdout)["data"]["invoices"]
+    assert sorted(judged) == sorted(unsynced)  # the prefs changed: no verdict is reused
+    assert {i["mapping_status"] for i in after} == {"invalid"}
+    assert all("QuickBooks allows 21" in i["reason"] for i in after)
+
+
+def test_a_json_listing_judges_each_invoice_its_refresh_reads_once(sandbox: Any, runner: CliRunner,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first `--json` reads ConnectWise and judges each page as it is stored: the listing then finds every
+    verdict memoised (judged once, not again), and so does the next listing."""
+    judged = _count_judging(monkeypatch)
+    first = runner.invoke(app, ["list-unsynced", "--json"])
+    assert first.exit_code == 0, first.output
+    assert sorted(judged) == sorted(expected_unsynced(sandbox))
+    judged.clear()
+    again = runner.invoke(app, ["list-unsynced", "--json", "--no-refresh"])
+    assert judged == [] and json.loads(again.stdout)["data"]["invoices"] == json.loads(first.stdout)["data"]["invoices"]
+
+
+def test_the_table_judges_only_the_rows_it_shows_even_after_reading_everything(
+        sandbox: Any, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    judged = _count_judging(monkeypatch)
+    result = runner.invoke(app, ["list-unsynced", "--limit", "3"])  # a first, full read of ConnectWise
+    assert result.exit_code == 0, result.output
+    assert len(judged) == 3 < len(expected_unsynced(sandbox))
