@@ -71,6 +71,7 @@ def _unposted(run: RunState, rows: list[ledger.LedgerRow]) -> list[Pair]:
                 "they are in QuickBooks and were not batched again")
         run.report.message = f"{run.report.message}; {note}" if run.report.message else note
     renumbered = [r for r in rows if r.cw_id in unposted and unposted[r.cw_id].number != r.invoice_number]
+    run.left_unbatched.update(r.cw_id for r in renumbered)
     if renumbered:
         run.report.batch_error = "; ".join(
             f"ConnectWise lists invoice {r.cw_id} as {unposted[r.cw_id].number!r}, but it was synced as "
@@ -78,25 +79,30 @@ def _unposted(run: RunState, rows: list[ledger.LedgerRow]) -> list[Pair]:
     return [(r, unposted[r.cw_id]) for r in rows if r.cw_id in unposted and r not in renumbered]
 
 
-def batch_confirmed(run: RunState) -> None:
+def batch_confirmed(run: RunState, *, whole_parts: bool = False) -> bool:
     """Export and batch exactly the invoices QBO confirmed and CW still lists as unposted, BATCH_INVOICES at a time.
 
     A part that can't be batched (a problem, a refusal, an answer that can't be verified) stops the run's batching:
-    the parts before it stay batched, the rest waits for the next run.
+    the parts before it stay batched, the rest waits for the next run; False then, so no later call batches more.
+    `whole_parts`: only whole parts of BATCH_INVOICES, while the last documents are still being created (the
+    engine batches them while QBO's batch budget paces those; the rest follows once every create is settled).
     """
     deps = run.deps
     if ledger.pending_batches(deps.store):
-        return  # an unsettled batch may already hold these invoices: it is settled first (a later run)
+        return False  # an unsettled batch may already hold these invoices: it is settled first (a later run)
     stale = {inv.id for inv in changed_invoices(deps.store)}  # edited in CW since: QBO holds an older total
-    ids = [i for i in ledger.created_not_batched_ids(deps.store) if i not in stale]
+    ids = [i for i in ledger.created_not_batched_ids(deps.store) if i not in stale and i not in run.left_unbatched]
+    if whole_parts:
+        ids = ids[:len(ids) - len(ids) % BATCH_INVOICES]
     if not ids:
-        return
+        return True
     run.emit("batch", f"exporting {len(ids)} invoice(s) from ConnectWise's accounting interface")
     for start in range(0, len(ids), BATCH_INVOICES):
         part = ids[start:start + BATCH_INVOICES]
         found = ledger.get_many(deps.store, part)
         if not _batch_part(run, [found[i] for i in part if i in found]):
-            return
+            return False
+    return True
 
 
 def _batch_part(run: RunState, rows: list[ledger.LedgerRow]) -> bool:
@@ -215,6 +221,7 @@ def _report_missing(run: RunState, missing: list[accounting.Expected]) -> None:
     why = {e.cw_id: (f"invoice {e.number} is not in ConnectWise's GL export: it has no GL entries (open it in "
                      "Finance › Invoice Search › GL Entries; re-close it so ConnectWise makes them), so it is in "
                      "QuickBooks but not batched") for e in missing}
+    run.left_unbatched.update(why)
     fresh = ledger.note_unbatchable(run.deps.store, why, now=run.now())
     if fresh or run.options.selection != "all":
         run.report.batch_error = "; ".join(why.values())

@@ -128,11 +128,14 @@ class _Engine:
         run.total = len(invoices) + len(changed)
         run.emit("plan", f"{len(invoices)} invoice(s) to send")
         self._send(invoices)
+        self.sender.send_held()
+        # The whole ConnectWise batches already confirmed go while QBO paces the last documents (~30 s queued).
+        batching = options.dry_run or cw_batch.batch_confirmed(run, whole_parts=True)
         self.sender.drain()
         handle_changed(run, self.sender, changed)
         if options.dry_run:
             cw_batch.preview(run)
-        else:
+        elif batching:
             cw_batch.batch_confirmed(run)
         run.commit()
 

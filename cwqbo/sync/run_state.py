@@ -67,6 +67,9 @@ class RunState:
         self.done = 0
         self.total = 0
         self.pending = Pending()
+        # Confirmed invoices a ConnectWise batch step of this run took up and had to leave (renumbered in CW, no GL
+        # entries): the run's later step (the engine batches whole parts early) neither retries nor reports them.
+        self.left_unbatched: set[int] = set()
 
     def begin(self, run_id: int | None) -> None:
         """The run is recorded as `run_id` (None: it was discarded): its items are read from the store from now on,

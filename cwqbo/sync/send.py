@@ -88,6 +88,9 @@ class Sender:
         self._pool: ThreadPoolExecutor | None = None
         # QBO's country and Preferences, read by the run's first resolve and reused by the next slices'
         self._company: tuple[str | None, dict[str, Any] | None] = (None, None)
+        # Probed documents short of a whole batch call, sent with the next slice's (or by `drain`): a batch call
+        # is a 40th of a minute's budget however few documents it carries. No intent is recorded for them yet.
+        self._held: list[Work] = []
 
     def process(self, invoices: Sequence[CWInvoice], forced_request_ids: dict[int, str] | None = None, *,
                 hashes: dict[int, str] | None = None) -> None:
@@ -97,6 +100,11 @@ class Sender:
         known = hashes or {}
         works = [Work(inv, content_hash=known.get(inv.id, "")) for inv in invoices]
         ready = self.prepare(works)
+        self._queue(ready, forced, more=True)
+
+    def _queue(self, ready: list[Work], forced: dict[int, str], *, more: bool) -> None:
+        """Probe these documents and hand them to the sender thread 30 to a batch call; while `more` slices follow,
+        the last part-call waits in `_held` for their documents."""
         if self.run.options.dry_run:
             for w in ready:
                 doc = _doc(w)
@@ -107,13 +115,22 @@ class Sender:
             return
         for w in ready:
             w.request_id = forced.get(w.inv.id) or ledger.request_id(self.run.deps.realm, w.inv.id, w.payload_hash)
-        to_send = self.probe(ready)
+        to_send = self._held + self.probe(ready)
         self.run.commit()
-        for start in range(0, len(to_send), CHUNK):
+        whole = len(to_send) - len(to_send) % CHUNK if more else len(to_send)
+        self._held = to_send[whole:]
+        for start in range(0, whole, CHUNK):
             self.send_chunk(to_send[start:start + CHUNK])
 
+    def send_held(self) -> None:
+        """No slice follows: send the documents held back for a whole batch call."""
+        if self._held:
+            self._queue([], {}, more=False)
+
     def drain(self) -> None:
-        """Wait for every batch still on its way and settle it; the run's later stages need them all settled."""
+        """Send the documents held back, then wait for every batch still on its way and settle it; the run's later
+        stages need them all settled."""
+        self.send_held()
         try:
             while self._sending:
                 self._settle(*self._sending.popleft())
@@ -128,6 +145,7 @@ class Sender:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._sending.clear()
+        self._held.clear()
 
     def _singles_limit(self) -> int:
         """How many customers or items to create as single requests before batch calls beat them: what the single
