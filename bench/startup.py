@@ -3,8 +3,7 @@
 Run: .venv/bin/python bench/startup.py [--runs 15]
 Prints the median wall time of each and their ratio. Not a test: figures vary by machine.
 
-The package is byte-compiled first, as `pip install` does: an interpreter run with PYTHONDONTWRITEBYTECODE (as
-some sandboxes are) would otherwise recompile every module changed since the last compile on each start.
+The package is byte-compiled first, as `pip install` does (`common.compile_package`).
 """
 
 from __future__ import annotations
@@ -32,11 +31,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    import compileall
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
 
-    import cwqbo
-
-    compileall.compile_dir(str(Path(cwqbo.__file__).resolve().parent), quiet=1)
+    common.compile_package()
     cli = [sys.executable, "-m", "cwqbo"]
     bare = median_seconds([sys.executable, "-c", "pass"], args.runs)
     helped = median_seconds([*cli, "--help"], args.runs)
@@ -72,7 +70,6 @@ def main() -> None:
 
 def _small_home(home: Path) -> None:
     """A home whose default profile has a store with a few cached invoices (history reads it)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import list_unsynced
 
     list_unsynced.fill_cache(home, 30)
