@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")  # read by Typer at import: no ANSI in asserted output
@@ -90,3 +91,19 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture
+def judged(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids `mapping.readiness` judges from now on (list-unsynced, refilter, their refreshes, the memo hook)."""
+    from cwqbo.mapping.document import readiness as real
+
+    ids: list[int] = []
+
+    def counting(inv: Any, prefs: Any, **kw: Any) -> Any:
+        ids.append(inv.id)
+        return real(inv, prefs, **kw)
+
+    monkeypatch.setattr("cwqbo.sync.readiness.judge", counting)
+    return ids
+

@@ -232,27 +232,12 @@ def test_json_built_by_sqlite_says_exactly_what_the_item_by_item_listing_says(
     assert after[kept]["mapping_status"] != "ready" and after[kept] != reference[kept]
 
 
-def _count_judging(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The ids `mapping.readiness` judges from now on (list-unsynced, refilter and their refreshes)."""
-    from cwqbo.mapping.document import readiness as real
-
-    judged: list[int] = []
-
-    def counting(inv: Any, prefs: Any, **kw: Any) -> Any:
-        judged.append(inv.id)
-        return real(inv, prefs, **kw)
-
-    monkeypatch.setattr("cwqbo.sync.readiness.judge", counting)
-    return judged
-
-
 def test_refilter_judges_as_it_reads_so_the_first_json_listing_judges_nothing(
-        sandbox: Any, runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        sandbox: Any, runner: CliRunner, home: Path, judged: list[int]) -> None:
     """After a refilter, the first `--json` listing answers every verdict from the memo (no wait at 100,000
     invoices), with the verdicts a listing that judges everything gives; a prefs change judges them all again."""
     from cwqbo.state.store import Store
 
-    judged = _count_judging(monkeypatch)
     assert runner.invoke(app, ["refilter", "--clear", "--json"]).exit_code == 0
     unsynced = set(expected_unsynced(sandbox))
     assert set(judged) == unsynced and len(judged) == len(unsynced)  # each unsynced invoice once, as it was read
@@ -276,10 +261,9 @@ def test_refilter_judges_as_it_reads_so_the_first_json_listing_judges_nothing(
 
 
 def test_a_json_listing_judges_each_invoice_its_refresh_reads_once(sandbox: Any, runner: CliRunner,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  judged: list[int]) -> None:
     """The first `--json` reads ConnectWise and judges each page as it is stored: the listing then finds every
     verdict memoised (judged once, not again), and so does the next listing."""
-    judged = _count_judging(monkeypatch)
     first = runner.invoke(app, ["list-unsynced", "--json"])
     assert first.exit_code == 0, first.output
     assert sorted(judged) == sorted(expected_unsynced(sandbox))
@@ -289,8 +273,7 @@ def test_a_json_listing_judges_each_invoice_its_refresh_reads_once(sandbox: Any,
 
 
 def test_the_table_judges_only_the_rows_it_shows_even_after_reading_everything(
-        sandbox: Any, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    judged = _count_judging(monkeypatch)
+        sandbox: Any, runner: CliRunner, judged: list[int]) -> None:
     result = runner.invoke(app, ["list-unsynced", "--limit", "3"])  # a first, full read of ConnectWise
     assert result.exit_code == 0, result.output
     assert len(judged) == 3 < len(expected_unsynced(sandbox))

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from cwqbo.mapping.document import readiness as real_judge
 from cwqbo.settings.prefs import Prefs
 from cwqbo.state import cache
 from cwqbo.state.store import Store
@@ -21,18 +20,6 @@ def store(tmp_path: Path) -> Store:
     s = Store.open(tmp_path / "cwqbo-default.db")
     yield s
     s.close()
-
-
-@pytest.fixture
-def judged(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    ids: list[int] = []
-
-    def counting(inv: Any, prefs: Prefs, **kw: Any) -> Any:
-        ids.append(inv.id)
-        return real_judge(inv, prefs, **kw)
-
-    monkeypatch.setattr("cwqbo.sync.readiness.judge", counting)
-    return ids
 
 
 def memo_ids(store: Store) -> list[int]:
