@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
+from cwqbo import money
 from cwqbo.money import to_decimal
 
 # GLExport lists that hold documents other than invoices: an export of "only our invoices" must leave them empty.
@@ -102,6 +105,48 @@ def parse_gl_entry_ids(raw: Any) -> list[int]:
             raise ValueError(f"glEntryIds holds {part!r}, not a GL entry id")
         ids.append(int(part))
     return ids
+
+
+class _ExportTransaction(msgspec.Struct):
+    documentNumber: Any = None
+    total: Any = None
+    glEntryIds: Any = None
+
+
+class _ExportRead(msgspec.Struct):
+    """The parts of a GLExport that `check_export` reads; the GL detail (most of its ~2 KB an invoice) is skipped."""
+
+    transactions: list[_ExportTransaction] | None = None
+    expenses: list[msgspec.Raw] | None = None
+    expenseBills: list[msgspec.Raw] | None = None
+    purchaseTransactions: list[msgspec.Raw] | None = None
+    adjustmentTransactions: list[msgspec.Raw] | None = None
+    inventoryTransfers: list[msgspec.Raw] | None = None
+
+
+_EXPORT_DECODER = msgspec.json.Decoder(_ExportRead, float_hook=Decimal)
+_EXPORT_TX = ("documentNumber", "total", "glEntryIds")
+
+
+def decode_export(content: bytes) -> Any:
+    """A GLExport answer as `check_export` reads it: a dict of the keys it uses, amounts exact.
+
+    An answer of another shape (a transaction that is not an object, say) is decoded whole instead, so that
+    `check_export` names what is wrong with it; ValueError when it is not JSON at all.
+    """
+    try:
+        read = _EXPORT_DECODER.decode(content)
+    except msgspec.ValidationError:
+        return money.loads(content)
+    out: dict[str, Any] = {}
+    for key in _ExportRead.__struct_fields__:
+        value = getattr(read, key)
+        if value is None:
+            continue
+        if key == "transactions":
+            value = [{k: getattr(tx, k) for k in _EXPORT_TX} for tx in value]
+        out[key] = value
+    return out
 
 
 def check_export(export: Any, expected: Iterable[Expected]) -> ExportCheck:

@@ -20,7 +20,7 @@ import httpx
 from cwqbo import http, money, pagination
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
-from cwqbo.connectwise.accounting import UNPOSTED_ROW_FIELDS, UnpostedRow, unposted_row
+from cwqbo.connectwise.accounting import UNPOSTED_ROW_FIELDS, UnpostedRow, decode_export, unposted_row
 from cwqbo.in_flight import in_flight
 from cwqbo.errors import AuthError, ConfigError, CwqboError, PermissionDenied, RemoteError
 
@@ -457,7 +457,11 @@ class CWClient:
             raise ValueError("export_invoices needs at least one invoice")
         body = {"batchIdentifier": _identifier(identifier), "exportInvoicesFlag": True,
                 "exportExpensesFlag": False, "exportProductsFlag": False, "includedInvoiceIds": ids}
-        data = self.post_json("/finance/accounting/export", body, idempotent=True)
+        resp = self._request("POST", "/finance/accounting/export", json_body=body, idempotent=True)
+        try:
+            data = decode_export(resp.content)
+        except ValueError as exc:
+            raise RemoteError("ConnectWise's GL export answer is not JSON", status=resp.status_code) from exc
         if not isinstance(data, dict):
             raise RemoteError("ConnectWise's GL export answer is not an object")
         return data

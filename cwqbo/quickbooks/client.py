@@ -15,7 +15,7 @@ import logging
 import threading
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -25,6 +25,7 @@ from cwqbo import http, money, pagination
 from cwqbo.clock import Clock
 from cwqbo.crashpoints import crashpoint
 from cwqbo.errors import AuthError, CwqboError, PermissionDenied, RemoteError
+from cwqbo.quickbooks import created
 from cwqbo.quickbooks import query as qbo_query
 from cwqbo.quickbooks.query import escape
 from cwqbo.quickbooks.throttle import Throttle
@@ -311,8 +312,9 @@ class QBOClient:
 
     def _send(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
               content: str | None = None, content_type: str = "application/json", write: bool = False,
-              batch: bool = False) -> tuple[Any, str | None]:
-        """Send with auth, throttle and the shared retry policy; return (parsed JSON body, tid) or raise."""
+              batch: bool = False, decode: Callable[[bytes], Any] = money.loads) -> tuple[Any, str | None]:
+        """Send with auth, throttle and the shared retry policy; return (the body as `decode` reads it, tid) or
+        raise."""
         query = {"minorversion": str(self.minor_version), **(params or {})}
         data = money.dumps(body).encode("utf-8") if body is not None else (
             content.encode("utf-8") if content is not None else None)
@@ -331,7 +333,7 @@ class QBOClient:
             if response.status_code == 401:
                 raise AuthError("QuickBooks Online rejected the access token even after a refresh",
                                 hint="run `cwqbo connect quickbooks` to reconnect")
-            return self._result(response, idempotent)
+            return self._result(response, idempotent, decode)
 
         return self.policy.call(attempt, clock=self.clock, label=f"QuickBooks Online {method} {path}",
                                 give_up=self._give_up, on_retry=self._on_retry)
@@ -358,7 +360,8 @@ class QBOClient:
             crashpoint(CRASH_AFTER_WRITE)
         return response
 
-    def _result(self, response: httpx.Response, idempotent: bool) -> tuple[Any, str | None]:
+    def _result(self, response: httpx.Response, idempotent: bool,
+                decode: Callable[[bytes], Any] = money.loads) -> tuple[Any, str | None]:
         """The parsed body of a successful response; a failure worth another attempt is raised as
         `http.Retriable`, anything else as the error it is."""
         status = response.status_code
@@ -375,7 +378,7 @@ class QBOClient:
                                    hint="check the environment (sandbox or production), or reconnect with an "
                                         "admin of that company: `cwqbo connect quickbooks`")
         try:
-            parsed = money.loads(response.content) if response.content else {}
+            parsed = decode(response.content) if response.content else {}
         except ValueError:
             parsed = None
         if parsed is None and status < 400:
@@ -483,8 +486,13 @@ class QBOClient:
                                                    "requestid": _check_request_id(request_id, REQUEST_ID_MAX)})
         return self._entity_result(body, entity, tid)
 
-    def batch(self, items: list[BatchOp], request_id: str | None = None) -> dict[str, BatchItemResult]:
-        """Up to 30 operations in one call (one request against the 40/min batch limit); results by bId."""
+    def batch(self, items: list[BatchOp], request_id: str | None = None, *,
+              documents: bool = False) -> dict[str, BatchItemResult]:
+        """Up to 30 operations in one call (one request against the 40/min batch limit); results by bId.
+
+        `documents`: the items create Invoices and CreditMemos, and only what the sync reads of each is decoded
+        (`quickbooks.created`).
+        """
         if not items:
             return {}
         if len(items) > MAX_BATCH_ITEMS:
@@ -494,7 +502,8 @@ class QBOClient:
             raise ValueError("batch bIds must be unique and non-empty")
         rid = _check_request_id(request_id or str(uuid.uuid4()), BATCH_REQUEST_ID_MAX)
         content = '{"BatchItemRequest":[' + ",".join(op.to_text() for op in items) + "]}"
-        body, tid = self._send("POST", "batch", content=content, params={"requestid": rid}, write=True, batch=True)
+        body, tid = self._send("POST", "batch", content=content, params={"requestid": rid}, write=True, batch=True,
+                               decode=created.decode if documents else money.loads)
         return parse_batch(body, tid)
 
     def close(self) -> None:

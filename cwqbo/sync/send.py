@@ -303,7 +303,7 @@ class Sender:
         request_id = ledger.batch_request_id((w.request_id for w in chunk), salt=f"run-{self.run.run_id}")
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cwqbo-batch")
-        self._sending.append((chunk, self._pool.submit(deps.qbo.batch, ops, request_id)))
+        self._sending.append((chunk, self._pool.submit(deps.qbo.batch, ops, request_id, documents=True)))
         while self._sending and (len(self._sending) > BATCHES_AHEAD or self._sending[0][1].done()):
             self._settle(*self._sending.popleft())
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 import stamina
 
-from cwqbo import http
+from cwqbo import http, money
 from cwqbo.clock import ManualClock
 from cwqbo.connectwise import permissions
-from cwqbo.connectwise.accounting import export_invoice_id, parse_gl_entry_ids
+from cwqbo.connectwise.accounting import Expected, check_export, decode_export, export_invoice_id, parse_gl_entry_ids
 from cwqbo.connectwise.client import CWClient, api_base, fetch_company_info
 from cwqbo.errors import AuthError, ConfigError, PermissionDenied, RemoteError
 
@@ -710,3 +710,48 @@ def test_sandbox_over_loopback_with_default_http_client(sandbox: Any) -> None:
             assert cl.unposted_invoice_ids(pick) == set()
     finally:
         stop()
+
+
+def test_the_gl_export_is_read_for_what_the_check_needs_and_checks_alike(sandbox: Any) -> None:
+    """The export's GL detail is skipped at decoding; what `check_export` reads, and its verdict, are unchanged."""
+    inner, raw = sim_transport(sandbox), {}
+
+    def keep_export(request: httpx.Request) -> httpx.Response:
+        response = inner.handle_request(request)
+        if request.url.path.endswith("/finance/accounting/export"):
+            raw["export"] = response.read()
+        return response
+
+    info = fetch_company_info("127.0.0.1:8765", "cwqbo_demo", "http", client=httpx.Client(transport=inner))
+    cl = CWClient("127.0.0.1:8765", "cwqbo_demo", "sandbox-public", "sandbox-private",
+                  "00000000-0000-4000-8000-00000000c1d0", info["Codebase"], scheme="http",
+                  client=httpx.Client(transport=httpx.MockTransport(keep_export)), clock=ManualClock())
+    unposted = sorted(set(cl.unposted_invoice_ids()) - set(sandbox.cw.no_gl_invoice_ids()))[:5]
+    rows = cl.unposted_rows(unposted)
+    export = cl.export_invoices("cwqbo-read", [export_invoice_id(rows[i]) for i in unposted])
+    whole = money.loads(raw["export"])
+    assert len(whole["transactions"]) == 5 and len(whole["transactions"][0]) > 3  # there was detail to skip
+    assert export["transactions"] == [{k: t.get(k) for k in ("documentNumber", "total", "glEntryIds")}
+                                      for t in whole["transactions"]]
+    assert all(isinstance(t["total"], Decimal) for t in export["transactions"])
+    expected = [Expected(i, rows[i].number, whole["transactions"][n]["total"]) for n, i in enumerate(unposted)]
+    assert check_export(export, expected) == check_export(whole, expected)
+    assert check_export(export, expected).ok
+
+
+@pytest.mark.parametrize("answer", [
+    b'{"transactions": [1]}',  # not an object: decoded whole, so the check can say so
+    b'{"transactions": {"documentNumber": "1"}}',
+    b'{"transactions": [], "expenses": [{"id": 4, "total": 1.50}]}',
+])
+def test_a_gl_export_of_another_shape_is_checked_as_a_whole(answer: bytes) -> None:
+    decoded = decode_export(answer)
+    assert check_export(decoded, [Expected(1, "1", Decimal("1.50"))]) == check_export(money.loads(answer),
+                                                                                   [Expected(1, "1", Decimal("1.50"))])
+    assert check_export(decoded, [Expected(1, "1", Decimal("1.50"))]).problems
+
+
+def test_a_gl_export_that_is_not_json_is_a_remote_error() -> None:
+    cl = make(lambda request: httpx.Response(200, content=b"<html>maintenance</html>"))
+    with pytest.raises(RemoteError, match="not JSON"):
+        cl.export_invoices("cwqbo-1", [1])

@@ -172,3 +172,43 @@ def test_recorded_401_lower_case_fault_triggers_one_refresh() -> None:
     body = yaml.safe_load((VCR_DIR / "error_401.yml").read_text())["http_interactions"][0]["response"]["body"]["string"]
     faults = parse_faults(money.loads(body))
     assert faults[0].code == "3200" and faults[0].detail.startswith("Token expired")
+
+
+def _recorded_body(name: str, index: int = 0) -> str:
+    body: str = Replay(name).interactions[index]["response"]["body"]["string"]
+    return body
+
+
+def test_created_documents_are_read_for_what_the_sync_reads_and_nothing_is_lost() -> None:
+    """A batch of creates decodes only Id, SyncToken, DocNumber, TotalAmt, the lines' amounts and the tax: exactly
+    as the whole answer has them; faults whole. Intuit's recorded Invoice and fault, in a batch answer."""
+    invoice = money.loads(_recorded_body("create_invoice"))["Invoice"]
+    fault = next(i for i in money.loads(_recorded_body("batch_basic"))["BatchItemResponse"] if "Fault" in i)
+    text = money.dumps({"BatchItemResponse": [{"Invoice": invoice, "bId": "0"}, {**fault, "bId": "1"},
+                                              {"CreditMemo": {**invoice, "TotalAmt": Decimal("-5.10")}, "bId": "2"}],
+                        "time": "2020-09-29T08:49:34.212-07:00"}).encode()
+    qbo = QBOClient("https://sandbox-quickbooks.api.intuit.com/v3", REALM, StaticTokens(), clock=ManualClock(),
+                    client=httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=text))))
+    read = qbo.batch([BatchOp.create_text(str(i), "Invoice", "{}") for i in range(3)], "rid", documents=True)
+    whole = qbo.batch([BatchOp.create_text(str(i), "Invoice", "{}") for i in range(3)], "rid")
+    assert read["0"].obj is not None and whole["0"].obj is not None and len(whole["0"].obj) > len(read["0"].obj)
+    for bid in ("0", "2"):
+        got, full = read[bid].obj, whole[bid].obj
+        assert got is not None and full is not None and read[bid].entity == whole[bid].entity
+        assert {k: got[k] for k in ("Id", "SyncToken", "DocNumber", "TotalAmt")} == {
+            k: full[k] for k in ("Id", "SyncToken", "DocNumber", "TotalAmt")}
+        assert got["Line"] == [{k: ln[k] for k in ("Amount", "DetailType") if k in ln} for ln in full["Line"]]
+        assert got.get("TxnTaxDetail", {}).get("TotalTax") == full.get("TxnTaxDetail", {}).get("TotalTax")
+    assert read["1"].faults == whole["1"].faults and read["1"].faults[0].code == "610"
+
+
+@pytest.mark.parametrize("answer", [
+    {"BatchItemResponse": [{"bId": "0", "Customer": {"Id": "7"}}]},  # an entity the sync did not create
+    {"BatchItemResponse": [{"bId": "0", "Invoice": "7"}]},  # not an object
+    {"BatchItemResponse": [{"bId": "0", "Invoice": {"Id": "7", "Line": {"Amount": 1}}}]},
+])
+def test_a_batch_answer_of_another_shape_is_read_whole(answer: dict[str, Any]) -> None:
+    from cwqbo.quickbooks import created
+
+    text = money.dumps(answer).encode()
+    assert created.decode(text) == money.loads(text)

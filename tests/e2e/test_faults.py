@@ -145,8 +145,8 @@ def test_access_token_expiring_mid_run_is_refreshed(home: Path, monkeypatch: pyt
         before = e2e.tokens()["refresh_token"]
         real, batches = QBOClient.batch, []
 
-        def batch(self: QBOClient, items: Any, request_id: str | None = None) -> Any:
-            answer = real(self, items, request_id)
+        def batch(self: QBOClient, items: Any, request_id: str | None = None, **kw: Any) -> Any:
+            answer = real(self, items, request_id, **kw)
             batches.append(len(items))
             if len(batches) == 1:
                 e2e.expire_access_tokens()  # an hour passes on Intuit's side: every access token is now dead

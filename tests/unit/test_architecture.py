@@ -28,8 +28,8 @@ LAYERS: dict[str, set[str]] = {
     "cli": {*BELOW_SYNC, "sync", "app", "cli"},
     "sandbox": {"core", "sandbox", "quickbooks"},  # quickbooks: the same field limits the client obeys
 }
-CORE = {"money", "errors", "clock", "crashpoints", "http", "pagination", "models", "files", "in_flight", "__init__",
-        "__main__"}
+CORE = {"money", "errors", "clock", "crashpoints", "http", "pagination", "models", "files", "in_flight", "collector",
+        "__init__", "__main__"}
 APP = {"context", "connect", "notify"}
 # the two commands whose job is to run the simulators
 MAY_IMPORT_SANDBOX = {"cwqbo.cli.demo", "cwqbo.cli.sandbox"}

@@ -244,7 +244,7 @@ def test_creates_beyond_the_singles_limit_go_30_to_a_batch_call(sim, clock, monk
     tight = resolver(sim, clock, Store.memory())
     tight.singles_limit = 5  # the single budget can start only 5 before the queued documents are sent
     real = type(tight.qbo).batch
-    monkeypatch.setattr(type(tight.qbo), "batch", lambda self, items, request_id=None: calls.append(len(items))
+    monkeypatch.setattr(type(tight.qbo), "batch", lambda self, items, request_id=None, **kw: calls.append(len(items))
                         or real(self, items, request_id))
     singles: list[str] = []
     create = tight.qbo.create

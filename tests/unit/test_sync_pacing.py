@@ -29,10 +29,11 @@ def _document_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = QBOClient.batch
 
-    def counting(self: QBOClient, items: list[BatchOp], request_id: str | None = None) -> dict[str, BatchItemResult]:
+    def counting(self: QBOClient, items: list[BatchOp], request_id: str | None = None,
+                 **kw: Any) -> dict[str, BatchItemResult]:
         if items and items[0].entity in ("Invoice", "CreditMemo"):
             sizes.append(len(items))
-        return real(self, items, request_id)
+        return real(self, items, request_id, **kw)
 
     monkeypatch.setattr(QBOClient, "batch", counting)
     return sizes
@@ -61,13 +62,14 @@ def test_whole_connectwise_batches_are_made_while_the_last_documents_are_on_thei
     released: list[bool] = []  # per document batch call after the first: whether a CW batch let it go
     real_batch, real_create = QBOClient.batch, CWClient.create_batch
 
-    def batch(self: QBOClient, items: list[BatchOp], request_id: str | None = None) -> dict[str, BatchItemResult]:
+    def batch(self: QBOClient, items: list[BatchOp], request_id: str | None = None,
+              **kw: Any) -> dict[str, BatchItemResult]:
         if items and items[0].entity in ("Invoice", "CreditMemo"):
             if released or posted.is_set():
                 released.append(posted.wait(timeout=10))  # QBO is still answering while ConnectWise batches
             else:
                 released.append(True)  # the first call: its invoices make the first whole part
-        return real_batch(self, items, request_id)
+        return real_batch(self, items, request_id, **kw)
 
     def create_batch(self: CWClient, identifier: str, gl_entry_ids: Any) -> None:
         real_create(self, identifier, gl_entry_ids)
