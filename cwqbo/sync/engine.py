@@ -28,7 +28,7 @@ from cwqbo import collector
 from cwqbo.state import runs
 from cwqbo.sync import cw_batch
 from cwqbo.state import cache, ledger
-from cwqbo.sync import recovery
+from cwqbo.sync import readiness, recovery
 from cwqbo.sync import selection
 from cwqbo.sync.changed import handle_changed
 from cwqbo.errors import UsageError
@@ -118,9 +118,12 @@ class _Engine:
                 handled.update(todo)
                 self._send(todo, page)
 
+            # A run that sends everything sends each page as it is read; any other (one invoice, a selection, a dry
+            # run) leaves the rest unsynced, so each page's verdicts are memoised for the next `list-unsynced`.
             streaming = options.selection == "all" and not options.dry_run
+            on_page = send_page if streaming else readiness.memoise_pages(deps.store, deps.prefs, deps.realm or None)
             found = discover.refresh(deps.cw, deps.store, deps.filters, full=options.full_refresh, clock=deps.clock,
-                                     progress=self._discover_progress, on_page=send_page if streaming else None)
+                                     progress=self._discover_progress, on_page=on_page)
             self.report_problems(found.problems)
         invoices, skipped = selection.select(run, handled)
         for res in skipped:

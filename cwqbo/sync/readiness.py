@@ -114,8 +114,9 @@ def listing_json(store: Store, prefs: Prefs, realm: str | None = None, *, since:
 def memoise_pages(store: Store, prefs: Prefs, realm: str | None = None) -> PageHook:
     """A `discover.refresh(on_page=)` hook that judges each stored page's unsynced invoices while they are decoded
     anyway, and memoises the verdicts, so the next `list-unsynced --json` answers from the memo instead of judging
-    the whole cache. For refreshes whose listing would judge them all (refilter, `list-unsynced --json`), never a
-    sync's. Invoices already memoised for this content are skipped; a failure only leaves the memo incomplete."""
+    the whole cache. For refreshes whose listing would judge them all (refilter, `list-unsynced --json`) and for a
+    sync's that leaves most of them unsynced (one invoice, a selection, a dry run); never for `sync --all`'s, which
+    sends them. Invoices already memoised for this content are skipped; a failure only leaves the memo incomplete."""
     verdict = _Judge(store, prefs, realm)
 
     def on_page(page: list[tuple[CWInvoice, str]]) -> None:

@@ -174,3 +174,29 @@ def test_select_on_a_terminal_syncs_the_ticked_invoices(env: Env, monkeypatch: p
     assert result.exit_code == 0, result.output
     assert len(offered) >= 15
     assert [d["DocNumber"] for d in env.docs()] == [offered[0]]
+
+
+def test_a_sync_of_one_invoice_judges_the_rest_as_it_reads_so_the_next_listing_judges_nothing(
+        env: Env, judged: list[int]) -> None:
+    """A sync that leaves most of the cache unsynced (one invoice here; a selection or a dry run alike) memoises the
+    verdicts of each page it reads: the `--json` listing after it answers from the memo (no wait at 100,000)."""
+    invoices = [r for r in env.sandbox.cw.invoices() if r["id"] in set(env.sandbox.cw.unposted_ids())
+                and r["invoiceNumber"] != LONG_INVOICE_NUMBER]
+    from cwqbo.settings.paths import Paths
+    from cwqbo.state.store import Store
+    from cwqbo.sync.discover import WATERMARK
+    from tests.e2e.harness import PROFILE
+
+    r = env.invoke("sync", "--invoice", invoices[0]["invoiceNumber"])  # the first run learns the QBO company
+    assert r.exit_code == 0, r.output
+    store = Store.open(Paths(env.home, env.home).db_file(PROFILE))
+    store.set_meta(WATERMARK, None)  # the next run reads every invoice again (as after a filter change)
+    store.close()
+    judged.clear()
+    r = env.invoke("sync", "--invoice", invoices[1]["invoiceNumber"])
+    assert r.exit_code == 0, r.output
+    assert len(judged) >= len(invoices) - 2, "the sync's refresh judged the pages it stored"
+    judged.clear()
+    listing = env.invoke("list-unsynced", "--no-refresh", "--json")
+    listed = {i["cw_id"] for i in json.loads(listing.stdout)["data"]["invoices"]}
+    assert judged == [] and not {invoices[0]["id"], invoices[1]["id"]} & listed and len(listed) >= len(invoices) - 2
