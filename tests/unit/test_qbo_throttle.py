@@ -32,14 +32,42 @@ def test_stays_under_the_per_minute_limit_with_headroom() -> None:
         assert j - i <= 475
 
 
-def test_batch_window_is_separate_and_tighter() -> None:
+def test_batch_window_is_separate_and_uses_all_forty_calls() -> None:
     clock = ManualClock(0.0)
     throttle = Throttle(clock, batch_per_minute=40)
     batches = starts(throttle, clock, 81, batch=True)
-    # all 40 of QBO's batch calls a minute are used (the bottleneck of a large sync), each window kept a second
-    # longer than Intuit's so jitter can't make a 41st land inside one of its minutes
-    assert batches[39] == 0.0 and 61.0 <= batches[40] < 61.1 and 122.0 <= batches[80] < 122.2
+    # all 40 of QBO's batch calls a minute are used (the bottleneck of a large sync); answered at once, a call has
+    # reached Intuit by the time it was sent, so the 41st waits exactly a minute
+    assert batches[39] == 0.0 and 60.0 <= batches[40] < 60.1 and 120.0 <= batches[80] < 120.2
     assert starts(throttle, clock, 1)[0] == clock.now()  # ordinary requests are not held by the batch window
+
+
+@pytest.mark.parametrize(("answer_after", "window"), [(0.25, 60.25), (5.0, 61.0)])
+def test_a_batch_call_counts_until_its_answer_or_the_margin_whichever_is_sooner(answer_after: float,
+                                                                                window: float) -> None:
+    # Intuit stamps a call somewhere between our send and its answer: counting it until the answer came (or, for a
+    # slow answer, a second after the send) keeps every 60-second window of Intuit's at 40 calls at most.
+    clock = ManualClock(0.0)
+    throttle = Throttle(clock, batch_per_minute=40, concurrency=40)
+    calls = [throttle.acquire(batch=True) for _ in range(40)]  # all sent at 0
+    clock.advance(answer_after)
+    for call in calls:
+        throttle.release(call)
+    assert window <= starts(throttle, clock, 1, batch=True)[0] < window + 0.01
+
+
+def test_answers_out_of_order_still_keep_forty_a_minute() -> None:
+    # Two calls in flight at once, the later one answered first: the window must not lose track of the earlier.
+    clock = ManualClock(0.0)
+    throttle = Throttle(clock, batch_per_minute=2)
+    slow = throttle.acquire(batch=True)
+    fast = throttle.acquire(batch=True)
+    clock.advance(0.1)
+    throttle.release(fast)  # answered after 0.1 s: counts until 0.1
+    clock.advance(2.0)
+    throttle.release(slow)  # answered after 2.1 s: counts until the margin, 1.0
+    assert throttle.batch_slots_free() == 0
+    assert starts(throttle, clock, 1, batch=True)[0] == pytest.approx(60.1, abs=0.01)  # the first of them to leave
 
 
 def test_on_429_holds_every_request_for_the_wait() -> None:
@@ -133,7 +161,7 @@ def test_what_the_single_budget_can_start_within_a_time_and_whether_a_batch_call
     assert fresh.batch_slots_free() == 40
     starts(fresh, clock, 40, batch=True)
     assert fresh.batch_slots_free() == 0 and fresh.free_within(0) == 435  # batch calls count on both budgets
-    clock.advance(60.5)
-    assert fresh.batch_slots_free() == 0 and fresh.free_within(0) == 475  # the batch window is 61 s
-    clock.advance(0.51)
-    assert fresh.batch_slots_free() == 40
+    clock.advance(59.9)
+    assert fresh.batch_slots_free() == 0 and fresh.free_within(0) == 435
+    clock.advance(0.11)  # answered at once, the calls leave the window a minute after they were sent
+    assert fresh.batch_slots_free() == 40 and fresh.free_within(0) == 475
