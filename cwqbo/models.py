@@ -7,8 +7,8 @@ It round-trips through JSON (for the SQLite cache) without losing a digit.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field, fields, is_dataclass
+import msgspec
+from dataclasses import dataclass, field, fields
 import datetime as _dt
 from datetime import date
 from decimal import Decimal
@@ -106,52 +106,21 @@ class CWInvoice:
         Bookkeeping fields (status, last-updated time) are left out: re-opening and re-closing an invoice
         without editing it is not a change to send to QuickBooks.
         """
-        return _content_hash(_plain(self))
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _plain(value: Any) -> Any:
-    """The JSON-safe form of a record, in one pass (`dataclasses.asdict` deep-copies every leaf first).
-
-    Discovery and the sync engine serialise every invoice they touch, so this is a hot path.
-    """
-    cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:
-        return value
-    if cls is Decimal:
-        return str(value)
-    if cls is float:
-        raise TypeError(f"refusing float {value!r} in an invoice record: use Decimal")
-    names = _FIELDS.get(cls)
-    if names is None and is_dataclass(value) and not isinstance(value, type):
-        names = _FIELDS[cls] = tuple(f.name for f in fields(value))
-    if names is not None:
-        return {n: _plain(getattr(value, n)) for n in names}
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+        return invoice_json_text_and_hash(self)[1]
 
 
 def invoice_to_json(inv: CWInvoice) -> dict[str, Any]:
-    """Plain JSON-safe dict: Decimals and dates as strings."""
-    record: dict[str, Any] = _plain(inv)
+    """Plain JSON-safe dict: Decimals and dates as strings (the cache's record, read back)."""
+    record: dict[str, Any] = msgspec.json.decode(invoice_json_text(inv))
     return record
 
 
 def invoice_json_text(inv: CWInvoice) -> str:
-    """Compact JSON text of `invoice_to_json(inv)`: what the cache stores.
-
-    Money is already text here, so the stdlib encoder is exact; a float anywhere is refused.
-    """
+    """Compact JSON text of the record (Decimals and dates as strings): what the cache stores."""
     return invoice_json_text_and_hash(inv)[0]
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 def invoice_json_text_and_hash(inv: CWInvoice) -> tuple[str, str]:
@@ -159,27 +128,26 @@ def invoice_json_text_and_hash(inv: CWInvoice) -> tuple[str, str]:
 
     The hash covers the record without its bookkeeping fields; the stored text is those very bytes with the
     bookkeeping fields appended, so the record is encoded once, not once for the cache and again for the hash.
+    msgspec walks and encodes it in C; the bytes are those `json.dumps(ensure_ascii=False)` wrote of the same
+    record before (Decimals as `str()`, dates ISO), so every hash a ledger already holds still matches.
     """
-    record = _plain(inv)
-    kept_text = _dumps({k: v for k, v in record.items() if k not in VOLATILE_FIELDS})
-    volatile_text = _dumps({k: record[k] for k in VOLATILE_FIELDS})
-    return f"{kept_text[:-1]},{volatile_text[1:]}", _hash_text(kept_text)
+    _refuse_floats(inv.extra)
+    record = msgspec.to_builtins(inv, str_keys=True)
+    volatile = {k: record.pop(k) for k in VOLATILE_FIELDS}
+    kept = _encode(record)
+    return (kept[:-1] + b"," + _encode(volatile)[1:]).decode(), hashlib.sha256(kept).hexdigest()[:32]
 
 
-def _content_hash(record: dict[str, Any]) -> str:
-    return _hash_text(_dumps({k: v for k, v in record.items() if k not in VOLATILE_FIELDS}))
-
-
-def _hash_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _dumps(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
-
-
-def _refuse(obj: Any) -> Any:
-    raise TypeError(f"cannot store {type(obj).__name__} in an invoice record")
+def _refuse_floats(value: Any) -> None:
+    """`extra` is the one untyped part of a record: a float there would be stored as if it were exact."""
+    if isinstance(value, float):
+        raise TypeError(f"refusing float {value!r} in an invoice record: use Decimal")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_floats(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_floats(item)
 
 
 _LINE_DECIMALS = frozenset({"quantity", "unit_price", "amount", "hours"})

@@ -168,17 +168,24 @@ def get_many(store: Store, cw_ids: Iterable[int]) -> dict[int, LedgerRow]:
     return out
 
 
+_CREATED = ("insert into ledger (cw_id, state, qbo_id, qbo_sync_token, qbo_total, intuit_tid, error, updated_at, "
+            "doc_number) values (?, 'created', ?, ?, ?, ?, null, ?, ?) on conflict (cw_id) do update set "
+            "state = 'created', qbo_id = excluded.qbo_id, qbo_sync_token = excluded.qbo_sync_token, "
+            "qbo_total = excluded.qbo_total, intuit_tid = excluded.intuit_tid, error = null, "
+            "updated_at = excluded.updated_at, doc_number = coalesce(excluded.doc_number, ledger.doc_number)")
+
+
+def _created_row(cw_id: int, qbo_id: str, sync_token: str | None, qbo_total: Decimal | None, tid: str | None,
+                 at: str, doc_number: str | None) -> tuple[Any, ...]:
+    return (cw_id, qbo_id, sync_token, _money(qbo_total), tid, at, doc_number)
+
+
 def mark_created(store: Store, cw_id: int, *, qbo_id: str, sync_token: str | None, qbo_total: Decimal | None,
-                 tid: str | None, now: str | None = None, commit: bool = True, doc_number: str | None = None) -> None:
-    values = {"state": "created", "qbo_id": qbo_id, "qbo_sync_token": sync_token, "qbo_total": _money(qbo_total),
-              "intuit_tid": tid, "error": None, "updated_at": now or iso()}
-    if doc_number is not None:
-        values["doc_number"] = doc_number
-    if commit:
-        with _tx(store):
-            _upsert(store, cw_id, values)
-    else:
-        _upsert(store, cw_id, values)
+                 tid: str | None, now: str | None = None, doc_number: str | None = None) -> None:
+    """QBO confirmed the document: its id, token and total; the DocNumber is kept unless one is named."""
+    with _tx(store):
+        store.db.conn.execute(_CREATED, _created_row(cw_id, qbo_id, sync_token, qbo_total, tid, now or iso(),
+                                                     doc_number))
 
 
 def mark_failed(store: Store, cw_id: int, *, error: str, tid: str | None, qbo_id: str | None = None,
@@ -272,9 +279,9 @@ def mark_batch_created(store: Store, identifier: str, cw_batch_id: int | None, *
     with _tx(store):
         store.db.execute("update batches set state = 'created', cw_batch_id = ?, error = null where identifier = ?",
                          [cw_batch_id, identifier])
-        for cw_id in batch.invoice_ids if batch else []:
-            store.db.execute("update ledger set state = 'batched', batch_identifier = ?, updated_at = ?, error = null "
-                             "where cw_id = ? and state = 'created'", [identifier, at, cw_id])
+        store.db.conn.executemany("update ledger set state = 'batched', batch_identifier = ?, updated_at = ?, "
+                                  "error = null where cw_id = ? and state = 'created'",
+                                  [(identifier, at, cw_id) for cw_id in (batch.invoice_ids if batch else [])])
 
 
 def mark_batch_failed(store: Store, identifier: str, error: str) -> None:
@@ -349,7 +356,15 @@ def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iter
     """The one way a run's outcomes reach the ledger: every write and its run items in one transaction."""
     at = now or iso()
     with _tx(store):
+        created: list[tuple[Any, ...]] = []  # consecutive confirmations, written in one statement
         for w in writes:
+            if w.state == "created" and w.intent is None:
+                assert w.qbo_id is not None, "a created document has a QBO id"
+                created.append(_created_row(w.cw_id, w.qbo_id, w.sync_token, w.qbo_total, w.tid, at, w.doc_number))
+                continue
+            if created:
+                store.db.conn.executemany(_CREATED, created)
+                created = []
             if w.intent is not None:
                 record_intents(store, [w.intent], run_id, now=at)
             if w.state == "updated":
@@ -358,12 +373,14 @@ def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iter
                                          "cw_total": _money(w.cw_total), "intuit_tid": w.tid, "updated_at": at})
             elif w.state == "created":
                 assert w.qbo_id is not None, "a created document has a QBO id"
-                mark_created(store, w.cw_id, qbo_id=w.qbo_id, sync_token=w.sync_token, qbo_total=w.qbo_total,
-                             tid=w.tid, now=at, commit=False, doc_number=w.doc_number)
+                store.db.conn.execute(_CREATED, _created_row(w.cw_id, w.qbo_id, w.sync_token, w.qbo_total, w.tid,
+                                                             at, w.doc_number))
             else:
                 mark_failed(store, w.cw_id, error=w.error or "failed", tid=w.tid, qbo_id=w.qbo_id,
                             sync_token=w.sync_token, qbo_total=w.qbo_total, number=w.number, entity=w.entity,
                             cw_total=w.cw_total, run_id=w.first_run if w.first_run is not None else run_id,
                             now=at, commit=False, doc_number=w.doc_number)
+        if created:
+            store.db.conn.executemany(_CREATED, created)
         if run_id is not None:
             runs.record_items(store, run_id, items, now=at)

@@ -92,12 +92,11 @@ class Item:
 def record_items(store: Store, run_id: int, items: Iterable[Item], *, now: str | None = None) -> None:
     at = now or iso()
     with _tx(store):
-        for it in items:
-            store.db.execute(
-                "insert or replace into run_items (run_id, cw_id, invoice_number, outcome, entity, qbo_id, cw_total, "
-                "qbo_total, intuit_tid, error, at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, it.cw_id, it.number, it.outcome, it.entity, it.qbo_id, _money(it.cw_total),
-                 _money(it.qbo_total), it.tid, it.error, at])
+        store.db.conn.executemany(
+            "insert or replace into run_items (run_id, cw_id, invoice_number, outcome, entity, qbo_id, cw_total, "
+            "qbo_total, intuit_tid, error, at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, it.cw_id, it.number, it.outcome, it.entity, it.qbo_id, _money(it.cw_total),
+              _money(it.qbo_total), it.tid, it.error, at) for it in items])
 
 
 def run_items(store: Store, run_id: int) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ import pytest
 from cwqbo import money
 from cwqbo.state import cache
 from cwqbo.errors import UsageError
-from cwqbo.models import CompanyRef, CWInvoice, InvoiceLine, invoice_from_json, invoice_to_json
+from cwqbo.models import (Address, CompanyRef, CWInvoice, InvoiceLine, invoice_from_json, invoice_json_text_and_hash,
+                          invoice_to_json)
 from cwqbo.state.store import Store
 from cwqbo.sync.readiness import readiness
 
@@ -171,3 +172,44 @@ def test_readiness_is_memoised_but_never_stale(store: Store, monkeypatch: pytest
     put(store, [make_invoice(1, total="99.00")])  # content changed: only that invoice is judged again
     readiness(store, cache.unsynced(store, sort="number"), prefs)
     assert calls == [1]
+
+
+# A record with every kind of text and number the cache must keep byte for byte: its JSON text and content hash as
+# the stdlib encoder wrote them before the encoding moved to msgspec. A ledger holds such hashes from earlier runs;
+# if they changed, every synced invoice would look edited in ConnectWise.
+GOLDEN = CWInvoice(
+    id=7, number="INV-7 «Ünïcode» \"quoted\" back\\slash", type="Standard", status_id=4, status_name="Closed",
+    company=CompanyRef(12, "AcmeDental", "Acme Dental\u2028Group\x7f\x01\ttab\nnew"), date=date(2026, 11, 30),
+    due_date=None, subtotal=Decimal("1E+2"), sales_tax=Decimal("0.0000001"), total=Decimal("100.00"),
+    lines=(InvoiceLine("time", 3, "Remote support 😀", Decimal("1.50"), Decimal("66.6667"), Decimal("100.00"), True,
+                       "Remote", service_date=date(2026, 11, 2), member="jdoe", hours=Decimal("-0")),),
+    billing_address=Address("1 Main", city="Zürich"), extra={"ticket": "#12", "nested": {"n": [1, "x", None]}},
+    last_updated="2026-11-30T10:00:00Z")
+GOLDEN_TEXT = (
+    '{"id":7,"number":"INV-7 «Ünïcode» \\"quoted\\" back\\\\slash","type":"Standard","company":{"id":12,'
+    '"identifier":"AcmeDental","name":"Acme Dental\u2028Group\x7f\\u0001\\ttab\\nnew"},"date":"2026-11-30",'
+    '"due_date":null,"subtotal":"1E+2","sales_tax":"1E-7","total":"100.00","lines":[{"kind":"time","source_id":3,'
+    '"description":"Remote support 😀","quantity":"1.50","unit_price":"66.6667","amount":"100.00","taxable":true,'
+    '"item_key":"Remote","service_date":"2026-11-02","member":"jdoe","work_type":null,"work_role":null,"ticket":null,'
+    '"notes":null,"hours":"-0","expense_type":null}],"bill_to":null,"terms":null,"customer_po":null,"reference":null,'
+    '"location_id":null,"department_id":null,"tax_code":null,"taxable":true,"currency":null,"billing_address":'
+    '{"line1":"1 Main","line2":"","city":"Zürich","state":"","zip":"","country":""},"shipping_address":null,'
+    '"top_comment":null,"bottom_comment":null,"site_name":null,"extra":{"ticket":"#12","nested":{"n":[1,"x",null]}},'
+    '"status_id":4,"status_name":"Closed","last_updated":"2026-11-30T10:00:00Z"}')
+GOLDEN_HASH = "d319d4eb23ed43027998e90259a585e7"
+
+
+def test_the_cached_text_and_content_hash_are_byte_for_byte_those_of_earlier_versions(store: Store) -> None:
+    assert invoice_json_text_and_hash(GOLDEN) == (GOLDEN_TEXT, GOLDEN_HASH)
+    assert GOLDEN.content_hash() == GOLDEN_HASH
+    put(store, [GOLDEN])
+    row = store.db.execute("select data, content_hash from invoices where cw_id = 7").fetchone()
+    assert tuple(row) == (GOLDEN_TEXT, GOLDEN_HASH)
+    assert invoice_from_json(money.loads(GOLDEN_TEXT)) == GOLDEN
+
+
+@pytest.mark.parametrize("extra", [{"po": 1.5}, {"nested": [{"x": 0.1}]}])
+def test_a_float_in_a_record_is_refused_not_stored_as_if_exact(store: Store, extra: dict[str, object]) -> None:
+    with pytest.raises(TypeError, match="float"):
+        put(store, [replace(GOLDEN, extra=extra)])
+    assert store.db.execute("select count(*) from invoices").fetchone()[0] == 0

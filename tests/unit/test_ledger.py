@@ -91,3 +91,23 @@ def test_runs_and_items_record_outcomes_exactly(store: Store) -> None:
     run2 = runs.start_run(store, trigger="all", dry_run=False)
     assert runs.mark_interrupted_runs(store) == 1
     assert runs.run(store, run2)["status"] == "interrupted"
+
+
+def test_one_apply_writes_each_outcome_in_order_and_keeps_a_docnumber_it_does_not_name(store: Store) -> None:
+    # The sender settles a batch call's confirmations together: they are written in one statement, in order with
+    # the failures and retries around them, and a confirmation that names no DocNumber keeps the intent's.
+    ledger.record_intents(store, [ledger.Intent(cw_id, f"N{cw_id}", "Invoice", f"r{cw_id}", "p", "c", Decimal("9.99"),
+                                                f"D{cw_id}") for cw_id in (1, 2, 3, 4)], None)
+    retry = ledger.Intent(3, "N3", "Invoice", "r3b", "p2", "c2", Decimal("9.99"))
+    ledger.apply(store, None, [
+        ledger.Write(1, "created", qbo_id="101", sync_token="0", qbo_total=Decimal("9.99"), tid="t1"),
+        ledger.Write(2, "created", qbo_id="102", sync_token="1", qbo_total=Decimal("9.99"), doc_number="X2"),
+        ledger.Write(3, "failed", error="6000: bad", tid="t3", intent=retry),
+        ledger.Write(4, "created", qbo_id="104", sync_token="0", qbo_total=Decimal("9.99")),
+        ledger.Write(1, "failed", error="total mismatch", qbo_id="101", qbo_total=Decimal("9.98")),
+    ], [])
+    rows = {r.cw_id: r for r in ledger.all_rows(store)}
+    assert [(r.state, r.qbo_id, r.doc_number) for r in rows.values()] == [
+        ("failed", "101", "D1"), ("created", "102", "X2"), ("failed", None, "D3"), ("created", "104", "D4")]
+    assert rows[2].qbo_sync_token == "1" and rows[2].qbo_total == Decimal("9.99") and rows[1].qbo_total == Decimal("9.98")
+    assert rows[3].request_id == "r3b" and rows[3].attempts == 2
