@@ -358,23 +358,18 @@ def apply(store: Store, run_id: int | None, writes: Iterable[Write], items: Iter
     with _tx(store):
         created: list[tuple[Any, ...]] = []  # consecutive confirmations, written in one statement
         for w in writes:
-            if w.state == "created" and w.intent is None:
-                assert w.qbo_id is not None, "a created document has a QBO id"
-                created.append(_created_row(w.cw_id, w.qbo_id, w.sync_token, w.qbo_total, w.tid, at, w.doc_number))
-                continue
-            if created:
+            if created and (w.intent is not None or w.state != "created"):
                 store.db.conn.executemany(_CREATED, created)
                 created = []
             if w.intent is not None:
                 record_intents(store, [w.intent], run_id, now=at)
-            if w.state == "updated":
+            if w.state == "created":
+                assert w.qbo_id is not None, "a created document has a QBO id"
+                created.append(_created_row(w.cw_id, w.qbo_id, w.sync_token, w.qbo_total, w.tid, at, w.doc_number))
+            elif w.state == "updated":
                 _update(store, w.cw_id, {"content_hash": w.content_hash, "payload_hash": w.payload_hash,
                                          "qbo_sync_token": w.sync_token, "qbo_total": _money(w.qbo_total),
                                          "cw_total": _money(w.cw_total), "intuit_tid": w.tid, "updated_at": at})
-            elif w.state == "created":
-                assert w.qbo_id is not None, "a created document has a QBO id"
-                store.db.conn.execute(_CREATED, _created_row(w.cw_id, w.qbo_id, w.sync_token, w.qbo_total, w.tid,
-                                                             at, w.doc_number))
             else:
                 mark_failed(store, w.cw_id, error=w.error or "failed", tid=w.tid, qbo_id=w.qbo_id,
                             sync_token=w.sync_token, qbo_total=w.qbo_total, number=w.number, entity=w.entity,

@@ -103,11 +103,12 @@ def test_one_apply_writes_each_outcome_in_order_and_keeps_a_docnumber_it_does_no
         ledger.Write(1, "created", qbo_id="101", sync_token="0", qbo_total=Decimal("9.99"), tid="t1"),
         ledger.Write(2, "created", qbo_id="102", sync_token="1", qbo_total=Decimal("9.99"), doc_number="X2"),
         ledger.Write(3, "failed", error="6000: bad", tid="t3", intent=retry),
-        ledger.Write(4, "created", qbo_id="104", sync_token="0", qbo_total=Decimal("9.99")),
+        ledger.Write(4, "created", qbo_id="104", sync_token="0", qbo_total=Decimal("9.99"),
+                     intent=ledger.Intent(4, "N4", "Invoice", "r4b", "p2", "c2", Decimal("9.99"))),
         ledger.Write(1, "failed", error="total mismatch", qbo_id="101", qbo_total=Decimal("9.98")),
     ], [])
     rows = {r.cw_id: r for r in ledger.all_rows(store)}
     assert [(r.state, r.qbo_id, r.doc_number) for r in rows.values()] == [
         ("failed", "101", "D1"), ("created", "102", "X2"), ("failed", None, "D3"), ("created", "104", "D4")]
     assert rows[2].qbo_sync_token == "1" and rows[2].qbo_total == Decimal("9.99") and rows[1].qbo_total == Decimal("9.98")
-    assert rows[3].request_id == "r3b" and rows[3].attempts == 2
+    assert rows[3].request_id == "r3b" and rows[3].attempts == 2 and rows[4].request_id == "r4b"
