@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cwqbo.settings.prefs import Prefs
+from cwqbo.settings.prefs import FieldMappings, PaymentsPrefs, Prefs
 from cwqbo.state import cache
 from cwqbo.state.store import Store
 from cwqbo.sync.readiness import listing_json, memoise_pages, readiness
 from tests.unit.test_cache import ledger, make_invoice
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -64,3 +67,26 @@ def test_a_verdict_written_into_sqlites_item_says_exactly_what_readiness_says(st
     expected = readiness(store, cache.unsynced(store), Prefs())
     assert [(i["mapping_status"], i["reason"]) for i in items] == expected
     assert items[0]["reason"].startswith('invoice number Ñ"\\ÜÜ') and items[1]["mapping_status"] == "ready"
+
+
+def test_changing_when_sync_runs_or_payments_keeps_the_memo_and_a_mapping_change_does_not(
+        store: Store, judged: list[int]) -> None:
+    """A verdict is reused across prefs that mapping never reads (mode, schedule, payments) and judged again when a
+    pref it reads changes."""
+    cache.upsert_invoices(store, [make_invoice(1), make_invoice(2)], unposted_ids={1, 2}, fetched_at="t")
+    list(listing_json(store, Prefs()))
+    assert judged == [1, 2]
+    judged.clear()
+    other_run = Prefs(sync_mode="automatic", schedule="0 7 * * 1", payments=PaymentsPrefs(enabled=True))
+    list(listing_json(store, other_run))
+    assert judged == []
+    other_mapping = Prefs(fields=FieldMappings(docnumber_prefix="CW-"))
+    list(listing_json(store, other_mapping))
+    assert judged == [1, 2]
+
+
+def test_mapping_reads_none_of_the_prefs_the_memo_leaves_out() -> None:
+    """The memo's basis leaves out sync mode, schedule and payments; that holds only while mapping never reads them."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "cwqbo" / "mapping").glob("*.py"))
+    read = set(re.findall(r"prefs\.([a-z_]+)", source))
+    assert read and not read & {"sync_mode", "schedule", "payments"}
