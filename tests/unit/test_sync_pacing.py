@@ -66,7 +66,7 @@ def test_whole_connectwise_batches_are_made_while_the_last_documents_are_on_thei
               **kw: Any) -> dict[str, BatchItemResult]:
         if items and items[0].entity in ("Invoice", "CreditMemo"):
             if released or posted.is_set():
-                released.append(posted.wait(timeout=10))  # QBO is still answering while ConnectWise batches
+                released.append(posted.wait(timeout=60))  # QBO is still answering while ConnectWise batches
             else:
                 released.append(True)  # the first call: its invoices make the first whole part
         return real_batch(self, items, request_id, **kw)
