@@ -289,3 +289,19 @@ def test_the_default_policy_is_shared() -> None:
     assert cw.policy is qbo.policy is http.RETRY_POLICY
     custom = dataclasses.replace(http.RETRY_POLICY, attempts=2)
     assert QBOClient("http://qbo.test", "1", Tokens(), policy=custom).policy.attempts == 2
+
+
+def test_a_client_neither_keeps_nor_sends_a_cookie_a_server_set() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"set-cookie": "AWSALB=sticky; Path=/"}, json={})
+
+    with http.new_client(transport=httpx.MockTransport(handler)) as client:
+        client.get("https://api.example/one")
+        client.get("https://api.example/two")
+        assert not client.cookies
+        with pytest.raises(ValueError, match="no cookies"):
+            client.cookies = {"a": "b"}
+    assert seen == [None, None]
