@@ -105,9 +105,16 @@ def _emit_json_listing(data: dict[str, Any], items: Iterable[dict[str, Any] | st
     head, tail = json.dumps(render.envelope("list-unsynced", "ok", 0, {**data, "invoices": marker}),
                             ensure_ascii=False).split(json.dumps(marker), 1)
     stream.write(head + "[")
-    for n, it in enumerate(items):
-        text = it if isinstance(it, str) else json.dumps(it, ensure_ascii=False, separators=(",", ":"))
-        stream.write(("," if n else "") + text)
+    texts: list[str] = []
+    first = True
+    for it in items:
+        texts.append(it if isinstance(it, str) else json.dumps(it, ensure_ascii=False, separators=(",", ":")))
+        if len(texts) == 1000:  # a write per thousand items, not per item: 100,000 writes cost a tenth of a second
+            stream.write(("" if first else ",") + ",".join(texts))
+            texts.clear()
+            first = False
+    if texts:
+        stream.write(("" if first else ",") + ",".join(texts))
     stream.write("]" + tail + "\n")
     stream.flush()
 

@@ -139,8 +139,19 @@ def m006_payments(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS idx_payment_events_invoice ON payment_events (cw_invoice_id)")
 
 
+def m007_unsynced_index(db: Database) -> None:
+    """`list-unsynced` (its count, total and items) and a run's selection read every unsynced invoice's summary
+    columns: from an index holding them, in the listing's date order, those reads never touch the table's rows,
+    each ~2 KB with its record (0.89 s for `--json` at 100,000 cached, was 1.07). It starts with the columns of
+    `idx_invoices_scope`, which it replaces."""
+    db.execute("CREATE INDEX IF NOT EXISTS idx_invoices_unsynced ON invoices (in_scope, unposted, closed, date, "
+               "number, cw_id, total, subtotal, sales_tax, type, line_count, company_id, company_identifier, "
+               "company_name, content_hash)")
+    db.execute("DROP INDEX IF EXISTS idx_invoices_scope")
+
+
 STEPS = (m001_initial, m002_lookup_indexes, m003_readiness_memo, m004_ledger_doc_number, m005_batch_gl_entries,
-         m006_payments)
+         m006_payments, m007_unsynced_index)
 SCHEMA = tuple(step.__name__ for step in STEPS)  # what a current database has applied, in order
 _migrations: list[Migrations] = []
 

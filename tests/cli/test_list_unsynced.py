@@ -277,3 +277,18 @@ def test_the_table_judges_only_the_rows_it_shows_even_after_reading_everything(
     result = runner.invoke(app, ["list-unsynced", "--limit", "3"])  # a first, full read of ConnectWise
     assert result.exit_code == 0, result.output
     assert len(judged) == 3 < len(expected_unsynced(sandbox))
+
+
+@pytest.mark.parametrize("count", [0, 1, 999, 1000, 1001, 2500])
+def test_a_long_json_listing_is_every_item_once_in_order(count: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from cwqbo.cli import invoices, render
+
+    out = io.StringIO()
+    monkeypatch.setattr(render, "console", lambda name: SimpleNamespace(file=out))
+    items: list[dict[str, Any] | str] = [json.dumps({"cw_id": i}) if i % 2 else {"cw_id": i} for i in range(count)]
+    invoices._emit_json_listing({"count": count, "total": "0", "invoices": None}, iter(items))
+    doc = json.loads(out.getvalue())
+    assert [it["cw_id"] for it in doc["data"]["invoices"]] == list(range(count))
+    assert doc["data"]["count"] == count and out.getvalue().endswith("}\n")

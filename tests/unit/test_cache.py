@@ -213,3 +213,21 @@ def test_a_float_in_a_record_is_refused_not_stored_as_if_exact(store: Store, ext
     with pytest.raises(TypeError, match="float"):
         put(store, [replace(GOLDEN, extra=extra)])
     assert store.db.execute("select count(*) from invoices").fetchone()[0] == 0
+
+
+def test_the_unsynced_listing_and_its_summary_read_an_index_in_listing_order(store: Store) -> None:
+    """At 100,000 cached invoices, reading each ~2 KB row (its record) or sorting them is most of list-unsynced's
+    second: the summary and the items must come from idx_invoices_unsynced, in the date order, with no sort."""
+    put(store, [make_invoice(i, day=i % 3) for i in range(1, 7)])
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    count, total = cache.unsynced_summary(store)
+    listed = [cw_id for cw_id, _, _ in cache.unsynced_json(store, "prefs")]
+    store.db.conn.set_trace_callback(None)
+    assert (count, total) == (6, Decimal("600.00"))
+    assert listed == [3, 6, 1, 4, 2, 5]  # date, then number
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2
+    for sql in selects:
+        plan = " ".join(str(row[3]) for row in store.db.execute("EXPLAIN QUERY PLAN " + sql).fetchall())
+        assert "idx_invoices_unsynced" in plan and "TEMP B-TREE" not in plan, plan
