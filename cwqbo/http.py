@@ -60,8 +60,8 @@ def set_transport_override(transport: httpx.BaseTransport | None) -> None:
 
 class _NoCookies(httpx.Cookies):
     """A jar that keeps nothing: neither API authenticates or pages by cookie (ConnectWise takes Basic auth,
-    QBO a bearer token), and httpx otherwise parses every response's Set-Cookie through http.cookiejar, about
-    a twentieth of a sync's CPU."""
+    QBO a bearer token), and httpx otherwise parses every response's Set-Cookie through http.cookiejar, a few
+    per cent of a sync's CPU."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
         return None
