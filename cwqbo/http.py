@@ -68,7 +68,16 @@ class _NoCookies(httpx.Cookies):
 
 
 class _Client(httpx.Client):
-    """httpx.Client that neither stores nor sends cookies (see `_NoCookies`)."""
+    """httpx.Client that neither stores nor sends cookies (see `_NoCookies`), and parses each URL once."""
+
+    def build_request(self, method: str, url: httpx.URL | str, *, params: Any = None,
+                      **kwargs: Any) -> httpx.Request:
+        """The request httpx builds, but with `params` joined to the URL text before it is parsed: httpx would
+        parse (and check character by character) the URL, then the whole of it again to add the query, which is
+        long for a ConnectWise `conditions` list of a page's ids. The query text is httpx's own (`QueryParams`)."""
+        if params and isinstance(url, str) and "?" not in url and "#" not in url:
+            url, params = httpx.URL(f"{url}?{httpx.QueryParams(params)}"), None
+        return super().build_request(method, url, params=params, **kwargs)
 
     @property
     def cookies(self) -> httpx.Cookies:

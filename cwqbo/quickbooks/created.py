@@ -16,16 +16,16 @@ import msgspec
 from cwqbo import money
 
 
-class _Line(msgspec.Struct):
+class _Line(msgspec.Struct, omit_defaults=True):
     Amount: Any = None
     DetailType: Any = None
 
 
-class _TaxDetail(msgspec.Struct):
+class _TaxDetail(msgspec.Struct, omit_defaults=True):
     TotalTax: Any = None
 
 
-class _Document(msgspec.Struct):
+class _Document(msgspec.Struct, omit_defaults=True):
     Id: Any = None
     SyncToken: Any = None
     DocNumber: Any = None
@@ -34,7 +34,7 @@ class _Document(msgspec.Struct):
     TxnTaxDetail: _TaxDetail | None = None
 
 
-class _Item(msgspec.Struct):
+class _Item(msgspec.Struct, omit_defaults=True):
     bId: Any = None
     Invoice: _Document | None = None
     CreditMemo: _Document | None = None
@@ -42,7 +42,7 @@ class _Item(msgspec.Struct):
     fault: Any = None
 
 
-class _Answer(msgspec.Struct):
+class _Answer(msgspec.Struct, omit_defaults=True):
     BatchItemResponse: list[_Item] | None = None
     Fault: Any = None
     fault: Any = None
@@ -51,13 +51,10 @@ class _Answer(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Answer, float_hook=Decimal)
 
 
-def _plain(value: Any) -> Any:
-    """A decoded struct as the dicts `parse_batch` reads, absent fields left out (as QBO leaves them out)."""
-    if isinstance(value, msgspec.Struct):
-        return {k: _plain(v) for k in value.__struct_fields__ if (v := getattr(value, k)) is not None}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+def _plain(answer: _Answer) -> Any:
+    """The decoded answer as the dicts `parse_batch` reads: absent fields left out (as QBO leaves them out, and as
+    `omit_defaults` drops a None), amounts kept as the exact Decimals they were decoded to."""
+    return msgspec.to_builtins(answer, builtin_types=(Decimal,))
 
 
 def decode(content: bytes) -> Any:

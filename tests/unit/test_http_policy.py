@@ -305,3 +305,20 @@ def test_a_client_neither_keeps_nor_sends_a_cookie_a_server_set() -> None:
         with pytest.raises(ValueError, match="no cookies"):
             client.cookies = {"a": "b"}
     assert seen == [None, None]
+
+
+@pytest.mark.parametrize(("url", "params"), [
+    ("https://na.myconnectwise.net/v4_6_release/apis/3.0/finance/invoices",
+     {"conditions": 'status/name in ("Closed", "Sent") and company/identifier = "O\'Brien & Co"',
+      "pageSize": 1000, "page": 2, "orderBy": "id asc", "fields": "id,invoiceNumber,_info/lastUpdated"}),
+    ("https://quickbooks.api.intuit.com/v3/company/123/query",
+     {"minorversion": "75", "query": "SELECT * FROM Customer WHERE DisplayName IN ('Acme, Inc.', 'Zoë + Co')"}),
+    ("https://quickbooks.api.intuit.com/v3/company/123/invoice", {"requestid": "0f8f-ad5b", "minorversion": "75"}),
+    ("https://api.example/path?already=1", {"more": "2"}),  # a URL with its own query: httpx merges the two
+    ("https://api.example/path", {}),
+])
+def test_a_request_url_is_what_httpx_itself_builds(url: str, params: dict[str, Any]) -> None:
+    with http.new_client() as ours, httpx.Client() as stock:
+        assert ours.build_request("GET", url, params=params).url == stock.build_request("GET", url, params=params).url
+        assert str(ours.build_request("GET", url, params=params).url) == str(
+            stock.build_request("GET", url, params=params).url)
