@@ -31,7 +31,6 @@ from cwqbo.sync import readiness, recovery
 from cwqbo.sync import selection
 from cwqbo.sync.changed import handle_changed
 from cwqbo.errors import UsageError
-from cwqbo.heap import frozen_heap
 from cwqbo.sync.markers import owner_of, with_marker
 from cwqbo.models import CWInvoice
 from cwqbo.settings.prefs import Prefs
@@ -205,8 +204,7 @@ def run_sync(deps: SyncDeps, options: SyncOptions, progress: Progress | None = N
         raise UsageError("no invoice numbers given")
     if scheduled_noop(deps.prefs, options):
         return SyncReport(run_id=None, status="noop", dry_run=options.dry_run, message=NOOP_MESSAGE)
-    with frozen_heap():  # the collector walks the run's objects, not every imported module's
-        return _Engine(deps, options, progress).execute()
+    return _Engine(deps, options, progress).execute()
 
 
 def scheduled_noop(prefs: Prefs, options: SyncOptions) -> bool:

@@ -29,7 +29,7 @@ LAYERS: dict[str, set[str]] = {
     "sandbox": {"core", "sandbox", "quickbooks"},  # quickbooks: the same field limits the client obeys
 }
 CORE = {"money", "errors", "clock", "crashpoints", "http", "pagination", "models", "files", "in_flight",
-        "heap", "__init__", "__main__"}
+        "__init__", "__main__"}
 APP = {"context", "connect", "notify"}
 # the two commands whose job is to run the simulators
 MAY_IMPORT_SANDBOX = {"cwqbo.cli.demo", "cwqbo.cli.sandbox"}
