@@ -10,6 +10,7 @@ import io
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -105,16 +106,12 @@ def _emit_json_listing(data: dict[str, Any], items: Iterable[dict[str, Any] | st
     head, tail = json.dumps(render.envelope("list-unsynced", "ok", 0, {**data, "invoices": marker}),
                             ensure_ascii=False).split(json.dumps(marker), 1)
     stream.write(head + "[")
-    texts: list[str] = []
-    first = True
-    for it in items:
-        texts.append(it if isinstance(it, str) else json.dumps(it, ensure_ascii=False, separators=(",", ":")))
-        if len(texts) == 1000:  # a write per thousand items, not per item: 100,000 writes cost a tenth of a second
-            stream.write(("" if first else ",") + ",".join(texts))
-            texts.clear()
-            first = False
-    if texts:
-        stream.write(("" if first else ",") + ",".join(texts))
+    rest, sep = iter(items), ""
+    # A write per thousand items, not per item: 100,000 writes cost a tenth of a second.
+    while texts := [it if isinstance(it, str) else json.dumps(it, ensure_ascii=False, separators=(",", ":"))
+                    for it in islice(rest, 1000)]:
+        stream.write(sep + ",".join(texts))
+        sep = ","
     stream.write("]" + tail + "\n")
     stream.flush()
 
