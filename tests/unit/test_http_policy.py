@@ -319,6 +319,5 @@ def test_a_client_neither_keeps_nor_sends_a_cookie_a_server_set() -> None:
 ])
 def test_a_request_url_is_what_httpx_itself_builds(url: str, params: dict[str, Any]) -> None:
     with http.new_client() as ours, httpx.Client() as stock:
-        assert ours.build_request("GET", url, params=params).url == stock.build_request("GET", url, params=params).url
         assert str(ours.build_request("GET", url, params=params).url) == str(
             stock.build_request("GET", url, params=params).url)
