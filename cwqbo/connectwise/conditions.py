@@ -63,7 +63,7 @@ def in_(field: str, values: Iterable[Any]) -> str:
     items = [literal(v) for v in values]
     if not items:
         raise ValueError(f"empty value list for {field!r} in (...)")
-    return f"{check_field(field)} in ({', '.join(items)})"
+    return _in_text(check_field(field), items)
 
 
 def _join(word: str, parts: tuple[str | None, ...]) -> str:
@@ -86,29 +86,36 @@ def or_(*parts: str | None) -> str:
 
 def encoded_len(text: str) -> int:
     """Worst-case length of `text` once percent-encoded into a query string."""
+    if text.isascii() and text.isalnum():  # ids and numbers: nothing to escape (quote's output is the text)
+        return len(text)
     return len(quote(text, safe=""))
+
+
+def _in_text(field: str, texts: list[str]) -> str:
+    return f"{field} in ({', '.join(texts)})"
 
 
 def in_chunks(field: str, values: Iterable[Any], *, extra: str | None = None,
               max_chars: int = 5000) -> Iterator[str]:
     """`field in (...)` conditions (each and-ed with `extra`) that stay under `max_chars` encoded.
 
-    Keeps request URLs well below the ~8 KB servers accept while fetching lines for many invoices.
+    Keeps request URLs well below the ~8 KB servers accept while fetching lines for many invoices. Each value is
+    written once (`literal`) and measured once: a page's thousand ids used to cost three times as much here.
     """
     check_field(field)
     base = encoded_len(and_(f"{field} in ()", extra))
     sep = encoded_len(", ")
-    batch: list[Any] = []
+    batch: list[str] = []
     size = base
     for v in values:
-        add = encoded_len(literal(v)) + (sep if batch else 0)
-        if batch and size + add > max_chars:
-            yield and_(in_(field, batch), extra)
+        text = literal(v)
+        add = encoded_len(text)
+        if batch and size + sep + add > max_chars:
+            yield and_(_in_text(field, batch), extra)
             batch, size = [], base
-            add = encoded_len(literal(v))
         if base + add > max_chars:
             raise ValueError(f"value too long for a ConnectWise condition: {v!r}")
-        batch.append(v)
-        size += add
+        size += add + (sep if batch else 0)
+        batch.append(text)
     if batch:
-        yield and_(in_(field, batch), extra)
+        yield and_(_in_text(field, batch), extra)
