@@ -12,6 +12,7 @@ simulator CPU is subtracted from the process CPU (`time.process_time()`) to give
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import statistics
@@ -20,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,29 @@ class SimMeter:
     cw_requests: int = 0
     batch_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # CPU of the cyclic collections that ran in our code (not inside a simulator), per thread: each thread writes
+    # only its own entry, so the gc callback takes no lock (a collection can start while any lock is held).
+    _gc_own: dict[int, float] = field(default_factory=dict)
+    _local: threading.local = field(default_factory=threading.local)
+
+    def simulating(self) -> AbstractContextManager[None]:
+        """Mark this thread as inside a simulator while the body runs (its collections are the simulator's)."""
+        return _marked(self._local)
+
+    def gc_callback(self, phase: str, info: dict[str, Any]) -> None:
+        local = self._local
+        if getattr(local, "inside", 0):
+            return
+        if phase == "start":
+            local.gc0 = time.thread_time()
+        elif hasattr(local, "gc0"):
+            tid = threading.get_ident()
+            self._gc_own[tid] = self._gc_own.get(tid, 0.0) + time.thread_time() - local.gc0
+            del local.gc0
+
+    @property
+    def gc_own(self) -> float:
+        return sum(list(self._gc_own.values()))
 
     def add(self, path: str, cpu: float) -> None:
         with self._lock:
@@ -113,6 +137,15 @@ class SimMeter:
                     self.batch_requests += 1
             elif "/apis/3.0/" in path:
                 self.cw_requests += 1
+
+
+@contextmanager
+def _marked(local: threading.local) -> Iterator[None]:
+    local.inside = getattr(local, "inside", 0) + 1
+    try:
+        yield
+    finally:
+        local.inside -= 1
 
 
 @dataclass
@@ -129,6 +162,8 @@ class World:
     def close(self) -> None:
         self.store.close()
         http.set_transport_override(None)
+        if self.meter.gc_callback in gc.callbacks:
+            gc.callbacks.remove(self.meter.gc_callback)
 
 
 def metered_handler(sandbox: sv.Sandbox, meter: SimMeter, latency: float,
@@ -141,7 +176,7 @@ def metered_handler(sandbox: sv.Sandbox, meter: SimMeter, latency: float,
     def handle(request: httpx.Request) -> httpx.Response:
         t0 = time.thread_time()
         try:
-            with clock.paused():
+            with clock.paused(), meter.simulating():
                 return sandbox.handle(request)
         finally:
             meter.add(request.url.path, time.thread_time() - t0)
@@ -171,6 +206,7 @@ def make_world(n: int, db_path: Path, *, scale: float, latency: float, seed: int
     clock = BenchClock(scale, start=START)
     sandbox = sv.Sandbox(seed=seed, invoices=n, clock=clock)
     meter = SimMeter()
+    gc.callbacks.append(meter.gc_callback)
     http.set_transport_override(metered_transport(sandbox, meter, latency, clock))
     store = Store.open(db_path)
     qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, DirectTokens(sandbox.qbo), clock=clock)
@@ -195,6 +231,7 @@ class Sample:
     qbo_requests: int = 0
     cw_requests: int = 0
     batch_requests: int = 0
+    gc_own: float = 0.0  # CPU of cyclic collections that ran in our code (part of own_cpu)
     rss_before_mb: float = 0.0
     rss_peak_mb: float = 0.0
 
@@ -223,12 +260,14 @@ def measure(world: World) -> Iterator[Sample]:
     s = Sample(rss_before_mb=rss_now_mb())
     m = world.meter
     cpu0, sim0, q0, c0, b0 = time.process_time(), m.cpu, m.qbo_requests, m.cw_requests, m.batch_requests
+    gc0 = m.gc_own
     t0, r0 = world.clock.now(), time.perf_counter()
     yield s
     s.sim_seconds = world.clock.now() - t0
     s.real_seconds = time.perf_counter() - r0
     s.cpu = time.process_time() - cpu0
     s.sim_cpu = m.cpu - sim0
+    s.gc_own = m.gc_own - gc0
     s.qbo_requests, s.cw_requests, s.batch_requests = m.qbo_requests - q0, m.cw_requests - c0, m.batch_requests - b0
     s.rss_peak_mb = rss_peak_mb()
 
