@@ -74,8 +74,8 @@ def test_sync_bench_creates_every_selected_invoice_once(tmp_path: Path) -> None:
 
 
 def test_sync_bench_times_the_collections_our_code_starts_apart_from_the_simulators(tmp_path: Path) -> None:
-    """The GC row: collections started in our code are timed (a run allocates enough to start some), those
-    started inside a simulator are not, and the callback goes when the world closes."""
+    """The GC row: a collection started in our code is timed, one started inside a simulator is not, and the
+    callback goes when the world closes."""
     import gc
 
     import common
