@@ -206,13 +206,13 @@ def make_world(n: int, db_path: Path, *, scale: float, latency: float, seed: int
     clock = BenchClock(scale, start=START)
     sandbox = sv.Sandbox(seed=seed, invoices=n, clock=clock)
     meter = SimMeter()
-    gc.callbacks.append(meter.gc_callback)
     http.set_transport_override(metered_transport(sandbox, meter, latency, clock))
     store = Store.open(db_path)
     qbo = QBOClient("http://127.0.0.1:9", sv.QBO_REALM_ID, DirectTokens(sandbox.qbo), clock=clock)
     cw = CWClient(site="127.0.0.1:9", company_id=sv.CW_COMPANY, public_key=sv.CW_PUBLIC_KEY,
                   private_key=sv.CW_PRIVATE_KEY, client_id=sv.CW_CLIENT_ID, codebase=sv.CW_CODEBASE,
                   scheme="http", clock=clock)
+    gc.callbacks.append(meter.gc_callback)  # last: a world that failed to build leaves no callback behind
     return World(sandbox, store, clock, meter, qbo, cw)
 
 
