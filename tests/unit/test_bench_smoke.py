@@ -121,6 +121,26 @@ def test_rate_bound_formula() -> None:
     assert "max(" in formula
 
 
+def test_cpu_stages_bench_times_every_stage_on_a_real_sync_and_restores_the_product(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import cpu_stages
+
+    originals = [getattr(module, name) for _, module, name in cpu_stages.STAGES]
+    calls = cpu_stages.record_calls(40)
+    assert [getattr(module, name) for _, module, name in cpu_stages.STAGES] == originals  # nothing left patched
+    for label, _, _ in cpu_stages.STAGES:
+        assert calls[label], f"{label}: no call recorded"
+    # Every invoice built is cached once; every document mapped is serialised once.
+    assert len(calls[cpu_stages.STAGES[0][0]]) == len(calls[cpu_stages.STAGES[1][0]])
+    assert len(calls[cpu_stages.STAGES[3][0]]) == len(calls[cpu_stages.STAGES[4][0]])
+
+    assert cpu_stages.main(["--invoices", "40", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    for label, _, _ in cpu_stages.STAGES:
+        assert float(_figure(out, label).split()[0]) > 0
+    assert _figure(out, "sum of the medians")
+
+
 def test_list_unsynced_bench_lists_the_cache(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import list_unsynced
 
