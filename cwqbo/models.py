@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import msgspec
-from dataclasses import dataclass, field, fields
 import datetime as _dt
 from datetime import date
 from decimal import Decimal
@@ -24,15 +23,16 @@ PROBLEMS = "problems"
 LineKind = Literal["product", "time", "expense", "agreement", "adjustment", "total"]
 
 
-@dataclass(frozen=True, slots=True)
-class CompanyRef:
+# The records are msgspec Structs, not dataclasses: frozen alike, but built in C (a 16-field InvoiceLine in ~0.2 µs,
+# not ~3.6) and, with gc=False, never walked by the cyclic collector. That is safe because none can be part of a
+# cycle: their fields are numbers, text, dates, other records and `extra`'s plain JSON values.
+class CompanyRef(msgspec.Struct, frozen=True, gc=False):
     id: int
     identifier: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+class Address(msgspec.Struct, frozen=True, gc=False):
     line1: str = ""
     line2: str = ""
     city: str = ""
@@ -41,8 +41,7 @@ class Address:
     country: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class InvoiceLine:
+class InvoiceLine(msgspec.Struct, frozen=True, gc=False):
     """One billable line. `amount` is the extended amount with CW's sign (negative on credits)."""
 
     kind: LineKind
@@ -65,8 +64,7 @@ class InvoiceLine:
     expense_type: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CWInvoice:
+class CWInvoice(msgspec.Struct, frozen=True, gc=False):
     id: int
     number: str
     type: str  # Standard, Agreement, CreditMemo, DownPayment, Miscellaneous, Progress
@@ -94,7 +92,7 @@ class CWInvoice:
     bottom_comment: str | None = None
     site_name: str | None = None
     last_updated: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # ticket/project numbers etc. for custom-field mapping
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)  # ticket/project numbers etc. for custom-field mapping
 
     @property
     def is_credit(self) -> bool:
@@ -151,15 +149,11 @@ def _refuse_floats(value: Any) -> None:
 
 
 _LINE_DECIMALS = frozenset({"quantity", "unit_price", "amount", "hours"})
-_LINE_FIELDS: tuple[str, ...] = ()
 
 
 def _line_from_json(d: dict[str, Any]) -> InvoiceLine:
-    global _LINE_FIELDS
-    if not _LINE_FIELDS:
-        _LINE_FIELDS = tuple(f.name for f in fields(InvoiceLine))
     kw: dict[str, Any] = {}
-    for name in _LINE_FIELDS:
+    for name in InvoiceLine.__struct_fields__:
         v = d.get(name)
         if v is not None:
             if name in _LINE_DECIMALS:
@@ -170,15 +164,9 @@ def _line_from_json(d: dict[str, Any]) -> InvoiceLine:
     return InvoiceLine(**kw)
 
 
-_INVOICE_FIELDS: tuple[str, ...] = ()
-
-
 def invoice_from_json(d: dict[str, Any]) -> CWInvoice:
-    global _INVOICE_FIELDS
-    if not _INVOICE_FIELDS:  # `fields()` costs ~10 µs a call, and every cached invoice read comes here
-        _INVOICE_FIELDS = tuple(f.name for f in fields(CWInvoice))
     kw: dict[str, Any] = {}
-    for name in _INVOICE_FIELDS:
+    for name in CWInvoice.__struct_fields__:
         if name not in d:
             continue
         v = d[name]

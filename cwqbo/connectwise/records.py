@@ -8,10 +8,11 @@ so the QBO document can never silently disagree with what the customer was bille
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from cwqbo.errors import RemoteError
 from cwqbo.models import PROBLEMS, Address, CompanyRef, CWInvoice, InvoiceLine
@@ -307,7 +308,7 @@ def _currency_code(ref: Any) -> str | None:
 
 
 def _negate(ln: InvoiceLine) -> InvoiceLine:
-    return replace(ln, amount=-ln.amount, quantity=-ln.quantity)
+    return msgspec.structs.replace(ln, amount=-ln.amount, quantity=-ln.quantity)
 
 
 def _status_name(statuses: Mapping[int, str] | Iterable[Mapping[str, Any]] | None, status_id: int) -> str:

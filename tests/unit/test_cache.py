@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from msgspec.structs import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path

@@ -95,6 +95,24 @@ def test_round_trips_through_cache_json() -> None:
     assert invoice_from_json(money.loads(money.dumps(invoice_to_json(inv)))) == inv
 
 
+def test_records_are_immutable_and_left_to_reference_counting() -> None:
+    """A built invoice can't be changed in place, and the cyclic collector never walks it: a sync holds a page of a
+    thousand of them, and every full collection used to walk them all (they can hold no cycle)."""
+    import gc
+
+    import msgspec
+
+    inv = build_invoice(raw_invoice(), PRODUCTS, TIMES, EXPENSES)
+    records = [inv, inv.company, inv.bill_to, inv.billing_address, *inv.lines]
+    assert not any(gc.is_tracked(r) for r in records)
+    with pytest.raises(AttributeError):
+        inv.total = D("0")  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        inv.lines[0].amount = D("0")  # type: ignore[misc]
+    changed = msgspec.structs.replace(inv, total=D("1.00"))
+    assert changed.total == D("1.00") and inv.total == D("959.93") and changed != inv
+
+
 def test_agreement_invoice_gets_agreement_line_for_unitemised_amount() -> None:
     raw = raw_invoice(type="Agreement", agreementAmount=D("1500.00"), subtotal=D("1790.00"), salesTax=D("0"),
                       total=D("1790.00"), agreement={"id": 8, "name": "Managed Services Gold"}, taxableFlag=False)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -145,7 +145,7 @@ def test_customer_memo_source() -> None:
 
 
 def test_customer_memo_is_truncated_to_1000() -> None:
-    payload, _ = build(dataclasses.replace(BASIC, bottom_comment="x" * 1500))
+    payload, _ = build(msgspec.structs.replace(BASIC, bottom_comment="x" * 1500))
     assert len(payload["CustomerMemo"]["value"]) == 1000 and payload["CustomerMemo"]["value"].endswith("…")
 
 
@@ -163,14 +163,14 @@ def test_private_note_template_and_off() -> None:
 def test_custom_fields_by_definition_id_truncated_to_31() -> None:
     prefs = Prefs()
     prefs.fields.custom_fields = {"customer_po": "Customer PO", "reference": "Reference", "ticket": "Ticket"}
-    inv = dataclasses.replace(BASIC, reference="R" * 40)  # no ticket in extra → that field is skipped
+    inv = msgspec.structs.replace(BASIC, reference="R" * 40)  # no ticket in extra → that field is skipped
     n = needs(inv, prefs)
     assert n.custom_fields == {"Customer PO", "Reference"}
     payload, _ = build(inv, prefs)
     assert payload["CustomField"] == [
         {"DefinitionId": "def-Customer PO", "Type": "StringType", "StringValue": "PO-4711"},
         {"DefinitionId": "def-Reference", "Type": "StringType", "StringValue": "R" * 30 + "…"}]
-    inv2 = dataclasses.replace(BASIC, extra={"ticket": "#4711"})
+    inv2 = msgspec.structs.replace(BASIC, extra={"ticket": "#4711"})
     assert build(inv2, prefs)[0]["CustomField"][-1]["StringValue"] == "#4711"
 
 
@@ -418,7 +418,7 @@ MIXED = make_inv([time_line("150", "1", taxable=False), product_line("1000", tax
 def test_us_line_codes_follow_cw_taxability() -> None:
     payload, _ = build(MIXED)
     assert [ln["SalesItemLineDetail"]["TaxCodeRef"] for ln in payload["Line"]] == [{"value": "NON"}, {"value": "TAX"}]
-    nontax = dataclasses.replace(MIXED, taxable=False)
+    nontax = msgspec.structs.replace(MIXED, taxable=False)
     assert {ln["SalesItemLineDetail"]["TaxCodeRef"]["value"] for ln in build(nontax)[0]["Line"]} == {"NON"}
 
 
@@ -555,10 +555,10 @@ def test_simulator_non_us_tax_codes_and_a_drift_is_reported() -> None:
     items = {i["Name"]: ItemRef(i["Id"], i["Name"]) for i in sim.query("select * from Item")}
     codes = {c["Name"]: c["Id"] for c in sim.query("select * from TaxCode")}
     refs = Refs(customer_id=cust["Id"], items=items, tax_codes=codes, us=False)
-    good = dataclasses.replace(MIXED, sales_tax=D("130.00"), total=D("1280.00"))
+    good = msgspec.structs.replace(MIXED, sales_tax=D("130.00"), total=D("1280.00"))
     doc = build_document(good, prefs, refs)
     assert reconcile(doc, sim.post("Invoice", doc.payload), prefs).ok
-    drift = dataclasses.replace(MIXED, number="INV1002", sales_tax=D("129.99"), total=D("1279.99"))
+    drift = msgspec.structs.replace(MIXED, number="INV1002", sales_tax=D("129.99"), total=D("1279.99"))
     doc = build_document(drift, prefs, refs)
     rec = reconcile(doc, sim.post("Invoice", doc.payload), prefs)
     assert not rec.ok and rec.difference == D("-0.01") and rec.action == "fail"
@@ -581,6 +581,6 @@ def test_a_cw_total_that_lines_and_tax_do_not_make_is_refused() -> None:
     good = make_inv([product_line("100")], tax="8.25")
     payload, doc = build(good)
     assert doc.expected_total == D("108.25")
-    bad = dataclasses.replace(good, total=D("100.00"))
+    bad = msgspec.structs.replace(good, total=D("100.00"))
     with pytest.raises(MappingError, match="add up to 108.25 but the invoice total is 100.00"):
         build(bad)

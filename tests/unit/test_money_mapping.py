@@ -3,11 +3,11 @@ readiness that runs the sync's own mapping, and previews whose lines and tax add
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from cwqbo import money
@@ -195,7 +195,7 @@ def test_readiness_refuses_what_build_document_refuses() -> None:
     foreign = inv([product("100.00")], currency="EUR")
     status, reason = readiness(foreign, Prefs(), company=CompanyFacts("US", "USD", False))
     assert status == "invalid" and "is in EUR but the QuickBooks company works in USD" in reason
-    bad_total = dataclasses.replace(inv([product("100.00")], tax="8.25"), total=D("100.00"))
+    bad_total = msgspec.structs.replace(inv([product("100.00")], tax="8.25"), total=D("100.00"))
     assert readiness(bad_total, Prefs())[0] == "invalid"  # lines + tax ≠ total, as the sync refuses it
 
 
