@@ -16,6 +16,7 @@ import gc
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -313,6 +314,17 @@ def workdir(path: Path | None) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="cwqbo-bench-") as tmp:
         yield Path(tmp)
+
+
+PACE_LOOP = "import time\nt = time.process_time()\nfor i in range(10_000_000): pass\nprint(time.process_time() - t)"
+"""The README's measure of the machine's pace: `python3 -c 'for i in range(10_000_000): pass'`, timed inside."""
+
+
+def machine_pace() -> float:
+    """CPU seconds this machine takes for the README's 10-million-iteration loop, in a fresh interpreter. This
+    machine's pace drifts by half over a day, so every CPU figure is printed beside it."""
+    out = subprocess.run([sys.executable, "-c", PACE_LOOP], capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
 
 
 def verdict(ok: bool) -> str:

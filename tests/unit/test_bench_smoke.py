@@ -46,6 +46,9 @@ def test_sync_throughput_prints_every_figure_and_verdict(capsys: pytest.CaptureF
         if name.startswith(("CW", "our", "speed")):
             assert "target met" in line or "target MISSED" in line, line
     assert re.search(r"simulated invoices/min\s+[\d,.]+ \([\d,.]+-[\d,.]+\)", sync_part)  # median (min-max)
+    # Each CPU figure comes with the machine's pace when it was taken: the README's loop, timed before each run.
+    for part in (sync_part, steady_part):
+        assert float(_figure(part, "the machine's pace").split()[0]) > 0
     assert "1,200" in out and "max(B/40, R/500)" in out
 
 
@@ -139,6 +142,7 @@ def test_cpu_stages_bench_times_every_stage_on_a_real_sync_and_restores_the_prod
     for label, _, _ in cpu_stages.STAGES:
         assert float(_figure(out, label).split()[0]) > 0
     assert _figure(out, "sum of the medians")
+    assert float(_figure(out, "the machine's pace").split()[0]) > 0
 
 
 def test_list_unsynced_bench_lists_the_cache(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
