@@ -316,7 +316,11 @@ def workdir(path: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-PACE_LOOP = "import time\nt = time.process_time()\nfor i in range(10_000_000): pass\nprint(time.process_time() - t)"
+PACE_TURNS = 10_000_000
+"""Turns of the pace loop. A CPU figure divided by (pace / PACE_TURNS) is in turns of it: the machine's drift
+divided out, so a figure measured on a fast day and one on a slow day can be compared."""
+
+PACE_LOOP = f"import time\nt = time.process_time()\nfor i in range({PACE_TURNS}): pass\nprint(time.process_time() - t)"
 """The README's measure of the machine's pace: `python3 -c 'for i in range(10_000_000): pass'`, timed inside."""
 
 

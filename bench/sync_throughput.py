@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import PHYSICAL_PER_MIN, Sample, fmt, measure, pct_spread, print_table, rate_bound, spread, verdict  # noqa: E402,E501
+from common import PACE_TURNS, PHYSICAL_PER_MIN, Sample, fmt, measure, pct_spread, print_table, rate_bound, spread, verdict  # noqa: E402,E501
 
 from cwqbo.sync.engine import SyncDeps, SyncEvent, SyncOptions, SyncReport, run_sync  # noqa: E402
 
@@ -230,6 +230,7 @@ def sync_rows(runs: list[SyncFigures], naive: list[float] | None,
     cw_per = [r.sample.cw_requests / max(1, r.invoices) for r in runs]
     cpu_ms = [r.sample.own_cpu * 1000 / max(1, r.invoices) for r in runs]
     gc_ms = [r.sample.gc_own * 1000 / max(1, r.invoices) for r in runs]
+    turns = [ms / 1000 / (r.pace / PACE_TURNS) for ms, r in zip(cpu_ms, runs, strict=True) if r.pace > 0]
     med = statistics.median
     rows = [
         ("runs", str(len(runs)), "every figure: median (min-max) of the runs"),
@@ -263,6 +264,8 @@ def sync_rows(runs: list[SyncFigures], naive: list[float] | None,
          "collections our allocations started (gc callbacks); a full one walks the simulators' objects too"),
         ("the machine's pace", spread([r.pace for r in runs], 3, " s"),
          "the README's 10-million-iteration loop just before each run: our CPU moves with it"),
+        ("  our CPU per invoice in turns of that loop", spread(turns, 0) if turns else "-",
+         "each run's CPU per invoice / (its pace / 10 million): the figure with the machine's drift divided out"),
         ("peak RSS (whole process)", f"{fmt(max(r.sample.rss_peak_mb for r in runs))} MB",
          f"{fmt(s.rss_before_mb)} MB before the run (simulators + generated data included)"),
     ]

@@ -52,6 +52,22 @@ def test_sync_throughput_prints_every_figure_and_verdict(capsys: pytest.CaptureF
     assert "1,200" in out and "max(B/40, R/500)" in out
 
 
+def test_cpu_in_turns_of_the_pace_loop_divides_the_machine_out() -> None:
+    """Two runs of the same code, one on a day twice as slow: the same figure in turns of the README's loop."""
+    import common
+    import sync_throughput
+
+    def run(cpu_s: float, pace: float) -> sync_throughput.SyncFigures:
+        sample = common.Sample(sim_seconds=60.0, cpu=cpu_s)
+        return sync_throughput.SyncFigures(1000, 1000, 0, sample, common.Sample(),
+                                           sync_throughput.SyncReport(run_id=None), 5.0, 0.2, {}, pace)
+
+    rows = dict((name.strip(), value) for name, value, _ in
+                sync_throughput.sync_rows([run(0.4, 0.2), run(0.8, 0.4)], None))
+    assert rows["our CPU per invoice"] == "0.600 ms (0.400-0.800)"
+    assert rows["our CPU per invoice in turns of that loop"] == "20,000 (20,000-20,000)"
+
+
 def test_memory_runs_the_sync_in_a_process_of_its_own(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import sync_throughput
 
