@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cwqbo import collector
 from cwqbo.state import cache
 from cwqbo.clock import Clock
 from cwqbo.connectwise import conditions as cond
@@ -203,9 +204,10 @@ def refresh(cw: CWLike, store: Store, filters: Filters, *, full: bool = False, c
     fhash = filters_hash(filters)
     watermark = store.get_meta(WATERMARK)
     pending_full = store.get_meta(FULL_CURSOR) is not None
-    if full or pending_full or watermark is None or store.get_meta(FILTERS_HASH) != fhash:
-        return _full(cw, store, scope, fhash, clock, progress, calls0, build_invoice, on_page)
-    return _incremental(cw, store, scope, watermark, clock, progress, calls0, build_invoice, on_page)
+    with collector.relaxed():  # a refilter of 100,000 invoices decodes a page at a time: see cwqbo/collector.py
+        if full or pending_full or watermark is None or store.get_meta(FILTERS_HASH) != fhash:
+            return _full(cw, store, scope, fhash, clock, progress, calls0, build_invoice, on_page)
+        return _incremental(cw, store, scope, watermark, clock, progress, calls0, build_invoice, on_page)
 
 
 def _store_page(cw: CWLike, store: Store, raws: list[dict[str, Any]], scope: Scope, fetched_at: str,

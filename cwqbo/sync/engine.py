@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from cwqbo import collector
 from cwqbo.state import runs
 from cwqbo.sync import cw_batch
 from cwqbo.state import cache, ledger
@@ -204,7 +205,8 @@ def run_sync(deps: SyncDeps, options: SyncOptions, progress: Progress | None = N
         raise UsageError("no invoice numbers given")
     if scheduled_noop(deps.prefs, options):
         return SyncReport(run_id=None, status="noop", dry_run=options.dry_run, message=NOOP_MESSAGE)
-    return _Engine(deps, options, progress).execute()
+    with collector.relaxed():  # a run's decoded pages are short-lived: see cwqbo/collector.py
+        return _Engine(deps, options, progress).execute()
 
 
 def scheduled_noop(prefs: Prefs, options: SyncOptions) -> bool:

@@ -28,7 +28,7 @@ LAYERS: dict[str, set[str]] = {
     "cli": {*BELOW_SYNC, "sync", "app", "cli"},
     "sandbox": {"core", "sandbox", "quickbooks"},  # quickbooks: the same field limits the client obeys
 }
-CORE = {"money", "errors", "clock", "crashpoints", "http", "pagination", "models", "files", "in_flight",
+CORE = {"money", "errors", "clock", "crashpoints", "http", "pagination", "models", "files", "in_flight", "collector",
         "__init__", "__main__"}
 APP = {"context", "connect", "notify"}
 # the two commands whose job is to run the simulators
