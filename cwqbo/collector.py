@@ -2,10 +2,10 @@
 
 A sync decodes large answers (a ConnectWise page, a QBO batch answer) into short-lived dicts and lists. At the default
 threshold a young collection runs every 700 net allocations of containers, and objects alive at that moment (the page
-being decoded) are promoted, so older generations fill up and full collections follow: a 10,000-invoice run made
-about 5,200 young and 26 full collections, each full one walking every live object. With the young threshold at
-10,000 most of those objects are already freed by reference counting when a collection comes: the same run makes
-about 240 young and 2 full collections.
+being decoded) are promoted, so older generations fill up and full collections follow: the 10,000-invoice bench
+(building its sandbox, the run and an idle re-run) made about 5,200 young and 26 full collections, each full one
+walking every live object. With the young threshold at 10,000 during the runs most of those objects are already
+freed by reference counting when a collection comes: about 600 young and 5 full collections.
 
 Reference cycles are still collected, only later. Each HTTP exchange leaves one (httpx's response and its stream),
 so a page's body can wait up to 10,000 allocations longer; the `--memory` bench shows what that costs at 100,000
