@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from cwqbo import collector
+from cwqbo.clock import ManualClock
 from cwqbo.quickbooks.client import BatchItemResult, BatchOp, QBOClient
+from cwqbo.settings.prefs import Filters
+from cwqbo.state.store import Store
+from cwqbo.sync import discover
+from tests.unit.test_discover import FakeCW, raw_invoice
 from tests.unit.test_sync import World, _assert_exactly_once, make_world
 
 
@@ -69,4 +74,24 @@ def test_a_sync_runs_with_the_relaxed_collector_and_gives_the_thresholds_back(
     report = world.sync()
     assert report.created == len(_assert_exactly_once(world)) > 0
     assert seen and set(seen) == {collector.YOUNG_THRESHOLD}
+    assert gc.get_threshold() == thresholds
+
+
+def test_a_cache_refresh_on_its_own_runs_relaxed_too(tmp_path: Path, thresholds: tuple[int, int, int]) -> None:
+    """`refilter` and `list-unsynced` refresh the cache outside any sync run."""
+    seen: list[int] = []
+
+    class Recording(FakeCW):
+        def products_for(self, ids: Any) -> dict[int, list[dict[str, Any]]]:
+            seen.append(gc.get_threshold()[0])
+            return super().products_for(ids)
+
+    store = Store.open(tmp_path / "cwqbo.db")
+    try:
+        found = discover.refresh(Recording([raw_invoice(i) for i in range(1, 6)]), store, Filters(), full=True,
+                                 clock=ManualClock(start=1_795_500_000.0))
+    finally:
+        store.close()
+    assert found.fetched == 5
+    assert seen == [collector.YOUNG_THRESHOLD]
     assert gc.get_threshold() == thresholds
